@@ -1,0 +1,179 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Preface: how to use this book
+#
+# This book teaches deep generative models by building them. Every chapter is a notebook that
+# derives a model, trains it on data you can hold in your head, measures it and lets you play with it.
+# The models themselves live in a small, tested Python package, `genlib`, which the chapters import:
+# the code you read next to an equation is the code that produced the figure below it, and the test
+# suite checks that code against independent references (SciPy, scikit-learn, closed forms,
+# brute-force enumeration).
+#
+# One idea organises the whole book: **a generative model is a probability distribution you can
+# fit, score and sample**. Each family of models gives up one of those three abilities, or pays
+# for it with an approximation, to get the other two. Chapter 1 makes the idea precise; the
+# chapters after it build one family each, and the last one measures all of them on the same data.
+#
+# ## Three ways in
+#
+# **Read it.** The rendered book holds every chapter executed, with its figures and numbers. The
+# animations in it (they have play and step buttons) were computed when the book was built, so they
+# work without Python.
+#
+# **Run it in JupyterLab.** Each chapter is a Jupyter notebook. With a running kernel, the
+# interactive parts become live: sliders redraw the figures as you move them. Set up once and
+# start JupyterLab from the repository root:
+#
+# ```bash
+# make setup                    # creates .venv: torch 2.13 (CPU) first, then the pinned rest
+# .venv/bin/jupyter lab book/
+# ```
+#
+# The notebooks are paired with plain-Python sources (`book/NN_name.py`, jupytext "percent"
+# format); edit either, and Jupytext keeps the two in step.
+#
+# **Run it with parameters, on a GPU.** Every chapter has one cell tagged `parameters` near the
+# top. Its values are the *book profile*: CPU, embedded data, about a minute per chapter. The
+# runner executes chapters through [papermill](https://papermill.readthedocs.io) with other values,
+# writing the executed notebooks elsewhere (the committed ones are never touched):
+#
+# ```bash
+# .venv/bin/python -m genlib.run 04 device=cuda dataset=binarized_mnist epochs=200
+# .venv/bin/python -m genlib.run --all --profile paper --out runs/paper
+# ```
+#
+# Named profiles (`book`, `paper`) are kept in `book/profiles.yml`. The runner prints one line
+# per chapter with its wall time; a chapter that fails is reported with its error and the others
+# still run.
+#
+# ## The two commands
+#
+# ```bash
+# make book   # execute every chapter (book profile) and build the HTML book into _build/html
+# make test   # genlib's unit tests and nbval on every chapter
+# ```
+#
+# Both create the environment when it is missing. `make test` is what continuous integration runs.
+#
+# ## The parameters of this page
+#
+# Even the preface has a parameters cell, so that every page of the book runs the same way.
+
+# %% tags=["parameters"]
+device = "cpu"  # "auto", "cpu", "cuda" or "mps"
+dataset = "digits"  # the image data set shown below: "digits", "mnist" or "binarized_mnist"
+epochs = 1  # nothing is trained on this page; validated like everywhere else
+seed = 0
+
+# %%
+import matplotlib.pyplot as plt
+import torch
+
+import genlib
+from genlib import data, plot
+from genlib.train import check_epochs
+
+dev = genlib.device(device)
+gen = genlib.seed_everything(seed)
+data.check_dataset(dataset, data.IMAGES)
+check_epochs(epochs)
+
+# %% [markdown]
+# Every chapter starts with the same three lines: `genlib.device` turns `"auto"` into the
+# best device this machine has (and refuses one it lacks), `genlib.seed_everything` seeds
+# Python, NumPy and PyTorch and returns a generator for the chapter's own random draws, and the
+# data set name is checked against the ones the chapter supports. Try `device = "cuda"` on a
+# machine without a GPU, or `dataset = "cifar"`: the error says what went wrong and what would work.
+#
+# ## The data
+#
+# So that every family can be compared on the same thing, the book uses a few data sets again
+# and again.
+#
+# **Two-dimensional toys.** Densities you can see: two moons, concentric rings, eight Gaussians
+# on a circle, a spiral and a swiss roll, each generated from a seed.
+
+# %%
+fig, axes = plt.subplots(1, len(data.TOYS), figsize=(3 * len(data.TOYS), 3))
+for ax, name in zip(axes, data.TOYS):
+    plot.scatter(data.toy(name, n=1000, seed=seed), ax=ax, title=name)
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
+# **Handwritten digits.** The default image data set is scikit-learn's copy of the UCI optical
+# digits {cite:p}`alpaydin1998digits`: 1797 images of 8×8 pixels with 17 grey levels (0 to 16).
+# It ships inside scikit-learn, so nothing is downloaded, and a model trains on it in seconds on a
+# laptop CPU. Every chapter uses the same split, in the data set's own order: the first 1000
+# images for training, the next 350 for validation and the last 447 for testing — the split used
+# by published results on this data {cite:p}`tomczak2022dgm`, so the book's test log-likelihoods
+# (in nats per image) can be compared with theirs.
+
+# %% tags=["nbval-check-output"]
+splits = {split: data.images(dataset, split) for split in data.SPLITS}
+for split, part in splits.items():
+    print(f"{split:5s}: x {tuple(part.x.shape)}, levels 0..{part.levels - 1}, "
+          f"labels {torch.bincount(part.y, minlength=10).tolist()}")
+
+# %%
+train = splits["train"]
+plot.image_grid(train.x[:40], shape=train.shape, nrow=20, title=f"the first 40 training images of {dataset}")
+plt.show()
+
+# %% [markdown]
+# **MNIST.** For the larger runs on a GPU, `dataset="mnist"` (256 grey levels, 28×28) and
+# `dataset="binarized_mnist"` (one fixed Bernoulli draw per pixel) download the original files once
+# {cite:p}`lecun1998gradient`, check them against their published checksums and cache them in
+# `~/.cache/genlib` (or wherever `GENLIB_DATA` points). A download that is interrupted or corrupted
+# leaves no file behind.
+#
+# ## Units of likelihood
+#
+# A model of images is scored by its negative log-likelihood on test images. The book reports it in
+# **nats per image**, $-\log p(x)$ with the natural logarithm, and in **bits per dimension**,
+# the same number divided by $D \ln 2$ for $D$ pixels. The uniform distribution over all $17^{64}$
+# digit images is the baseline every model must beat:
+
+# %% tags=["nbval-check-output"]
+from genlib import metrics
+
+baseline = metrics.uniform_nats(dims=train.dims, levels=train.levels)
+print(f"uniform model: {baseline:.2f} nats per image = {metrics.nats_to_bpd(baseline, train.dims):.3f} bits/dim")
+
+# %% [markdown]
+# ## Notation
+#
+# The book follows one notation throughout; `genlib` uses the same symbols as variable names.
+#
+# | symbol | meaning | in `genlib` |
+# | --- | --- | --- |
+# | $X$, $Z$ | random variables (data, latent) | — |
+# | $x$, $z$ | their values (realisations) | `x`, `z` |
+# | $p(X)$ | a distribution: the whole function | a model object |
+# | $p(x)$ | the probability (density) of one value $x$ | `model.log_prob(x)` returns $\log p(x)$ |
+# | $p_{\text{data}}$ | the distribution the data came from | — |
+# | $p_\theta$ | a model with parameters $\theta$ | `model.parameters()` |
+# | $q_\phi(z \mid x)$ | an approximate posterior (encoder) with parameters $\phi$ | `encoder` |
+# | $\mathbb{E}_{x \sim p}[f(x)]$ | expectation of $f$ under $p$ | a mean over samples |
+# | $\mathrm{KL}(p \,\Vert\, q)$ | Kullback–Leibler divergence | `kl_*` functions |
+# | $\mu$, $\sigma^2$, $\log \sigma^2$ | mean, variance, log-variance | `mu`, `var`, `log_var` |
+# | $\varepsilon$ | standard normal noise | `eps` |
+# | $\beta$ | a weight on a KL term (Chapter 4) or a noise level (Chapter 7) | `beta` |
+# | $N$, $D$, $K$ | data points, dimensions, mixture components or samples | `n`, `dims`, `k` |
+#
+# Shapes are written in comments in the code, e.g. `# (N, D)` for $N$ points of $D$ dimensions.
+#
+# ## What you need to know
+#
+# Probability at the level of densities, expectations and Bayes' rule; linear algebra; and enough
+# PyTorch to read a training loop. The probability you need is recalled where it is used; the
+# appendix collects it.

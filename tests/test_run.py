@@ -1,0 +1,114 @@
+"""The chapter runner, on a tiny book of its own made in a temporary folder."""
+import json
+import textwrap
+
+import nbformat
+import pytest
+
+from genlib import run
+
+HEADER = textwrap.dedent("""\
+    # ---
+    # jupyter:
+    #   jupytext:
+    #     formats: ipynb,py:percent
+    #   kernelspec:
+    #     display_name: Python 3
+    #     language: python
+    #     name: python3
+    # ---
+    """)
+
+
+def chapter(body: str) -> str:
+    return HEADER + textwrap.dedent(body)
+
+
+@pytest.fixture
+def book(tmp_path):
+    folder = tmp_path / "book"
+    folder.mkdir()
+    (folder / "01_first.py").write_text(chapter("""
+        # %% tags=["parameters"]
+        epochs = 2
+        k = 3
+
+        # %%
+        from genlib.train import check_epochs
+        check_epochs(epochs)
+        print(json.dumps({"epochs": epochs, "k": k}) if (json := __import__("json")) else "")
+        """))
+    (folder / "02_second.py").write_text(chapter("""
+        # %% tags=["parameters"]
+        dataset = "digits"
+
+        # %%
+        from genlib.data import check_dataset
+        check_dataset(dataset, ("digits",))
+        print("dataset", dataset)
+        """))
+    (folder / "notes.py").write_text("# not a chapter\n")
+    (folder / "profiles.yml").write_text("book: {}\npaper:\n  all: {epochs: 9}\n  02_second: {dataset: digits}\n")
+    return folder
+
+
+def printed(path):
+    nb = nbformat.read(path, as_version=4)
+    return "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
+
+
+def test_chapters_are_found_and_named_three_ways(book):
+    assert [c.stem for c in run.chapters(book)] == ["01_first", "02_second"]
+    assert [c.stem for c in run.select(["2", "first"], book)] == ["02_second", "01_first"]
+    with pytest.raises(ValueError, match=r"unknown chapter '7'; choose one of: 01_first, 02_second"):
+        run.select(["7"], book)
+
+
+def test_overrides_are_parsed_as_yaml():
+    assert run.parse_overrides(["epochs=50", "device=cuda", "betas=[1, 4]", "lr=1e-3"]) == {
+        "epochs": 50, "device": "cuda", "betas": [1, 4], "lr": 1e-3}
+    with pytest.raises(ValueError, match="not of the form name=value"):
+        run.parse_overrides(["=3"])
+
+
+def test_profile_then_overrides_limited_to_declared_parameters(book):
+    c = run.select(["01"], book)[0]
+    declared = run.declared_parameters(run.notebook(c))
+    assert declared == {"epochs": 2, "k": 3}
+    profile = run.load_profile("paper", book)
+    assert run.parameters_for(c, declared, profile, {"k": 5, "dataset": "x"}) == {"epochs": 9, "k": 5}
+    with pytest.raises(ValueError, match=r"unknown profile 'fast'; choose one of: book, paper"):
+        run.load_profile("fast", book)
+
+
+def test_a_run_executes_with_overrides_and_never_in_place(book, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert run.main(["01", "k=7", "--book", str(book), "--out", str(out)]) == 0
+    assert json.loads(printed(out / "01_first.ipynb").splitlines()[-1]) == {"epochs": 2, "k": 7}
+    assert not list(book.glob("*.ipynb"))
+    line = capsys.readouterr().out.splitlines()[0]
+    assert line.startswith("ok    01_first") and line.endswith("k=7")
+
+
+def test_a_failing_chapter_is_reported_and_the_others_still_run(book, tmp_path, capsys):
+    out = tmp_path / "out"
+    code = run.main(["--all", "epochs=0", "--book", str(book), "--out", str(out)])
+    lines = capsys.readouterr().out.splitlines()
+    assert code == 1
+    assert lines[0].startswith("FAIL  01_first")
+    assert lines[1].strip() == "ValueError: epochs must be a positive integer (1, 2, ...), got 0"
+    assert lines[2].startswith("ok    02_second")
+    assert lines[-1].startswith("1 passed, 1 failed")
+    assert "dataset digits" in printed(out / "02_second.ipynb")
+
+
+def test_an_unknown_dataset_fails_with_its_choices(book, tmp_path, capsys):
+    assert run.main(["02", "dataset=cifar", "--book", str(book), "--out", str(tmp_path / "o")]) == 1
+    assert "ValueError: unknown dataset 'cifar'; choose one of: digits" in capsys.readouterr().out
+
+
+def test_bad_command_lines_exit_2_before_running(book, tmp_path, capsys):
+    assert run.main(["01", "nope=1", "--book", str(book), "--out", str(tmp_path / "o")]) == 2
+    assert "no chosen chapter has a parameter named nope" in capsys.readouterr().err
+    assert run.main(["01", "--book", str(book), "--out", str(book)]) == 2
+    assert "never run in place" in capsys.readouterr().err

@@ -1,0 +1,105 @@
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from genlib import train
+
+
+def regression(n=256, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 3, generator=g)
+    y = x @ torch.tensor([[1.0], [-2.0], [0.5]]) + 0.1 * torch.randn(n, 1, generator=g)
+    return x, y
+
+
+def mse(model, batch):
+    x, y = batch
+    return ((model(x) - y) ** 2).mean()
+
+
+def test_one_step_dry_run_reduces_the_loss():
+    model = nn.Linear(3, 1)
+    data = regression()
+    before = train.evaluate(model, mse, data)
+    history = train.fit(model, mse, data, data, epochs=3, batch_size=64, lr=0.05, progress=False)
+    assert history.epochs == 3 and len(history.val) == 3 and len(history.seconds) == 3
+    assert history.val[-1] < before
+    assert history.best_epoch == min(range(3), key=history.val.__getitem__)
+
+
+def test_evaluate_weights_batches_by_size():
+    model = nn.Linear(3, 1)
+    x, y = regression(n=100)
+    assert train.evaluate(model, mse, (x, y), batch_size=30) == pytest.approx(float(mse(model, (x, y)).detach()), rel=1e-5)
+
+
+@pytest.mark.parametrize("bad", [0, -3, 2.5, "10", True])
+def test_bad_epochs_name_the_value(bad):
+    with pytest.raises(ValueError, match=r"epochs must be a positive integer \(1, 2, \.\.\.\), got"):
+        train.fit(nn.Linear(3, 1), mse, regression(), epochs=bad, progress=False)
+
+
+def test_non_finite_loss_stops_with_a_clear_error():
+    x, y = regression()
+    y[5] = math.nan
+    with pytest.raises(train.NonFiniteLossError, match=r"loss is nan at epoch 1, step 1"):
+        train.fit(nn.Linear(3, 1), mse, (x, y), epochs=2, batch_size=1000, progress=False)
+
+
+def test_early_stopping_restores_the_best_weights():
+    x, y = regression()
+    val = (x[:64], -y[:64])  # a validation set that training can only get worse on
+    model = nn.Linear(3, 1)
+    history = train.fit(model, mse, (x, y), val, epochs=50, lr=0.05, patience=3, progress=False)
+    assert history.stopped_early and history.epochs == history.best_epoch + 4
+    assert train.evaluate(model, mse, val) == pytest.approx(history.val[history.best_epoch], rel=1e-5)
+
+
+def test_checkpoint_resume_continues_where_it_stopped(tmp_path):
+    data = regression()
+    path = tmp_path / "ckpt.pt"
+    torch.manual_seed(0)
+    full = nn.Linear(3, 1)
+    ref = train.fit(full, mse, data, data, epochs=4, generator=torch.Generator().manual_seed(1), progress=False)
+
+    torch.manual_seed(0)
+    part = nn.Linear(3, 1)
+    gen = torch.Generator().manual_seed(1)
+    train.fit(part, mse, data, data, epochs=2, checkpoint=path, generator=gen, progress=False)
+    resumed_model = nn.Linear(3, 1)
+    resumed = train.fit(resumed_model, mse, data, data, epochs=4, checkpoint=path, generator=gen, progress=False)
+    assert resumed.epochs == 4
+    assert resumed.val == pytest.approx(ref.val, rel=1e-6)
+    assert torch.allclose(resumed_model.weight, full.weight, atol=1e-6)
+    assert [p.name for p in tmp_path.iterdir()] == ["ckpt.pt"]  # atomic: no temp files
+
+
+def test_checkpoints_load_with_weights_only(tmp_path):
+    model = nn.Linear(3, 1)
+    train.fit(model, mse, regression(), epochs=1, checkpoint=tmp_path / "c.pt", progress=False)
+    state = torch.load(tmp_path / "c.pt", weights_only=True)
+    assert set(state) == {"model", "optimizer", "history"}
+    assert torch.equal(state["model"]["weight"], model.weight.detach())
+
+
+def test_an_interrupt_returns_the_history_so_far(tmp_path):
+    calls = {"n": 0}
+
+    def interrupting(model, batch):
+        calls["n"] += 1
+        if calls["n"] > 4:  # 4 batches of 64 = one epoch, then Ctrl-C
+            raise KeyboardInterrupt
+        return mse(model, batch)
+
+    history = train.fit(nn.Linear(3, 1), interrupting, regression(), epochs=5, batch_size=64,
+                        checkpoint=tmp_path / "c.pt", progress=False)
+    assert history.interrupted and history.epochs == 1
+    saved, next_epoch = train.load_checkpoint(tmp_path / "c.pt", nn.Linear(3, 1))
+    assert next_epoch == 1 and saved.train == history.train
+
+
+def test_unequal_tensors_are_rejected():
+    with pytest.raises(ValueError, match="differ in length"):
+        train.fit(nn.Linear(3, 1), mse, (torch.zeros(5, 3), torch.zeros(4, 1)), progress=False)
