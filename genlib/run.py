@@ -129,14 +129,17 @@ def execute(chapter: Chapter, params: dict, out: Path, book: Path = BOOK) -> tup
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
-    target = out / f"{chapter.stem}.ipynb"
+    target, failed = out / f"{chapter.stem}.ipynb", out / f"{chapter.stem}.failed.ipynb"
+    failed.unlink(missing_ok=True)
     try:
         # papermill saves after every cell, so a failed chapter leaves its partial notebook to read
         nb = papermill.execute_notebook(notebook(chapter), str(target), parameters=params,
                                         kernel_name="python3", cwd=str(book), progress_bar=False)
-    except PapermillExecutionError as err:
-        return False, f"{err.ename}: {err.evalue}".splitlines()[0]
-    except Exception as err:  # the kernel died, a bad notebook...: report it, keep going
+    except Exception as err:  # an error in a cell, a dead kernel...: report it, keep going
+        if target.exists():  # kept for reading, under a name the book build will not pick up
+            target.replace(failed)
+        if isinstance(err, PapermillExecutionError):
+            return False, f"{err.ename}: {err.evalue}".splitlines()[0]
         return False, f"{type(err).__name__}: {err}".splitlines()[0]
     clean(nb)
     nbformat.write(nb, target)

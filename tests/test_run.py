@@ -100,6 +100,8 @@ def test_a_failing_chapter_is_reported_and_the_others_still_run(book, tmp_path, 
     assert lines[2].startswith("ok    02_second")
     assert lines[-1].startswith("1 passed, 1 failed")
     assert "dataset digits" in printed(out / "02_second.ipynb")
+    assert not (out / "01_first.ipynb").exists()  # a failure is kept aside, never built
+    assert "epochs must be a positive integer" in json.dumps(nbformat.read(out / "01_first.failed.ipynb", 4))
 
 
 def test_an_unknown_dataset_fails_with_its_choices(book, tmp_path, capsys):
