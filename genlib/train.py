@@ -153,7 +153,7 @@ def _train_epoch(model, loss, optimizer, train, batch_size, device, generator, e
         value = loss(model, batch)
         if not torch.isfinite(value):
             raise NonFiniteLossError(
-                f"loss is {float(value)} at epoch {epoch + 1}, step {step + 1}; "
+                f"loss is {float(value.detach())} at epoch {epoch + 1}, step {step + 1}; "
                 f"try a smaller learning rate or check the data for NaNs"
             )
         optimizer.zero_grad(set_to_none=True)
