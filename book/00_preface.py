@@ -85,7 +85,7 @@ from genlib.train import check_epochs
 dev = genlib.device(device)
 gen = genlib.seed_everything(seed)
 data.check_dataset(dataset, data.IMAGES)
-check_epochs(epochs)
+epochs = check_epochs(epochs)
 
 # %% [markdown]
 # Every chapter starts with the same three lines: `genlib.device` turns `"auto"` into the
@@ -128,6 +128,28 @@ for split, part in splits.items():
 train = splits["train"]
 plot.image_grid(train.x[:40], shape=train.shape, nrow=20, title=f"the first 40 training images of {dataset}")
 plt.show()
+
+# %% [markdown]
+# ## Try it: browse the data
+#
+# The book's interactive figures come in two forms. With a kernel (JupyterLab), `widgets.live`
+# turns a drawing function into sliders that redraw on every move; in the rendered book, where no
+# kernel runs, `widgets.animate` shows the same drawing precomputed at a few values, with play and
+# step buttons. Both call one function, here one that draws a fresh sample of any toy:
+
+# %%
+from genlib import widgets
+
+
+def draw_toy(fig, name="moons", draw_seed=0):
+    ax = fig.add_subplot(1, 1, 1)
+    plot.scatter(data.toy(name, n=800, seed=draw_seed), ax=ax, title=f"{name}, seed {draw_seed}")
+
+
+widgets.live(draw_toy, figsize=(4, 4), name=list(data.TOYS), draw_seed=(0, 20, 1))
+
+# %%
+widgets.animate(lambda fig, name: draw_toy(fig, name, seed), data.TOYS, figsize=(4, 4), interval=900)
 
 # %% [markdown]
 # **MNIST.** For the larger runs on a GPU, `dataset="mnist"` (256 grey levels, 28×28) and
@@ -177,3 +199,30 @@ print(f"uniform model: {baseline:.2f} nats per image = {metrics.nats_to_bpd(base
 # Probability at the level of densities, expectations and Bayes' rule; linear algebra; and enough
 # PyTorch to read a training loop. The probability you need is recalled where it is used; the
 # appendix collects it.
+#
+# ## Exercises
+#
+# 1. Run this page through the runner with `dataset=cifar`, then with `epochs=0`. What does each
+#    error name, and why is it better for a chapter to fail in its first cell than after training?
+#
+# ```{admonition} Solution
+# :class: dropdown
+# `python -m genlib.run 00 dataset=cifar` fails with
+# `ValueError: unknown dataset 'cifar'; choose one of: digits, mnist, binarized_mnist` and
+# `epochs=0` with `ValueError: epochs must be a positive integer (1, 2, ...), got 0`. Each names
+# the bad value and what would have worked. Checking the parameters before any work means a typo in
+# a long GPU run costs seconds, not the hour of training that would precede a late failure.
+# ```
+#
+# 2. A model assigns the test digits an average of 90 nats per image. How many bits per
+#    dimension is that, and how many times more probable than under the uniform model is a typical
+#    test image?
+#
+# ```{admonition} Solution
+# :class: dropdown
+# $90 / (64 \ln 2) \approx 2.03$ bits per dimension. The uniform model gives every image
+# $-\log p = 64 \ln 17 \approx 181.3$ nats, so the ratio of probabilities is
+# $e^{181.3 - 90} = e^{91.3} \approx 10^{39.7}$: a typical test image is about $10^{40}$ times more
+# probable under the model. Likelihoods of whole images are astronomically small numbers, which is
+# why they are always reported as logarithms.
+# ```
