@@ -1,0 +1,957 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Autoencoders and variational autoencoders
+#
+# Chapter 2 fitted a *finite* mixture of Gaussians: pick one of $K$ components, then draw a
+# point from it. This chapter lets the component index become a continuous vector $z$ and the
+# component's mean a neural network of $z$. The result, the variational autoencoder (VAE)
+# {cite:p}`kingma2014vae,rezende2014stochastic`, is a generator that maps simple noise to images
+# *and* an encoder that maps images back to codes.
+#
+# We build it in three steps, following the three tricks that make the integral
+# $p_\theta(x)=\int p_\theta(x\mid z)\,p(z)\,dz$ computable:
+#
+# 1. approximate the integral with samples from the prior (Monte Carlo);
+# 2. sample where $p_\theta(x\mid z)$ is large instead (importance sampling);
+# 3. let a network predict, for each $x$, where that is (an encoder, *amortised inference*).
+#
+# Each trick is run and measured on a small model whose $\log p(x)$ and posterior are known
+# exactly, so that we can see the error of every estimate. Then we train VAEs on the digits and
+# look at what they learn: reconstructions, samples, latent traversals, a 2-D latent map, the
+# effect of $\beta$, a class-conditional VAE, and test log-likelihoods.
+
+# %% tags=["parameters"]
+device = "cpu"          # "auto", "cpu", "cuda" or "mps"
+dataset = "digits"      # "digits", "mnist" or "binarized_mnist" (MNIST downloads when asked)
+model = "mlp"           # "mlp" or "conv" (encoder and decoder networks)
+epochs = 60             # at most, per model; training stops early on the validation loss
+latent_dim = 32         # L, the size of z for the main VAE
+betas = [0.5, 1.0, 4.0] # the β-VAEs compared in section 9
+k_iwae = 1000           # importance samples for the test log-likelihood
+seed = 0
+
+# %%
+import inspect
+import math
+import time
+from dataclasses import replace
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from sklearn.linear_model import LogisticRegression
+from torch.distributions import MultivariateNormal, Normal, kl_divergence
+
+import ipywidgets
+
+import genlib
+from genlib import data, metrics, plot, vae, widgets
+from genlib.train import check_epochs, fit
+
+dev = genlib.device(device)
+gen = genlib.seed_everything(seed)
+data.check_dataset(dataset, ("digits", "mnist", "binarized_mnist"))
+check_epochs(epochs)
+if model not in vae.ARCHS:
+    raise ValueError(f"unknown model {model!r}; choose one of: {', '.join(vae.ARCHS)}")
+if not isinstance(betas, (list, tuple)) or not betas or any(
+        isinstance(b, bool) or not isinstance(b, (int, float)) or b <= 0 for b in betas):
+    raise ValueError(f"betas must be a non-empty list of positive numbers (papermill: -y 'betas: [1.0, 4.0]'), "
+                     f"got {betas!r}")
+if not isinstance(k_iwae, int) or k_iwae < 1:
+    raise ValueError(f"k_iwae must be a positive integer, got {k_iwae!r}")
+
+
+def show(fn):
+    """Print the source of a genlib function, to read next to its equation."""
+    print(inspect.getsource(fn))
+
+
+# %% [markdown]
+# ## 1. Two inverse maps: representation learning and generation
+#
+# An **encoder** maps data to a representation (analysis); a **generator** or **decoder** maps a
+# representation to data (synthesis). Representation learning studies the first map, generative
+# modelling the second, and an autoencoder trains both at once by composing them:
+#
+# $$
+# z = f_\phi(x), \qquad \hat x = g_\theta(z), \qquad
+# \min_{\phi,\theta}\; \frac1N\sum_{n=1}^N \ell\big(x^{(n)},\, g_\theta(f_\phi(x^{(n)}))\big).
+# $$
+#
+# With $\ell(x,\hat x)=\lVert x-\hat x\rVert^2$ this is the classic autoencoder
+# {cite:p}`hinton2006reducing`. The code $z$ has fewer dimensions than $x$ (a *bottleneck*), so the
+# network cannot copy its input and must find a compressed description. Why should one exist? The
+# **manifold hypothesis** {cite:p}`bengio2013representation`: natural images fill only a thin,
+# low-dimensional region of pixel space. Almost every random 8x8 grey image is noise, not a digit;
+# the digits vary along a few directions (which digit, slant, stroke width, size), and a good code
+# is a coordinate system on that region.
+#
+# genlib's `Autoencoder` uses the same networks and the same decoder likelihood as the VAE below,
+# with a deterministic code; its loss is $-\log p_\theta(x\mid z=f_\phi(x))$, which for a Gaussian
+# decoder with fixed variance is the squared error up to constants (section 6 shows the decoders).
+
+# %%
+splits = {name: data.images(dataset, name) for name in ("train", "val", "test")}
+train, val, test = splits["train"], splits["val"], splits["test"]
+config = vae.VAEConfig.for_dataset(dataset, latent_dim=latent_dim, arch=model)
+x_train, x_val, x_test = (vae.model_inputs(s.x, config, gen) for s in (train, val, test))
+D, shape = config.dims, config.shape
+settings = vae.TrainConfig()
+print(f"{dataset}: train {tuple(x_train.shape)}, val {tuple(x_val.shape)}, test {tuple(x_test.shape)}; "
+      f"decoder likelihood: {config.likelihood}")
+print(config)
+
+
+def train_model(net, train_data, val_data):
+    """Adam with early stopping on the validation loss (genlib.train.fit); one summary line."""
+    tic = time.perf_counter()
+    history = fit(net, vae.batch_loss, train_data, val_data, epochs=epochs, batch_size=settings.batch_size,
+                  lr=settings.lr, patience=settings.patience, device=dev, generator=gen, progress=False)
+    print(f"{type(net).__name__}: {history.epochs} epochs in {time.perf_counter() - tic:.1f} s, "
+          f"best validation loss {history.best:.2f} (epoch {history.best_epoch + 1})")
+    return history
+
+
+# %%
+autoencoder = vae.Autoencoder(config)
+ae_history = train_model(autoencoder, (x_train,), (x_val,))
+with torch.no_grad():
+    ae_recon = autoencoder.reconstruct(x_test[:16].to(dev)).cpu()
+fig, axes = plt.subplots(1, 2, figsize=(8, 2.6))
+plot.image_grid(vae.model_inputs(test.x[:16], config), shape, nrow=8, ax=axes[0], title="test images")
+plot.image_grid(ae_recon, shape, nrow=8, ax=axes[1], title="autoencoder reconstructions")
+plt.show()
+
+# %% [markdown]
+# The reconstructions are close to the inputs although every image passed through a code of
+# $L$ numbers. Are those numbers useful for something else? A cheap test is a *linear probe*:
+# fit a logistic regression that predicts the digit's label from the code, using the training
+# labels only, and compare it with the same classifier on raw pixels.
+
+
+# %%
+def probe(features_train, features_test, n=5000):
+    """Test accuracy of a logistic regression fitted to (at most n) training features and labels."""
+    clf = LogisticRegression(max_iter=3000).fit(features_train[:n].numpy(), train.y[:n].numpy())
+    return clf.score(features_test.numpy(), test.y.numpy())
+
+
+with torch.no_grad():
+    codes_train = autoencoder.encode(x_train.to(dev)).cpu()
+    codes_test = autoencoder.encode(x_test.to(dev)).cpu()
+pixels_train, pixels_test = autoencoder.features(x_train), autoencoder.features(x_test)
+print(f"linear probe accuracy: raw pixels ({D} numbers) {probe(pixels_train, pixels_test):.3f}, "
+      f"autoencoder codes ({config.latent_dim} numbers) {probe(codes_train, codes_test):.3f}")
+
+# %% [markdown]
+# The code keeps most of what the label needs, with fewer numbers and no labels during training.
+# But an autoencoder is not a generative model: it defines no distribution over codes, so there is
+# no principled way to pick a $z$ to decode. Decoding random codes shows the problem (left): the
+# codes the encoder uses occupy some irregular region, and a standard normal $z$ lands outside it.
+
+# %%
+with torch.no_grad():
+    random_codes = torch.randn(16, config.latent_dim, generator=gen).to(dev)
+    ae_fantasies = autoencoder.decode(random_codes).mean.cpu()
+fig, axes = plt.subplots(1, 2, figsize=(8, 2.6))
+plot.image_grid(ae_fantasies, shape, nrow=8, ax=axes[0], title="autoencoder: decode z ~ N(0, I)")
+axes[1].hist(codes_test[:, :4].numpy(), bins=30, histtype="step", label=[f"$z_{j + 1}$" for j in range(4)])
+axes[1].set_xlabel("code value"), axes[1].set_ylabel("test images"), axes[1].legend(frameon=False)
+axes[1].set_title("autoencoder codes are not N(0, 1)")
+plt.show()
+
+# %% [markdown]
+# ## 2. Latent-variable models: an infinite mixture of Gaussians
+#
+# To generate, we need a distribution over codes and a distribution over images given a code:
+#
+# $$
+# z \sim p(z)=\mathcal N(0, I_L), \qquad x\mid z \sim p_\theta(x\mid z), \qquad
+# p_\theta(x) = \int p_\theta(x\mid z)\,p(z)\,dz .
+# $$
+#
+# Compare Chapter 2's mixture $p(x)=\sum_{k=1}^K \pi_k\,\mathcal N(x;\mu_k,\Sigma_k)$. Replace the
+# index $k$ by a continuous $z$, the weights $\pi_k$ by the density $p(z)$ and the sum by an
+# integral, and let a neural network $g_\theta$ give each component's parameters:
+# $p_\theta(x\mid z)=\mathcal N(x; g_\theta(z), \sigma^2 I)$. That is a mixture with infinitely many
+# components, whose means lie on the curved $L$-dimensional surface $\{g_\theta(z)\}$ — a model of
+# the manifold hypothesis. Maximum likelihood asks for $\log p_\theta(x)$ of each training image,
+# and that is an integral over $z$ with no closed form once $g_\theta$ is a neural network.
+#
+# To see the tricks at work we first use a latent-variable model where the integral *is*
+# tractable: a linear decoder, $x\mid z\sim\mathcal N(Wz+b,\sigma^2 I)$ (probabilistic PCA
+# {cite:p}`tipping1999ppca`). Its marginal is Gaussian, $p(x)=\mathcal N(x; b, WW^\top+\sigma^2I)$,
+# and so is its posterior,
+#
+# $$
+# p(z\mid x)=\mathcal N\!\big(M^{-1}W^\top(x-b),\; \sigma^2 M^{-1}\big), \qquad M = W^\top W+\sigma^2 I .
+# $$
+#
+# We take $D=8$, $L=2$ (so $z$ can be drawn) and $\sigma=0.2$, with two correlated columns of
+# $W$ (two latent directions that explain the data in similar ways, so the posterior is a tilted
+# ellipse), and one data point $x$ drawn from the model. This part has its own random generator,
+# so its numbers do not depend on the data set or the training above.
+
+# %%
+lg_gen = torch.Generator().manual_seed(seed)
+W = torch.randn(8, 2, generator=lg_gen, dtype=torch.float64)  # (D, L)
+W[:, 1] = 0.8 * W[:, 0] + 0.6 * W[:, 1]                        # correlated columns
+tractable = vae.LinearGaussian(W, b=torch.randn(8, generator=lg_gen, dtype=torch.float64), sigma=0.2)
+x_obs = tractable.sample(1, generator=lg_gen)  # (1, 8)
+prior, posterior = tractable.prior(), tractable.posterior(x_obs)
+log_p_exact = tractable.log_prob(x_obs)
+
+
+def log_lik(z):
+    """log p(x_obs | z) for draws z (k, ..., 2)."""
+    return tractable.log_lik(x_obs, z)
+
+
+# %% tags=["nbval-check-output"]
+print(f"exact log p(x) = {log_p_exact.item():.3f}")
+print("posterior mean", [round(v, 3) for v in posterior.mean[0].tolist()],
+      "std", [round(v, 3) for v in posterior.variance[0].sqrt().tolist()])
+
+# %% [markdown]
+# ## 3. Trick 1: sample the prior
+#
+# The integral is an expectation under the prior, so Monte Carlo applies:
+#
+# $$
+# p_\theta(x)=\mathbb E_{z\sim p(z)}\big[p_\theta(x\mid z)\big]
+# \approx \frac1k\sum_{i=1}^k p_\theta(x\mid z_i), \qquad z_i\sim p(z).
+# $$
+#
+# The average is an unbiased estimate of $p_\theta(x)$ (its expectation is exactly the integral).
+# In code, with `logsumexp` so that tiny likelihoods do not underflow:
+
+# %%
+show(vae.log_p_prior_mc)
+show(vae.log_mean_exp)
+
+# %% [markdown]
+# ## 4. Trick 2: importance sampling
+#
+# Most prior draws land where $p_\theta(x\mid z)$ is negligible: above, the posterior's standard
+# deviations are about a tenth of the prior's, so only a few prior draws in a thousand land where
+# $p_\theta(x\mid z)$ is large. Importance sampling draws from a *proposal* $q(z)$ instead and corrects by a weight:
+#
+# $$
+# p_\theta(x)=\int q(z)\,\frac{p_\theta(x\mid z)\,p(z)}{q(z)}\,dz
+# = \mathbb E_{z\sim q}\big[w(z)\big],\qquad w(z)=\frac{p_\theta(x\mid z)\,p(z)}{q(z)},
+# \qquad p_\theta(x)\approx \frac1k\sum_{i=1}^k w(z_i),\; z_i\sim q .
+# $$
+#
+# This is unbiased for any $q$ that is positive wherever $p_\theta(x\mid z)p(z)$ is
+# {cite:p}`owen2013monte`. Which $q$ is best? By Bayes' rule
+# $p_\theta(x\mid z)\,p(z)=p_\theta(z\mid x)\,p_\theta(x)$, so with $q(z)=p_\theta(z\mid x)$
+#
+# $$
+# w(z)=\frac{p_\theta(z\mid x)\,p_\theta(x)}{p_\theta(z\mid x)} = p_\theta(x)\quad\text{for every } z:
+# $$
+#
+# the **posterior is the optimal proposal**: each weight is the answer, one sample suffices and the
+# variance is zero. (Trick 1 is the special case $q=p$, where the weight is $p_\theta(x\mid z)$.)
+
+# %%
+show(vae.log_p_importance)
+
+# %% [markdown]
+# We compare three proposals on the tractable model: the prior (trick 1), a *mismatched* Gaussian
+# (centred one posterior standard deviation off and twice as wide, as a learned proposal might be),
+# and the exact posterior. For each number of samples $k$ we repeat the estimate 100 times with
+# fresh draws and record the mean and the spread of $\log \hat p(x)$.
+
+# %%
+post_std = posterior.variance.sqrt()
+mismatched = vae.diag_normal(posterior.mean + post_std, 2 * torch.log(2 * post_std))
+proposals = {"prior (trick 1)": prior, "mismatched q": mismatched, "posterior p(z|x)": posterior}
+ks = [1, 3, 10, 30, 100, 300, 1000, 3000, 10000]
+repeats = 100
+
+
+def estimates(q, k):
+    """`repeats` independent estimates of log p(x_obs) from k draws each."""
+    if q is prior:
+        runs = [vae.log_p_prior_mc(log_lik, prior, k, lg_gen) for _ in range(repeats)]
+    else:
+        runs = [vae.log_p_importance(log_lik, prior, q, k, lg_gen) for _ in range(repeats)]
+    return torch.stack(runs).flatten()  # (repeats,)
+
+
+results = {name: {k: estimates(q, k) for k in ks} for name, q in proposals.items()}
+print(f"estimates of log p(x) (exact {log_p_exact.item():.3f}): mean ± standard deviation over {repeats} runs")
+print(f"{'k':>6}" + "".join(f"{name:>26}" for name in proposals))
+for k in ks:
+    cells = [f"{results[name][k].mean():9.3f} ± {results[name][k].std():7.3f}" for name in proposals]
+    print(f"{k:>6}" + "".join(f"{c:>26}" for c in cells))
+
+# %%
+fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+points, gx, gy = plot.grid_points((-3, 3, -3, 3), 400)
+points = points.double()
+for q, colors, style in [(posterior, "C2", "solid"), (mismatched, "C1", "dashed")]:
+    density = q.log_prob(points.unsqueeze(1)).exp().reshape(gx.shape).numpy()
+    axes[0].contour(gx, gy, density, levels=density.max() * np.array([0.05, 0.3, 0.7]), colors=colors,
+                    linestyles=style)
+z_prior = vae.draw(prior, 300, lg_gen)
+axes[0].scatter(z_prior[:, 0], z_prior[:, 1], s=5, color="C0", alpha=0.5, label="draws from the prior")
+axes[0].plot([], [], color="C2", label="posterior p(z|x)"), axes[0].plot([], [], "C1--", label="mismatched q")
+axes[0].set_xlim(-3, 3), axes[0].set_ylim(-3, 3), axes[0].set_aspect("equal")
+axes[0].set_xlabel("$z_1$"), axes[0].set_ylabel("$z_2$"), axes[0].legend(frameon=False, fontsize=8, loc="lower left")
+axes[0].set_title("latent space of the tractable model")
+for (name, per_k), color in zip(results.items(), ["C0", "C1", "C2"]):
+    mean = np.array([per_k[k].mean().item() for k in ks])
+    std = np.array([per_k[k].std().item() for k in ks])
+    axes[1].plot(ks, mean, "o-", ms=3, color=color, label=name)
+    axes[1].fill_between(ks, mean - std, mean + std, color=color, alpha=0.2)
+axes[1].axhline(log_p_exact.item(), color="k", ls=":", label="exact log p(x)")
+axes[1].set_xscale("log"), axes[1].set_ylim(log_p_exact.item() - 8, log_p_exact.item() + 2)
+axes[1].set_xlabel("number of samples k"), axes[1].set_ylabel(r"estimate of $\log p(x)$ (mean ± sd)")
+axes[1].set_title("trick 1 vs trick 2"), axes[1].legend(frameon=False, fontsize=8)
+plt.tight_layout()
+plt.show()
+
+# %% [markdown]
+# The left panel shows why trick 1 struggles: the prior's draws (blue) are spread over the
+# whole plane while the posterior (green) — the only region that explains $x$ — is small. With a
+# few draws the prior estimate is far too low and wildly variable; it needs thousands to settle.
+# The mismatched proposal converges much faster, and the exact posterior is exact at $k=1$.
+#
+# Note that the curves approach the truth *from below* on average. Each $\hat p(x)$ is unbiased for
+# $p(x)$, but $\log$ is concave, so by Jensen's inequality
+# $\mathbb E[\log \hat p(x)] \le \log \mathbb E[\hat p(x)] = \log p(x)$: the log of an unbiased
+# estimate is biased low, by more when the estimate is noisier. Keep this in mind: it is exactly the
+# step that turns trick 2 into the ELBO.
+
+# %% tags=["nbval-check-output"]
+for name in proposals:
+    print(f"{name:>18}: k=1: {results[name][1][0].item():9.3f}   k=1000: {results[name][1000].mean().item():8.3f}")
+print("posterior proposal exact with one sample:",
+      torch.allclose(results["posterior p(z|x)"][1], log_p_exact.expand(repeats), atol=1e-9))
+
+# %% [markdown]
+# **Interactive.** Move the slider to change the number of samples $k$. Each panel shows the
+# draws in latent space, with marker area proportional to the importance weight $w(z_i)$ (for
+# the prior, $p(x\mid z_i)$); the title gives the resulting estimate.
+
+# %%
+sample_sets = {name: vae.draw(q, 1000, lg_gen).reshape(1000, 2) for name, q in proposals.items()}  # fixed draws
+
+
+def draw_tricks(fig, k):
+    axes = fig.subplots(1, 3)
+    for ax, (name, q) in zip(axes, proposals.items()):
+        z = sample_sets[name][:k]  # (k, 2)
+        log_w = log_lik(z) + prior.log_prob(z) - q.log_prob(z)
+        size = 200 * torch.exp(log_w - log_w.max())
+        ax.scatter(z[:, 0], z[:, 1], s=size.numpy() + 2, alpha=0.6)
+        estimate = vae.log_mean_exp(log_w, 0).item()
+        ax.set_xlim(-3, 3), ax.set_ylim(-3, 3), ax.set_aspect("equal"), ax.set_xlabel("$z_1$")
+        ax.set_title(f"{name}\nlog p̂ = {estimate:.2f} (exact {log_p_exact.item():.2f})", fontsize=9)
+    axes[0].set_ylabel("$z_2$")
+
+
+slider_ks = [1, 3, 10, 30, 100, 300, 1000]
+widgets.live(draw_tricks, figsize=(11, 3.8), k=ipywidgets.SelectionSlider(options=slider_ks, value=10))
+
+# %%
+widgets.animate(draw_tricks, slider_ks, figsize=(11, 3.8), interval=900)
+
+# %% [markdown]
+# ## 5. Trick 3: predict the proposal for every data point
+#
+# The optimal proposal $p_\theta(z\mid x)$ is different for every $x$ and is exactly what we cannot
+# compute. Trick 3 fits an approximation $q_\phi(z\mid x)=\mathcal N\big(\mu_\phi(x),
+# \operatorname{diag}\sigma^2_\phi(x)\big)$ whose mean and log-variance are the outputs of a
+# network, the **encoder**. One network serves all data points: this is *amortised inference*
+# {cite:p}`mnih2014nvil` — the cost of fitting a proposal is paid once, in training, rather than per
+# data point.
+#
+# What should the encoder maximise? Take the log of the one-sample importance estimate and its
+# expectation under $q_\phi$. By Jensen's inequality,
+#
+# $$
+# \log p_\theta(x) = \log \mathbb E_{z\sim q_\phi(z\mid x)}\!\left[\frac{p_\theta(x\mid z)\,p(z)}{q_\phi(z\mid x)}\right]
+# \;\ge\; \mathbb E_{z\sim q_\phi(z\mid x)}\!\left[\log\frac{p_\theta(x\mid z)\,p(z)}{q_\phi(z\mid x)}\right]
+# =: \mathrm{ELBO}(x;\theta,\phi),
+# $$
+#
+# the **evidence lower bound**. The same quantity appears from Bayes' rule without any inequality:
+# for every $z$, $\log p_\theta(x)=\log p_\theta(x\mid z)+\log p(z)-\log p_\theta(z\mid x)$.
+# Add and subtract $\log q_\phi(z\mid x)$ and average over $z\sim q_\phi(z\mid x)$ (the left side
+# does not depend on $z$):
+#
+# $$
+# \log p_\theta(x)
+# = \underbrace{\mathbb E_{q_\phi}\!\left[\log \frac{p_\theta(x\mid z)p(z)}{q_\phi(z\mid x)}\right]}_{\mathrm{ELBO}}
+# + \underbrace{\mathbb E_{q_\phi}\!\left[\log \frac{q_\phi(z\mid x)}{p_\theta(z\mid x)}\right]}_{\mathrm{KL}(q_\phi(z\mid x)\,\|\,p_\theta(z\mid x))\;\ge 0}.
+# $$
+#
+# So the gap between $\log p_\theta(x)$ and the ELBO is exactly how far the proposal is from the
+# optimal one. Raising the ELBO in $\phi$ moves $q_\phi$ toward the posterior (better proposals,
+# trick 3); raising it in $\theta$ raises a lower bound on the likelihood (better model). **The
+# encoder and the decoder share one objective.** Splitting the log-ratio differently gives the
+# form used in code:
+#
+# $$
+# \mathrm{ELBO}(x) = \underbrace{\mathbb E_{q_\phi(z\mid x)}\big[\log p_\theta(x\mid z)\big]}_{\text{reconstruction}}
+# - \underbrace{\mathrm{KL}\big(q_\phi(z\mid x)\,\|\,p(z)\big)}_{\text{rate}} .
+# $$
+#
+# Let us check the identity numerically on the tractable model. We train a small encoder
+# (`vae.MLPEncoder`, one hidden layer) to maximise the ELBO of the fixed linear-Gaussian model on
+# 2,000 samples from it, then compute, on 500 new samples, the exact gap
+# $\log p(x)-\mathrm{ELBO}$ (the ELBO of a Gaussian $q$ has a closed form here) and the exact
+# $\mathrm{KL}(q_\phi(z\mid x)\,\|\,p(z\mid x))$ from `torch.distributions`.
+
+# %%
+lg_train, lg_test = tractable.sample(2000, generator=lg_gen), tractable.sample(500, generator=lg_gen)
+encoder = vae.MLPEncoder(dims=8, latent_dim=2, hidden=64, layers=1).double()
+
+
+def negative_elbo(net, batch):
+    (x,) = batch
+    mu, log_var = net(x)
+    q = vae.diag_normal(mu, log_var)
+    return -vae.elbo_estimate(lambda z: tractable.log_lik(x, z), tractable.prior(), q, k=1, generator=lg_gen).mean()
+
+
+tic = time.perf_counter()
+enc_history = fit(encoder, negative_elbo, lg_train, epochs=30, batch_size=100, lr=3e-3, generator=lg_gen,
+                  progress=False)
+print(f"encoder trained for {enc_history.epochs} epochs in {time.perf_counter() - tic:.1f} s")
+
+with torch.no_grad():
+    mu, log_var = encoder(lg_test)
+q_amortised = MultivariateNormal(mu, covariance_matrix=torch.diag_embed(log_var.exp()))
+exact_posterior = tractable.posterior(lg_test)
+gap = tractable.log_prob(lg_test) - tractable.elbo(lg_test, q_amortised)
+kl_to_posterior = kl_divergence(q_amortised, exact_posterior)
+# the best *diagonal* Gaussian: posterior mean, variances 1 / diag(precision)
+best_diag_var = 1 / exact_posterior.precision_matrix.diagonal(dim1=-2, dim2=-1)
+q_best_diag = MultivariateNormal(exact_posterior.mean, covariance_matrix=torch.diag_embed(best_diag_var))
+
+# %%
+print(f"mean log p(x) - ELBO          = {gap.mean().item():.3f} nats")
+print(f"mean KL(q(z|x) || p(z|x))     = {kl_to_posterior.mean().item():.3f} nats")
+print(f"best diagonal Gaussian's gap  = {kl_divergence(q_best_diag, exact_posterior).mean().item():.3f} nats")
+
+# %% tags=["nbval-check-output"]
+print("log p(x) - ELBO == KL(q(z|x) || p(z|x)) for every test x:", torch.allclose(gap, kl_to_posterior, atol=1e-8))
+exact_gap = tractable.log_prob(lg_test) - tractable.elbo(lg_test, exact_posterior)
+print(f"largest gap with q = exact posterior: {exact_gap.abs().max().item():.6f} nats")
+
+# %% [markdown]
+# The gap equals the KL divergence to the true posterior for every test point. It does not reach
+# zero: the posterior here has correlated coordinates, which no diagonal Gaussian can represent;
+# the best diagonal $q$ (mean of the posterior, variances $1/\Lambda_{jj}$ from its precision
+# matrix $\Lambda$) leaves a gap of its own (the *approximation gap*), and the encoder, which must
+# serve every $x$ with one small network trained briefly, adds more (the *amortisation gap*)
+# {cite:p}`cremer2018inference`.
+#
+# ## 6. The VAE, piece by piece
+#
+# A VAE is trick 3 with a neural decoder: encoder $q_\phi(z\mid x)$, prior $\mathcal N(0, I)$,
+# decoder $p_\theta(x\mid z)$, and the ELBO as the training objective for both networks.
+# Three pieces turn it into code.
+#
+# **Reparameterisation.** The reconstruction term is an expectation over $z\sim q_\phi(z\mid x)$,
+# and we need its gradient with respect to $\phi$, which also shapes the distribution we sample
+# from. Write the draw as a deterministic function of $\phi$ and parameter-free noise,
+#
+# $$
+# z = \mu_\phi(x) + \sigma_\phi(x)\odot\varepsilon,\qquad \varepsilon\sim\mathcal N(0,I),
+# \qquad \nabla_\phi\,\mathbb E_{q_\phi}[f(z)] = \mathbb E_{\varepsilon}\big[\nabla_\phi f(\mu_\phi+\sigma_\phi\odot\varepsilon)\big],
+# $$
+#
+# and ordinary backpropagation through a sampled $\varepsilon$ gives an unbiased gradient
+# {cite:p}`kingma2014vae,rezende2014stochastic`. The network predicts $\log\sigma^2$, which is
+# unconstrained, so $\sigma = \exp(\tfrac12\log\sigma^2)$:
+
+# %%
+show(vae.reparameterize)
+
+# %% [markdown]
+# A one-line check: for $z\sim\mathcal N(\mu,\sigma^2)$, $\mathbb E[z^2]=\mu^2+\sigma^2$, so the
+# gradients are $2\mu$ and $2\sigma$. Backpropagating through 100,000 reparameterised draws:
+
+# %% tags=["nbval-check-output"]
+mu_1 = torch.tensor(0.7, dtype=torch.float64, requires_grad=True)
+sigma_1 = torch.tensor(1.3, dtype=torch.float64, requires_grad=True)
+eps = torch.randn(100_000, generator=lg_gen, dtype=torch.float64)
+z = vae.reparameterize(mu_1.expand(len(eps)), 2 * torch.log(sigma_1).expand(len(eps)), eps=eps)
+z.pow(2).mean().backward()
+print(f"d/dmu E[z^2]:    reparameterised {mu_1.grad.item():.2f}, closed form {2 * mu_1.item():.2f}")
+print(f"d/dsigma E[z^2]: reparameterised {sigma_1.grad.item():.2f}, closed form {2 * sigma_1.item():.2f}")
+
+# %% [markdown]
+# **The rate in closed form.** For $q=\mathcal N(\mu,\operatorname{diag}\sigma^2)$ and
+# $p=\mathcal N(0,I)$ both densities factorise over the $L$ coordinates, so the KL divergence is a
+# sum of one-dimensional terms:
+#
+# $$
+# \mathrm{KL}(q\,\|\,p)=\sum_{j=1}^L \mathbb E_{q}\!\left[-\tfrac12\log(2\pi\sigma_j^2)-\frac{(z_j-\mu_j)^2}{2\sigma_j^2}
+# +\tfrac12\log(2\pi)+\frac{z_j^2}{2}\right]
+# =\sum_{j=1}^L \left[-\tfrac12\log\sigma_j^2-\tfrac12+\tfrac12(\mu_j^2+\sigma_j^2)\right],
+# $$
+#
+# using $\mathbb E_q[(z_j-\mu_j)^2]=\sigma_j^2$ and $\mathbb E_q[z_j^2]=\mu_j^2+\sigma_j^2$. Hence
+# $\mathrm{KL}=\tfrac12\sum_j(\mu_j^2+\sigma_j^2-1-\log\sigma_j^2)$: zero exactly when
+# $\mu_j=0,\sigma_j=1$. It pulls every code toward the prior — the price, in nats, of telling the
+# decoder something about $x$; hence the name *rate*.
+
+# %%
+show(vae.kl_normal_std)
+
+# %% [markdown]
+# **The reconstruction term** is the decoder's log-likelihood of the data, summed over the $D$
+# pixels (they are independent given $z$):
+#
+# * *Bernoulli* (binary pixels), decoder logits $\ell_d$:
+#   $\log p_\theta(x\mid z)=\sum_d x_d\log\sigma(\ell_d)+(1-x_d)\log(1-\sigma(\ell_d))
+#   =\sum_d x_d\ell_d-\log(1+e^{\ell_d})$ — the binary cross-entropy.
+# * *Gaussian*, decoder mean $m_d$ and log-variance $v_d$:
+#   $\log p_\theta(x\mid z)=-\tfrac12\sum_d\big[\log 2\pi+v_d+(x_d-m_d)^2e^{-v_d}\big]$; with a fixed
+#   variance this is the squared error of an autoencoder, scaled, plus a constant.
+# * *Categorical* over the 17 grey levels of the digits, decoder logits $\ell_{d,c}$ for each pixel
+#   $d$ and level $c$: $\log p_\theta(x\mid z)=\sum_d \log\operatorname{softmax}(\ell_{d,\cdot})_{x_d}$.
+#   It is a proper probability of the integer image, so the ELBO is a bound on
+#   $\log P(x)$ in nats that can be compared with other models. This is the default for digits.
+
+# %%
+show(vae.Categorical.log_prob)
+show(vae.VAE.terms)
+show(vae.VAE.loss)
+
+# %% [markdown]
+# **Training, step by step.** For a minibatch: (1) run the encoder to get $\mu,\log\sigma^2$;
+# (2) draw $z=\mu+\sigma\odot\varepsilon$; (3) run the decoder to get $p_\theta(x\mid z)$;
+# (4) score the batch, $\log p_\theta(x\mid z)$, and compute the rate in closed form; (5) average
+# $-\text{reconstruction}+\beta\cdot\text{rate}$ over the batch and take a gradient step on
+# $\theta$ and $\phi$ together. Here are steps (1)-(5) once, by hand, on a fresh model:
+
+# %%
+demo = vae.VAE(config)
+optimizer = torch.optim.Adam(demo.parameters(), lr=settings.lr)
+x_batch = x_train[: settings.batch_size]
+mu, log_var = demo.encode(x_batch)                           # (1) q(z|x) parameters, (B, L) each
+z = vae.reparameterize(mu, log_var, generator=gen)              # (2) z = mu + sigma * eps
+p_x_given_z = demo.decode(z)                                 # (3) the decoder's distribution
+reconstruction = p_x_given_z.log_prob(x_batch)               # (4) log p(x|z), (B,)
+rate = vae.kl_normal_std(mu, log_var)                        #     KL(q(z|x) || p(z)), (B,)
+loss = (-reconstruction + config.beta * rate).mean()         # (5) the negative ELBO (β = 1)
+optimizer.zero_grad()
+loss.backward()
+optimizer.step()
+print(f"shapes: x {tuple(x_batch.shape)}, mu {tuple(mu.shape)}, z {tuple(z.shape)}; "
+      f"reconstruction {reconstruction.mean().item():.1f}, rate {rate.mean().item():.2f}, loss {loss.item():.1f} nats")
+
+# %% [markdown]
+# `genlib.train.fit` repeats exactly this over minibatches and epochs with `VAE.loss`, keeping the
+# weights with the best validation loss. The book profile's VAE has one hidden layer of 512 units
+# in each network, $L=32$ latents and dropout (1,000 training images are few, and the validation
+# loss stops improving after a few dozen epochs without it).
+
+# %% [markdown]
+# ## 7. A VAE on the digits
+
+# %%
+vae_model = vae.VAE(config)
+vae_history = train_model(vae_model, (x_train,), (x_val,))
+plot.history(vae_history, ylabel="negative ELBO (nats per image)", title="VAE training")
+plt.show()
+
+# %% [markdown]
+# Both curves fall quickly; the validation loss then flattens while the training loss (computed
+# with dropout on, so it is noisier and not directly comparable) keeps going; the best epoch's
+# weights are kept.
+#
+# **Samples and reconstructions.** To generate, draw $z\sim\mathcal N(0,I)$ and decode. The
+# decoder returns a *distribution* over images; we can show its mean (for the categorical decoder,
+# the expected grey level of each pixel) or draw an image from it.
+
+# %%
+vae_model.eval()
+with torch.no_grad():
+    z = torch.randn(32, config.latent_dim, generator=gen).to(dev)
+    p_x = vae_model.decode(z)
+    means, draws = p_x.mean.cpu(), p_x.sample(gen).cpu()
+    reconstructions = vae_model.reconstruct(x_test[:16].to(dev)).cpu()
+fig, axes = plt.subplots(2, 2, figsize=(9, 5))
+plot.image_grid(means, shape, nrow=8, ax=axes[0, 0], title="samples: decoder mean")
+plot.image_grid(draws, shape, nrow=8, ax=axes[0, 1], title="samples: a draw x ~ p(x|z), same z")
+plot.image_grid(vae.model_inputs(test.x[:16], config), shape, nrow=8, ax=axes[1, 0], title="test images")
+plot.image_grid(reconstructions, shape, nrow=8, ax=axes[1, 1], title="reconstructions (mean of p(x|z=mu))")
+plt.tight_layout()
+plt.show()
+
+# %% [markdown]
+# **Why VAE samples are blurry.** Three reasons can be read off this figure and the model.
+# (1) The decoder mean *averages*: when a code is compatible with several images (a stroke a
+# pixel to the left or to the right), the likelihood is maximised by a mean that puts grey on both
+# places. (2) The decoder is *factorised*: pixels are independent given $z$, so a draw (top right)
+# adds independent per-pixel noise instead of coherent strokes — the mean looks cleaner than the
+# draw, and that is why papers show means. (3) The prior and the aggregate of the encoder's codes
+# do not match exactly: some prior draws land in regions that no training image uses, and decode
+# to in-between shapes. A richer decoder (autoregressive, Chapter 6) fixes (2); adversarial or
+# diffusion training (Chapters 5 and 7) avoid (1).
+#
+# **Test log-likelihood.** The ELBO is a lower bound on $\log p_\theta(x)$. Trick 2 with the
+# encoder as proposal gives tighter ones: the importance-weighted bound
+# {cite:p}`burda2016iwae`
+#
+# $$
+# \mathcal L_k(x)=\mathbb E_{z_1..z_k\sim q_\phi(z\mid x)}\left[\log\frac1k\sum_{i=1}^k
+# \frac{p_\theta(x\mid z_i)\,p(z_i)}{q_\phi(z_i\mid x)}\right],\qquad
+# \mathrm{ELBO}=\mathcal L_1\le\mathcal L_k\le\mathcal L_{k+1}\le\log p_\theta(x),
+# $$
+#
+# which approaches $\log p_\theta(x)$ as $k\to\infty$. We compute $k_{\text{iwae}}$ log-weights per
+# test image once and split them into groups of $k$ to estimate each $\mathcal L_k$ (averaging
+# over the groups), and report negative bounds in nats per image and bits per dimension, next to
+# the uniform model that gives every image the same probability.
+
+# %%
+show(vae.VAE.log_weights)
+
+
+def log_weights(net, x, k, y=None, batch=64):
+    with torch.no_grad():
+        parts = [net.log_weights(x[i:i + batch].to(dev), k, None if y is None else y[i:i + batch].to(dev),
+                                 generator=gen).cpu() for i in range(0, len(x), batch)]
+    return torch.cat(parts, 1)  # (k, N)
+
+
+def iwae_from_weights(log_w, k):
+    """Mean over test images of L_k, from disjoint groups of k log-weights."""
+    groups = log_w[: len(log_w) // k * k].reshape(-1, k, log_w.shape[-1])  # (groups, k, N)
+    return vae.discrete_log_prob(vae.log_mean_exp(groups, 1), config).mean().item()
+
+
+tic = time.perf_counter()
+test_log_w = log_weights(vae_model, x_test, k_iwae)
+with torch.no_grad():
+    test_elbo = torch.stack([vae_model.elbo(x_test.to(dev), generator=gen).cpu() for _ in range(10)]).mean(0)
+    test_elbo = vae.discrete_log_prob(test_elbo, config).mean().item()
+nll = {"uniform model": metrics.uniform_nats(D, train.levels), "-ELBO (analytic KL)": -test_elbo}
+for k in sorted({1, 10, 100, 1000, k_iwae}):
+    if k <= k_iwae:
+        nll[f"-IWAE bound, k = {k}"] = -iwae_from_weights(test_log_w, k)
+print(f"({k_iwae} importance samples per test image in {time.perf_counter() - tic:.1f} s)")
+
+# %% tags=["nbval-check-output"]
+print(f"test negative log-likelihood bounds on {dataset} ({len(x_test)} images, {D} pixels)")
+print(f"{'':28}{'nats/image':>12}{'bits/dim':>10}")
+for name, value in nll.items():
+    print(f"{name:28}{value:12.1f}{metrics.nats_to_bpd(value, D):10.2f}")
+
+# %% [markdown]
+# Every bound is far below the uniform model's cost. The $k=1$ row is the ELBO again (estimated
+# with a sampled rather than an analytic KL), and each tenfold increase in $k$ tightens the bound.
+# The true $-\log p_\theta(x)$ lies below the last row; the shrinking steps suggest that the
+# remaining gap is small, although the bounds alone cannot say how small. For reference, the VAE of {cite:t}`tomczak2022dgm` (MLP, 16 latents,
+# categorical decoder) reaches about 96.6 nats (ELBO) and 93.5 nats (IWAE, $k=1000$) on the same
+# split; `benchmarks/vae_digits.py` trains the book's model without this chapter's epoch limit and
+# reports its numbers.
+#
+# Finally, the encoder's means are features too: the same linear probe as in section 1, on the VAE's
+# $\mu_\phi(x)$:
+
+# %%
+with torch.no_grad():
+    vae_codes_train = vae_model.encode(x_train.to(dev))[0].cpu()
+    vae_codes_test = vae_model.encode(x_test.to(dev))[0].cpu()
+print(f"linear probe accuracy on VAE means mu(x): {probe(vae_codes_train, vae_codes_test):.3f}")
+
+# %% [markdown]
+# ## 8. What the latents do: traversals, editing and a 2-D map
+#
+# The rate $\mathrm{KL}(q_\phi(z\mid x)\,\|\,p(z))$ splits over latent coordinates. Coordinates
+# whose average rate is near zero are *inactive*: the encoder outputs the prior for them whatever
+# the input, and the decoder ignores them. The rate per coordinate tells us which latents carry
+# information:
+
+# %%
+with torch.no_grad():
+    mu_test, log_var_test = (t.cpu() for t in vae_model.encode(x_test.to(dev)))
+rate_per_dim = 0.5 * (mu_test**2 + log_var_test.exp() - 1 - log_var_test).mean(0)  # (L,)
+order = torch.argsort(rate_per_dim, descending=True)
+print(f"active latents (mean rate > 0.1 nats): {(rate_per_dim > 0.1).sum().item()} of {config.latent_dim}")
+plt.figure(figsize=(6, 2.5))
+plt.bar(range(config.latent_dim), rate_per_dim[order].numpy())
+plt.xlabel("latent coordinate (sorted)"), plt.ylabel("mean rate (nats)"), plt.title("rate per latent coordinate")
+plt.show()
+
+# %% [markdown]
+# **Latent traversals.** Encode a test digit, then move one active coordinate from $-3$ to $3$
+# while holding the others at the encoder's mean, and decode. Each block of rows below is one
+# digit; each row changes one of the four most active coordinates. Because the prior is a product
+# of independent coordinates, the training pressure is toward coordinates that vary
+# independently, and some of them line up with recognisable factors (slant, width, thickness,
+# or a morph between two digits); nothing guarantees it ("disentangling" is a tendency, not a
+# theorem).
+
+# %%
+values = torch.linspace(-3, 3, 9)
+rows = []
+with torch.no_grad():
+    for i in [0, 5, 9]:
+        for j in order[:4]:
+            codes = mu_test[i].repeat(len(values), 1)  # (9, L)
+            codes[:, j] = values
+            rows.append(vae_model.decode(codes.to(dev)).mean.cpu())
+plot.image_grid(torch.cat(rows), shape, nrow=len(values),
+                title="traversals: 3 digits x 4 most active latents, values -3 ... 3")
+plt.show()
+
+# %% [markdown]
+# **Image editing** uses the same recipe: encode, change some coordinates, decode. A direction
+# that changes a property can also be *found* from data: the difference between the mean codes
+# of two classes is a direction from one digit towards the other. Below, test images of a 1 are
+# moved along $\bar\mu_{7} - \bar\mu_{1}$ in steps of a quarter.
+
+# %%
+labels_test = test.y
+direction = mu_test[labels_test == 7].mean(0) - mu_test[labels_test == 1].mean(0)
+ones = mu_test[labels_test == 1][:4]
+steps = torch.linspace(0, 1.25, 6)
+with torch.no_grad():
+    edited = torch.cat([vae_model.decode((code + steps[:, None] * direction).to(dev)).mean.cpu() for code in ones])
+plot.image_grid(edited, shape, nrow=len(steps), title="editing: z + t (mean 7 - mean 1), t = 0 ... 1.25")
+plt.show()
+
+# %% [markdown]
+# **A 2-D latent space.** With $L=2$ the whole latent space can be drawn. We train a second VAE
+# with two latents, then (left) decode a grid of $z$ values placed at quantiles of the prior, and
+# (right) plot the encoder means of the test digits, coloured by label. The map is continuous:
+# neighbouring codes decode to similar images, and classes occupy neighbouring regions.
+
+# %%
+config_2d = replace(config, latent_dim=2)
+vae_2d = vae.VAE(config_2d)
+history_2d = train_model(vae_2d, (x_train,), (x_val,))
+vae_2d.eval()
+quantiles = Normal(0.0, 1.0).icdf(torch.linspace(0.04, 0.96, 12))
+grid = torch.cartesian_prod(quantiles.flip(0), quantiles)[:, [1, 0]]  # rows: z_2 high to low
+with torch.no_grad():
+    manifold = vae_2d.decode(grid.to(dev)).mean.cpu()
+    mu_2d = vae_2d.encode(x_test.to(dev))[0].cpu()
+fig, axes = plt.subplots(1, 2, figsize=(10, 4.6))
+plot.image_grid(manifold, shape, nrow=12, ax=axes[0], title="decoded grid of z (prior quantiles)")
+points = axes[1].scatter(mu_2d[:, 0], mu_2d[:, 1], c=labels_test, cmap="tab10", s=8)
+axes[1].set_xlabel("$z_1$"), axes[1].set_ylabel("$z_2$"), axes[1].set_title("encoder means of test digits")
+fig.colorbar(points, ax=axes[1], ticks=range(10), label="digit")
+plt.show()
+
+# %% [markdown]
+# **Interactive: latent sliders.** Move $z_1$ and $z_2$ and see what the decoder of the 2-latent
+# VAE makes of them (with a kernel). For the static book, the animation below walks the code around
+# a circle of radius 1.5 in the same plane.
+
+
+# %%
+def draw_latent(fig, z1, z2):
+    ax = fig.subplots()
+    with torch.no_grad():
+        image = vae_2d.decode(torch.tensor([[z1, z2]], dtype=torch.float32).to(dev)).mean.cpu()
+    plot.image_grid(image, shape, nrow=1, ax=ax, title=f"z = ({z1:.2f}, {z2:.2f})",
+                    vmax=float(train.levels - 1) if config.likelihood != "gaussian" else 1.0)
+
+
+widgets.live(draw_latent, figsize=(2.6, 2.6), z1=(-3.0, 3.0, 0.1), z2=(-3.0, 3.0, 0.1))
+
+# %%
+angles = np.linspace(0, 2 * np.pi, 24, endpoint=False)
+widgets.animate(lambda fig, a: draw_latent(fig, 1.5 * np.cos(a), 1.5 * np.sin(a)), angles, figsize=(2.6, 2.6))
+
+# %% [markdown]
+# ## 9. β-VAE: trading rate for distortion
+#
+# Weighting the rate by $\beta$ gives the β-VAE objective {cite:p}`higgins2017beta`
+#
+# $$
+# \mathcal L_\beta(x)=-\mathbb E_{q_\phi(z\mid x)}\big[\log p_\theta(x\mid z)\big]
+# +\beta\,\mathrm{KL}\big(q_\phi(z\mid x)\,\|\,p(z)\big).
+# $$
+#
+# $\beta=1$ is the negative ELBO. $\beta>1$ makes information in $z$ expensive: codes stay closer to
+# the prior, fewer coordinates are active, reconstructions lose detail (more *distortion*, the
+# first term) while the codes that remain tend to be smoother and more independent. $\beta<1$ buys
+# sharper reconstructions with a higher *rate* and codes that drift from the prior, so samples get
+# worse. We train one VAE per $\beta$ (the $\beta=1$ model is the one above) and measure both
+# terms on the test set.
+
+# %%
+beta_models = {}
+for beta in betas:
+    if beta == config.beta:
+        beta_models[beta] = vae_model
+        continue
+    beta_models[beta] = vae.VAE(replace(config, beta=beta))
+    print(f"beta = {beta}: ", end="")
+    train_model(beta_models[beta], (x_train,), (x_val,))
+
+rate_distortion = {}
+for beta, net in beta_models.items():
+    net.eval()
+    with torch.no_grad():
+        terms = [net.terms(x_test.to(dev), generator=gen) for _ in range(10)]
+    distortion = -torch.stack([t[0] for t in terms]).mean().item()
+    rate = torch.stack([t[1] for t in terms]).mean().item()
+    rate_distortion[beta] = (rate, distortion)
+print(f"{'beta':>6}{'rate (nats)':>13}{'distortion (nats)':>19}{'-ELBO (nats)':>14}")
+for beta, (rate, distortion) in rate_distortion.items():
+    print(f"{beta:>6}{rate:13.1f}{distortion:19.1f}{rate + distortion:14.1f}")
+
+# %%
+fig, axes = plt.subplots(1, len(betas) + 1, figsize=(3.2 * (len(betas) + 1), 3.2))
+z_shared = torch.randn(16, config.latent_dim, generator=gen).to(dev)  # the same z for every β
+for ax, (beta, net) in zip(axes, beta_models.items()):
+    with torch.no_grad():
+        plot.image_grid(net.decode(z_shared).mean.cpu(), shape, nrow=4, ax=ax, title=f"samples, β = {beta}")
+rates, distortions = zip(*rate_distortion.values())
+axes[-1].plot(rates, distortions, "o-")
+for beta, (rate, distortion) in rate_distortion.items():
+    axes[-1].annotate(f"β = {beta}", (rate, distortion), textcoords="offset points", xytext=(4, 4))
+axes[-1].set_xlabel("rate KL(q||p) (nats)"), axes[-1].set_ylabel("distortion -log p(x|z) (nats)")
+axes[-1].set_title("rate vs distortion (test)"), axes[-1].margins(0.2)
+plt.tight_layout()
+plt.show()
+
+# %% [markdown]
+# Lower $\beta$ moves along the curve to more rate and less distortion. The samples show the other
+# side of the trade: as the rate grows, the encoder uses parts of latent space the prior rarely
+# visits, and prior samples decode to less digit-like images.
+#
+# **Interactive: choose β** (with a kernel), or play the precomputed frames (static book): the
+# same 16 prior draws decoded by each β-VAE.
+
+
+# %%
+def draw_beta(fig, beta):
+    ax = fig.subplots()
+    rate, distortion = rate_distortion[beta]
+    with torch.no_grad():
+        plot.image_grid(beta_models[beta].decode(z_shared).mean.cpu(), shape, nrow=4, ax=ax,
+                        title=f"β = {beta}: rate {rate:.1f}, distortion {distortion:.1f}")
+
+
+widgets.live(draw_beta, figsize=(3.6, 3.8), beta=list(beta_models))
+
+# %%
+widgets.animate(draw_beta, list(beta_models), figsize=(3.6, 3.8), interval=900)
+
+# %% [markdown]
+# ## 10. A class-conditional VAE
+#
+# If labels are available, both networks can see them: $q_\phi(z\mid x,y)$ and
+# $p_\theta(x\mid z,y)$, with the prior still $\mathcal N(0,I)$ {cite:p}`sohn2015cvae`. genlib
+# concatenates a one-hot $y$ to the encoder's input and to the decoder's input. Since the label
+# now carries the digit's identity, the latent code is free to describe *style*. Below, each row
+# is one label and each column one $z$ shared by all rows: the same style, rendered as each digit.
+
+# %%
+cvae = vae.VAE(replace(config, n_classes=10))
+cvae_history = train_model(cvae, (x_train, train.y), (x_val, val.y))
+cvae.eval()
+z_style = torch.randn(1, 10, config.latent_dim, generator=gen).expand(10, 10, -1)  # (label, column, L)
+labels = torch.arange(10)[:, None].expand(10, 10)
+with torch.no_grad():
+    conditional = cvae.decode(z_style.to(dev), labels.to(dev)).mean.cpu()  # (10, 10, D)
+plot.image_grid(conditional.reshape(100, D), shape, nrow=10, title="class-conditional samples: row = label, column = z")
+plt.show()
+
+# %% tags=["nbval-check-output"]
+print("shapes: samples", tuple(conditional.shape), "| 2-D manifold grid", tuple(manifold.shape),
+      "| test log-weights", tuple(test_log_w.shape))
+
+# %% [markdown]
+# ## Summary
+#
+# * A latent-variable model $p_\theta(x)=\int p_\theta(x\mid z)p(z)\,dz$ is an infinite mixture;
+#   its likelihood is an integral.
+# * Trick 1 (prior samples) is unbiased for $p_\theta(x)$ but needs many samples; trick 2
+#   (importance sampling) needs few when the proposal is close to the posterior, and one when it
+#   is the posterior; trick 3 (an encoder) predicts a proposal for every $x$.
+# * Jensen's inequality on trick 2 gives the ELBO, and Bayes' rule shows its gap:
+#   $\log p_\theta(x)-\mathrm{ELBO}=\mathrm{KL}(q_\phi(z\mid x)\,\|\,p_\theta(z\mid x))$. Encoder
+#   and decoder maximise the same objective; reparameterisation makes it differentiable.
+# * With $k$ importance samples the bound tightens (IWAE); test likelihoods are reported with it.
+# * $\beta$ trades rate against distortion; labels give a conditional model; the latent space
+#   supports traversals and edits. Samples are blurry because of averaging and a factorised decoder.
+#
+# ## Exercises
+#
+# **1. Unbiased, but biased in the log.** On the tractable model, estimate $\mathbb E[\hat p(x)]$
+# and $\mathbb E[\log\hat p(x)]$ for trick 1 with $k=10$ from many repetitions, and compare them with
+# $p(x)$ and $\log p(x)$. Which one is biased, in which direction, and why?
+#
+# ```{admonition} Solution
+# :class: dropdown
+# Repeat `vae.log_p_prior_mc(log_lik, prior, 10, gen)` a few thousand times. The mean of
+# `exp(estimate - log_p_exact)` is close to 1 (within its standard error): $\hat p(x)$ is
+# unbiased, because it is an average of $p(x\mid z_i)$ with $z_i\sim p(z)$ and
+# $\mathbb E_{p(z)}[p(x\mid z)]=p(x)$. The mean of the log estimates is well below
+# $\log p(x)$: since $\log$ is concave, Jensen gives
+# $\mathbb E[\log\hat p]\le\log\mathbb E[\hat p]=\log p(x)$, with a gap that grows with the variance
+# of $\hat p$ (to second order, $\operatorname{Var}[\hat p]/(2p(x)^2)$). The test
+# `test_estimators_are_unbiased_for_p_not_log_p` in `tests/test_vae.py` checks both facts.
+# ```
+#
+# **2. KL between two diagonal Gaussians.** Derive
+# $\mathrm{KL}(\mathcal N(\mu_1,\sigma_1^2)\,\|\,\mathcal N(\mu_2,\sigma_2^2))$ in one dimension and
+# check that `vae.kl_normal_std` is the case $\mu_2=0,\sigma_2=1$ summed over coordinates.
+#
+# ```{admonition} Solution
+# :class: dropdown
+# $\mathrm{KL}=\mathbb E_{1}\big[\log\frac{\sigma_2}{\sigma_1}-\frac{(z-\mu_1)^2}{2\sigma_1^2}
+# +\frac{(z-\mu_2)^2}{2\sigma_2^2}\big]
+# =\log\frac{\sigma_2}{\sigma_1}-\frac12+\frac{\sigma_1^2+(\mu_1-\mu_2)^2}{2\sigma_2^2}$, using
+# $\mathbb E_1[(z-\mu_2)^2]=\sigma_1^2+(\mu_1-\mu_2)^2$. With $\mu_2=0,\sigma_2=1$:
+# $-\frac12\log\sigma_1^2-\frac12+\frac12(\sigma_1^2+\mu_1^2)$, which is one term of
+# $\frac12\sum_j(\mu_j^2+\sigma_j^2-1-\log\sigma_j^2)$. Numerically:
+# `kl_divergence(vae.diag_normal(mu, log_var), vae.std_normal(L))` agrees with
+# `vae.kl_normal_std(mu, log_var)` (the test `test_kl_normal_std_matches_torch`).
+# ```
+#
+# **3. The best diagonal proposal.** For a Gaussian posterior $\mathcal N(m,\Sigma)$ with precision
+# $\Lambda=\Sigma^{-1}$, show that the diagonal Gaussian $q$ minimising $\mathrm{KL}(q\,\|\,p)$ has
+# mean $m$ and variances $1/\Lambda_{jj}$, and that its gap is
+# $\tfrac12\big(\sum_j\log\Lambda_{jj}-\log\det\Lambda\big)$. Why is that zero for a diagonal $\Sigma$?
+#
+# ```{admonition} Solution
+# :class: dropdown
+# For $q=\mathcal N(a,\operatorname{diag}s^2)$,
+# $\mathrm{KL}(q\|p)=\tfrac12\big[\operatorname{tr}(\Lambda\operatorname{diag}s^2)+(a-m)^\top\Lambda(a-m)
+# -L-\sum_j\log s_j^2-\log\det\Lambda\big]$. The quadratic term is minimised by $a=m$; setting the
+# derivative in $s_j^2$ to zero, $\tfrac12(\Lambda_{jj}-1/s_j^2)=0$, gives $s_j^2=1/\Lambda_{jj}$.
+# Substituting, the trace is $L$ and the KL is $\tfrac12(\sum_j\log\Lambda_{jj}-\log\det\Lambda)$.
+# By Hadamard's inequality $\det\Lambda\le\prod_j\Lambda_{jj}$, with equality exactly when
+# $\Lambda$ is diagonal: a diagonal $q$ is exact only for a posterior with uncorrelated
+# coordinates. This is the "best diagonal Gaussian's gap" printed in section 5.
+# ```
+#
+# **4. Rate, β and active latents.** Rerun the chapter with papermill's
+# `-y "betas: [0.1, 1.0, 8.0]"`. How do the number of active latents and the samples change with
+# β, and why?
+#
+# ```{admonition} Solution
+# :class: dropdown
+# At $\beta=8$ each nat of rate costs eight nats of loss, so the encoder keeps only the few
+# coordinates that reduce distortion the most (the digit's identity and its coarsest style);
+# the rest collapse to the prior (rate near zero, inactive), reconstructions become generic
+# digits, and samples are smooth but similar. At $\beta=0.1$ rate is cheap: many coordinates
+# become active, reconstructions are sharp, but the codes no longer fill the prior, so decoding
+# prior draws gives broken strokes. The rate-distortion plot moves along the same trade-off curve.
+# ```

@@ -1,0 +1,630 @@
+r"""Latent-variable models and variational autoencoders (Chapter 4).
+
+The model draws a latent code and then an image:
+
+    z ~ p(z) = N(0, I_L),    x | z ~ p_θ(x | z),    so    p_θ(x) = ∫ p_θ(x | z) p(z) dz,
+
+an infinite mixture: one component p_θ(x | z) for every z. The integral is estimated by sampling:
+
+* trick 1, Monte Carlo from the prior:  p_θ(x) ≈ (1/k) Σ_i p_θ(x | z_i),  z_i ~ p(z);
+* trick 2, importance sampling:  p_θ(x) ≈ (1/k) Σ_i w_i,  w_i = p_θ(x | z_i) p(z_i) / q(z_i),
+  z_i ~ q; with q = p_θ(z | x) every weight equals p_θ(x) exactly;
+* trick 3, amortised inference: an encoder predicts the proposal q_φ(z | x) = N(mu_φ(x),
+  diag exp(log_var_φ(x))) for each x.
+
+Jensen's inequality on trick 2 gives the evidence lower bound (ELBO) that encoder and decoder
+maximise together (Kingma & Welling 2014; Rezende et al. 2014):
+
+    log p_θ(x) ≥ E_q[log p_θ(x | z)] − KL(q_φ(z | x) ‖ p(z)) = ELBO,
+    log p_θ(x) − ELBO = KL(q_φ(z | x) ‖ p_θ(z | x)),
+
+and, with k importance samples, the tighter IWAE bound (Burda et al. 2016)
+
+    L_k = E[log (1/k) Σ_i w_i],   ELBO = L_1 ≤ L_k ≤ L_{k+1} ≤ log p_θ(x).
+
+The β-VAE loss is −E_q[log p_θ(x | z)] + β KL(q_φ(z | x) ‖ p(z)).
+
+Contents: the estimators (:func:`log_p_prior_mc`, :func:`log_p_importance`, :func:`elbo_estimate`),
+a tractable linear-Gaussian model to check them against (:class:`LinearGaussian`), the decoder
+likelihoods, :func:`reparameterize`, :func:`kl_normal_std`, and the models :class:`VAE` (plain,
+β-, conv and class-conditional, chosen by :class:`VAEConfig`) and :class:`Autoencoder`.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.distributions import Distribution, Independent, MultivariateNormal, Normal
+
+LIKELIHOODS = ("categorical", "bernoulli", "gaussian")
+ARCHS = ("mlp", "conv")
+LOG_2PI = math.log(2 * math.pi)
+
+
+# ----------------------------------------------------------------------------- Gaussian basics
+
+
+def _randn(shape, like: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """Standard normal noise of ``shape`` on ``like``'s device and dtype, drawn from ``generator``."""
+    if generator is None:
+        return torch.randn(shape, dtype=like.dtype, device=like.device)
+    eps = torch.randn(shape, generator=generator, device=generator.device, dtype=like.dtype)
+    return eps.to(like.device)
+
+
+def reparameterize(mu: torch.Tensor, log_var: torch.Tensor, eps: torch.Tensor | None = None,
+                   generator: torch.Generator | None = None) -> torch.Tensor:
+    """z = mu + σ ⊙ eps with σ = exp(log_var / 2) and eps ~ N(0, I): a draw from N(mu, diag σ²)
+    that is a differentiable function of mu and log_var. Shapes: all (..., L)."""
+    if eps is None:
+        eps = _randn(mu.shape, mu, generator)
+    return mu + torch.exp(0.5 * log_var) * eps
+
+
+def kl_normal_std(mu: torch.Tensor, log_var: torch.Tensor) -> torch.Tensor:
+    """KL(N(mu, diag σ²) ‖ N(0, I)) = ½ Σ_j (mu_j² + σ_j² − 1 − log σ_j²) per data point.
+    Shapes: (..., L) -> (...)."""
+    return 0.5 * (mu.pow(2) + log_var.exp() - 1.0 - log_var).sum(-1)
+
+
+def diag_normal(mu: torch.Tensor, log_var: torch.Tensor) -> Independent:
+    """N(mu, diag exp(log_var)) as a torch distribution over vectors (event shape (L,))."""
+    return Independent(Normal(mu, torch.exp(0.5 * log_var)), 1)
+
+
+def std_normal(latent_dim: int, dtype=torch.float32, device="cpu") -> Independent:
+    """The prior p(z) = N(0, I_L)."""
+    zeros = torch.zeros(latent_dim, dtype=dtype, device=device)
+    return diag_normal(zeros, zeros)
+
+
+def draw(dist: Distribution, k: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """k reparameterised draws from a Gaussian ``dist`` (diagonal ``Independent(Normal)`` or
+    ``MultivariateNormal``): z = loc + scale · eps. Shape (k, *batch_shape, L)."""
+    eps = _randn((k, *dist.batch_shape, *dist.event_shape), dist.mean, generator)
+    if isinstance(dist, MultivariateNormal):
+        return dist.loc + (dist.scale_tril @ eps.unsqueeze(-1)).squeeze(-1)
+    base = dist.base_dist if isinstance(dist, Independent) else dist
+    if not isinstance(base, Normal):
+        raise TypeError(f"draw needs a Gaussian distribution, got {type(dist).__name__}")
+    return base.loc + base.scale * eps
+
+
+# ----------------------------------------------------------------------------- the three tricks
+
+LogLik = Callable[[torch.Tensor], torch.Tensor]  # z (k, ..., L) -> log p(x | z) (k, ...)
+
+
+def log_mean_exp(log_w: torch.Tensor, dim: int = 0) -> torch.Tensor:
+    """log (1/k) Σ_i exp(log_w_i) along ``dim``, computed stably with logsumexp."""
+    return torch.logsumexp(log_w, dim) - math.log(log_w.shape[dim])
+
+
+def _chunks(k: int, chunk: int | None) -> list[int]:
+    chunk = k if chunk is None else max(1, chunk)
+    return [min(chunk, k - start) for start in range(0, k, chunk)]
+
+
+def log_p_prior_mc(log_lik: LogLik, prior: Distribution, k: int,
+                   generator: torch.Generator | None = None, chunk: int | None = None) -> torch.Tensor:
+    """Trick 1: log p(x) ≈ log (1/k) Σ_i p(x | z_i) with z_i ~ p(z).
+
+    The average of p(x | z_i) is unbiased for p(x); its log is biased low and very noisy when
+    p(x | z) is large only on a small part of the prior. ``log_lik(z)`` maps (k, *batch, L) draws
+    to log p(x | z) of shape (k, *batch); ``prior.batch_shape`` sets *batch. Returns (*batch).
+    """
+    log_w = torch.cat([log_lik(draw(prior, c, generator)) for c in _chunks(k, chunk)])  # (k, ...)
+    return log_mean_exp(log_w, 0)
+
+
+def importance_log_weights(log_lik: LogLik, prior: Distribution, proposal: Distribution, k: int,
+                           generator: torch.Generator | None = None, chunk: int | None = None) -> torch.Tensor:
+    """log w_i = log p(x | z_i) + log p(z_i) − log q(z_i) with z_i ~ q, drawn ``chunk`` at a time
+    so that k can be large. Shape (k, *batch)."""
+
+    def log_w(c):
+        z = draw(proposal, c, generator)  # (c, *batch, L)
+        return log_lik(z) + prior.log_prob(z) - proposal.log_prob(z)
+
+    return torch.cat([log_w(c) for c in _chunks(k, chunk)])
+
+
+def log_p_importance(log_lik: LogLik, prior: Distribution, proposal: Distribution, k: int,
+                     generator: torch.Generator | None = None, chunk: int | None = None) -> torch.Tensor:
+    """Trick 2: log p(x) ≈ log (1/k) Σ_i w_i, w_i = p(x | z_i) p(z_i) / q(z_i), z_i ~ q.
+
+    The average weight is unbiased for p(x) under any q that covers the posterior; with
+    q = p(z | x) every weight equals p(x), so one sample gives it exactly. Its expected log is the
+    IWAE bound L_k. Returns (*batch).
+    """
+    return log_mean_exp(importance_log_weights(log_lik, prior, proposal, k, generator, chunk), 0)
+
+
+def elbo_estimate(log_lik: LogLik, prior: Distribution, proposal: Distribution, k: int = 1,
+                  generator: torch.Generator | None = None) -> torch.Tensor:
+    """Monte Carlo ELBO: (1/k) Σ_i log w_i, z_i ~ q, the mean of the *log* weights (Jensen's side
+    of trick 2). Differentiable in the proposal's parameters (reparameterised). Returns (*batch)."""
+    return importance_log_weights(log_lik, prior, proposal, k, generator).mean(0)
+
+
+# ----------------------------------------------------------------------------- a tractable model
+
+
+class LinearGaussian:
+    """z ~ N(0, I_L), x | z ~ N(W z + b, σ² I_D): probabilistic PCA, where everything is exact.
+
+    Marginal:  p(x) = N(x; b, W Wᵀ + σ² I).
+    Posterior: p(z | x) = N(M⁻¹ Wᵀ (x − b), σ² M⁻¹) with M = Wᵀ W + σ² I.
+    """
+
+    def __init__(self, W: torch.Tensor, b: torch.Tensor, sigma: float):
+        self.W, self.b, self.sigma = W, b, float(sigma)  # (D, L), (D,), scalar
+
+    @classmethod
+    def random(cls, dims: int = 8, latent_dim: int = 2, sigma: float = 0.3,
+               generator: torch.Generator | None = None) -> "LinearGaussian":
+        """A model with W, b ~ N(0, 1) entries, in float64 so that exact values are exact."""
+        W = torch.randn(dims, latent_dim, generator=generator, dtype=torch.float64)
+        b = torch.randn(dims, generator=generator, dtype=torch.float64)
+        return cls(W, b, sigma)
+
+    @property
+    def latent_dim(self) -> int:
+        return self.W.shape[1]
+
+    def prior(self) -> Independent:
+        return std_normal(self.latent_dim, dtype=self.W.dtype)
+
+    def log_lik(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """log N(x; W z + b, σ² I), summed over D. x (..., D), z (..., L) broadcast -> (...)."""
+        mean = z @ self.W.T + self.b  # (..., D)
+        return (-0.5 * ((x - mean) / self.sigma) ** 2 - math.log(self.sigma) - 0.5 * LOG_2PI).sum(-1)
+
+    def marginal(self) -> MultivariateNormal:
+        cov = self.W @ self.W.T + self.sigma**2 * torch.eye(len(self.b), dtype=self.W.dtype)
+        return MultivariateNormal(self.b, covariance_matrix=cov)
+
+    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        """Exact log p(x): (..., D) -> (...)."""
+        return self.marginal().log_prob(x)
+
+    def posterior(self, x: torch.Tensor) -> MultivariateNormal:
+        """Exact p(z | x) for x (B, D): a batch of B Gaussians over z."""
+        L = self.latent_dim
+        M = self.W.T @ self.W + self.sigma**2 * torch.eye(L, dtype=self.W.dtype)  # (L, L)
+        M_inv = torch.linalg.inv(M)
+        mean = (x - self.b) @ self.W @ M_inv.T  # (B, L): rows M⁻¹ Wᵀ (x − b)
+        return MultivariateNormal(mean, covariance_matrix=self.sigma**2 * M_inv)
+
+    def elbo(self, x: torch.Tensor, q: Distribution) -> torch.Tensor:
+        """Exact ELBO of a Gaussian q(z) = N(m, S) (batched like x):
+        E_q[log p(x|z)] − KL(q ‖ p(z)), with
+        E_q[log p(x|z)] = −D/2 log(2πσ²) − (‖x − W m − b‖² + tr(W S Wᵀ)) / (2σ²)."""
+        m, S = q.mean, _covariance(q)  # (B, L), (B, L, L)
+        D = len(self.b)
+        resid = x - (m @ self.W.T + self.b)  # (B, D)
+        trace = torch.einsum("dl,...lm,dm->...", self.W, S, self.W)  # tr(W S Wᵀ)
+        expected = -0.5 * D * (LOG_2PI + 2 * math.log(self.sigma)) \
+            - (resid.pow(2).sum(-1) + trace) / (2 * self.sigma**2)
+        prior = MultivariateNormal(torch.zeros_like(m), covariance_matrix=torch.eye(
+            self.latent_dim, dtype=m.dtype).expand_as(S))
+        return expected - torch.distributions.kl_divergence(_as_mvn(q), prior)
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        z = torch.randn(n, self.latent_dim, generator=generator, dtype=self.W.dtype)
+        eps = torch.randn(n, len(self.b), generator=generator, dtype=self.W.dtype)
+        return z @ self.W.T + self.b + self.sigma * eps  # (n, D)
+
+
+def _covariance(q: Distribution) -> torch.Tensor:
+    if isinstance(q, MultivariateNormal):
+        return q.covariance_matrix
+    return torch.diag_embed(q.variance)
+
+
+def _as_mvn(q: Distribution) -> MultivariateNormal:
+    return q if isinstance(q, MultivariateNormal) else MultivariateNormal(
+        q.mean, covariance_matrix=_covariance(q))
+
+
+# ----------------------------------------------------------------------------- decoder likelihoods
+
+
+def _on(t: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """``t`` on the generator's device, where torch draws the random numbers."""
+    return t if generator is None else t.to(generator.device)
+
+
+class Categorical:
+    """p(x | z) = Π_d Cat(x_d; softmax(logits_d)), x_d in {0, …, levels − 1}. logits (..., D, levels)."""
+
+    def __init__(self, logits: torch.Tensor):
+        self.logits = logits
+
+    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        """log p(x | z) summed over the D pixels: x (..., D) integer levels -> (...)."""
+        log_p = torch.log_softmax(self.logits, -1)  # (..., D, levels)
+        index = x.long().expand(log_p.shape[:-1]).unsqueeze(-1)  # (..., D, 1)
+        return log_p.gather(-1, index).squeeze(-1).sum(-1)
+
+    @property
+    def mean(self) -> torch.Tensor:
+        """Expected level of each pixel, (..., D)."""
+        levels = torch.arange(self.logits.shape[-1], dtype=self.logits.dtype, device=self.logits.device)
+        return torch.softmax(self.logits, -1) @ levels
+
+    def sample(self, generator: torch.Generator | None = None) -> torch.Tensor:
+        probs = _on(torch.softmax(self.logits, -1), generator)  # (..., D, levels)
+        x = torch.multinomial(probs.reshape(-1, probs.shape[-1]), 1, generator=generator)
+        return x.reshape(probs.shape[:-1]).to(self.logits.device)
+
+
+class Bernoulli:
+    """p(x | z) = Π_d Bern(x_d; sigmoid(logits_d)), x_d in {0, 1}. logits (..., D)."""
+
+    def __init__(self, logits: torch.Tensor):
+        self.logits = logits
+
+    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        """Σ_d x_d log p_d + (1 − x_d) log(1 − p_d) = Σ_d x_d ℓ_d − softplus(ℓ_d): (..., D) -> (...)."""
+        return (x.float() * self.logits - F.softplus(self.logits)).sum(-1)
+
+    @property
+    def mean(self) -> torch.Tensor:
+        return torch.sigmoid(self.logits)
+
+    def sample(self, generator: torch.Generator | None = None) -> torch.Tensor:
+        return torch.bernoulli(_on(self.mean, generator), generator=generator).to(self.logits.device)
+
+
+class Gaussian:
+    """p(x | z) = Π_d N(x_d; mu_d, exp(log_var_d)); log_var learned per pixel or fixed. (..., D)."""
+
+    def __init__(self, mu: torch.Tensor, log_var: torch.Tensor):
+        self.mu, self.log_var = mu, log_var
+
+    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        """−½ Σ_d [log 2π + log σ_d² + (x_d − mu_d)² / σ_d²]: (..., D) -> (...)."""
+        return -0.5 * (LOG_2PI + self.log_var + (x - self.mu) ** 2 / self.log_var.exp()).sum(-1)
+
+    @property
+    def mean(self) -> torch.Tensor:
+        return self.mu
+
+    def sample(self, generator: torch.Generator | None = None) -> torch.Tensor:
+        return reparameterize(self.mu, self.log_var.expand_as(self.mu), generator=generator)
+
+
+# ----------------------------------------------------------------------------- configuration
+
+
+@dataclass(frozen=True)
+class VAEConfig:
+    """A VAE's shape and objective. Defaults are the book profile: digits, categorical decoder."""
+
+    dims: int = 64                       # D pixels
+    shape: tuple[int, int] = (8, 8)      # how the D pixels fold into an image
+    levels: int = 17                     # grey levels of the data (categorical decoder: one logit each)
+    likelihood: str = "categorical"      # "categorical" | "bernoulli" | "gaussian"
+    latent_dim: int = 32                 # L
+    hidden: int = 512                    # width of the MLP (or of the conv head)
+    layers: int = 1                      # hidden layers of each MLP
+    dropout: float = 0.5                 # dropout after each hidden layer of the MLPs (1000 images overfit)
+    arch: str = "mlp"                    # "mlp" | "conv"
+    n_classes: int = 0                   # > 0: class-conditional VAE (labels to encoder and decoder)
+    beta: float = 1.0                    # weight of KL(q ‖ p(z)) in the loss (β-VAE)
+    fixed_log_var: float | None = None   # Gaussian decoder: a fixed log σ² (None: learned per pixel)
+
+    def __post_init__(self):
+        if self.likelihood not in LIKELIHOODS:
+            raise ValueError(f"unknown likelihood {self.likelihood!r}; choose one of: {', '.join(LIKELIHOODS)}")
+        if self.arch not in ARCHS:
+            raise ValueError(f"unknown arch {self.arch!r}; choose one of: {', '.join(ARCHS)}")
+
+    @classmethod
+    def for_dataset(cls, name: str, **overrides) -> "VAEConfig":
+        """The decoder likelihood that fits each data set: categorical over the 17 levels of
+        digits, Bernoulli for binarised MNIST, and for 256-level MNIST a Gaussian with learned
+        variance on dequantised pixels (its log-density is turned into a bound on the discrete
+        log-likelihood by :func:`discrete_log_prob`)."""
+        base = {
+            "digits": dict(dims=64, shape=(8, 8), levels=17, likelihood="categorical"),
+            "binarized_mnist": dict(dims=784, shape=(28, 28), levels=2, likelihood="bernoulli"),
+            "mnist": dict(dims=784, shape=(28, 28), levels=256, likelihood="gaussian"),
+        }
+        if name not in base:
+            raise ValueError(f"unknown dataset {name!r}; choose one of: {', '.join(base)}")
+        return cls(**{**base[name], **overrides})
+
+    @property
+    def params_per_pixel(self) -> int:
+        """Decoder outputs per pixel: levels logits, one Bernoulli logit, or (mu, log_var)."""
+        if self.likelihood == "categorical":
+            return self.levels
+        if self.likelihood == "gaussian" and self.fixed_log_var is None:
+            return 2
+        return 1
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How the book profile trains a VAE with :func:`genlib.train.fit` (Adam, early stopping on
+    the validation loss, best weights kept)."""
+
+    epochs: int = 300        # at most; early stopping usually ends sooner
+    batch_size: int = 64
+    lr: float = 2e-3
+    patience: int = 20       # epochs without a better validation loss before stopping
+
+
+def model_inputs(x: torch.Tensor, config: VAEConfig, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Integer images (N, D) -> what the decoder likelihood scores: the levels themselves
+    (categorical), 0/1 floats (Bernoulli), or dequantised floats in [0, 1) (Gaussian)."""
+    if config.likelihood == "categorical":
+        return x.long()
+    if config.likelihood == "bernoulli":
+        return x.float()
+    u = torch.rand(x.shape, generator=generator)
+    return (x.float() + u) / config.levels
+
+
+def discrete_log_prob(log_p: torch.Tensor, config: VAEConfig) -> torch.Tensor:
+    """log P(x) of the integer image: unchanged for discrete decoders; for the Gaussian decoder on
+    dequantised pixels, log p(y) − D log(levels), a lower bound (see :mod:`genlib.metrics`)."""
+    if config.likelihood == "gaussian":
+        return log_p - config.dims * math.log(config.levels)
+    return log_p
+
+
+def make_likelihood(params: torch.Tensor, config: VAEConfig):
+    """Decoder output (..., D, P) -> the distribution p(x | z) it parameterises."""
+    if config.likelihood == "categorical":
+        return Categorical(params)  # (..., D, levels)
+    if config.likelihood == "bernoulli":
+        return Bernoulli(params[..., 0])
+    mu = params[..., 0]
+    if config.fixed_log_var is None:
+        return Gaussian(mu, params[..., 1])
+    return Gaussian(mu, torch.full_like(mu, config.fixed_log_var))
+
+
+# ----------------------------------------------------------------------------- networks
+
+
+def mlp(n_in: int, n_out: int, hidden: int, layers: int, dropout: float = 0.0) -> nn.Sequential:
+    """Linear -> GELU (-> dropout), ``layers`` times, then a linear output layer."""
+    sizes = [n_in] + [hidden] * layers
+    blocks = []
+    for a, b in zip(sizes[:-1], sizes[1:]):
+        blocks += [nn.Linear(a, b), nn.GELU()] + ([nn.Dropout(dropout)] if dropout > 0 else [])
+    return nn.Sequential(*blocks, nn.Linear(sizes[-1], n_out))
+
+
+class MLPEncoder(nn.Module):
+    """x (B, D) [and one-hot label (B, C)] -> (mu, log_var), each (B, L)."""
+
+    def __init__(self, dims: int, latent_dim: int, hidden: int = 512, layers: int = 2, n_classes: int = 0,
+                 dropout: float = 0.0):
+        super().__init__()
+        self.net = mlp(dims + n_classes, 2 * latent_dim, hidden, layers, dropout)
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor | None = None):
+        h = x if c is None else torch.cat([x, c], -1)  # (B, D + C)
+        mu, log_var = self.net(h).chunk(2, -1)
+        return mu, log_var
+
+
+class MLPDecoder(nn.Module):
+    """z (..., L) [and one-hot label (..., C)] -> likelihood parameters (..., D, P)."""
+
+    def __init__(self, dims: int, latent_dim: int, params_per_pixel: int, hidden: int = 512,
+                 layers: int = 2, n_classes: int = 0, dropout: float = 0.0):
+        super().__init__()
+        self.dims, self.P = dims, params_per_pixel
+        self.net = mlp(latent_dim + n_classes, dims * params_per_pixel, hidden, layers, dropout)
+
+    def forward(self, z: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        h = z if c is None else torch.cat([z, c], -1)  # (..., L + C)
+        return self.net(h).unflatten(-1, (self.dims, self.P))  # (..., D, P)
+
+
+class ConvEncoder(nn.Module):
+    """Image (B, H*W) -> two stride-2 convolutions -> flatten [+ one-hot] -> (mu, log_var)."""
+
+    def __init__(self, shape: tuple[int, int], latent_dim: int, hidden: int = 512, n_classes: int = 0,
+                 channels: int = 32):
+        super().__init__()
+        self.shape = shape
+        h, w = shape[0] // 4, shape[1] // 4
+        self.conv = nn.Sequential(
+            nn.Conv2d(1, channels, 4, 2, 1), nn.GELU(),             # (B, c, H/2, W/2)
+            nn.Conv2d(channels, 2 * channels, 4, 2, 1), nn.GELU(),  # (B, 2c, H/4, W/4)
+            nn.Flatten())
+        self.head = mlp(2 * channels * h * w + n_classes, 2 * latent_dim, hidden, 1)
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor | None = None):
+        h = self.conv(x.reshape(-1, 1, *self.shape))  # (B, 2c h w)
+        if c is not None:
+            h = torch.cat([h, c], -1)
+        mu, log_var = self.head(h).chunk(2, -1)
+        return mu, log_var
+
+
+class ConvDecoder(nn.Module):
+    """z (..., L) [+ one-hot] -> linear -> two stride-2 transposed convolutions -> (..., D, P)."""
+
+    def __init__(self, shape: tuple[int, int], latent_dim: int, params_per_pixel: int, hidden: int = 512,
+                 n_classes: int = 0, channels: int = 32):
+        super().__init__()
+        self.shape, self.P, self.channels = shape, params_per_pixel, channels
+        self.h, self.w = shape[0] // 4, shape[1] // 4
+        self.head = nn.Sequential(mlp(latent_dim + n_classes, 2 * channels * self.h * self.w, hidden, 1),
+                                  nn.GELU())
+        self.deconv = nn.Sequential(
+            nn.ConvTranspose2d(2 * channels, channels, 4, 2, 1), nn.GELU(),  # (N, c, H/2, W/2)
+            nn.ConvTranspose2d(channels, params_per_pixel, 4, 2, 1))       # (N, P, H, W)
+
+    def forward(self, z: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        h = z if c is None else torch.cat([z, c], -1)
+        lead = h.shape[:-1]
+        h = self.head(h.reshape(-1, h.shape[-1])).reshape(-1, 2 * self.channels, self.h, self.w)
+        out = self.deconv(h)  # (N, P, H, W)
+        return out.flatten(2).transpose(1, 2).reshape(*lead, -1, self.P)  # (..., D, P)
+
+
+def make_networks(config: VAEConfig) -> tuple[nn.Module, nn.Module]:
+    """Encoder and decoder for ``config``."""
+    L, C, P = config.latent_dim, config.n_classes, config.params_per_pixel
+    if config.arch == "conv":
+        return (ConvEncoder(config.shape, L, config.hidden, C),
+                ConvDecoder(config.shape, L, P, config.hidden, C))
+    return (MLPEncoder(config.dims, L, config.hidden, config.layers, C, config.dropout),
+            MLPDecoder(config.dims, L, P, config.hidden, config.layers, C, config.dropout))
+
+
+# ----------------------------------------------------------------------------- models
+
+
+class _LatentModel(nn.Module):
+    """What a VAE and an autoencoder share: the decoder likelihood and input scaling."""
+
+    def __init__(self, config: VAEConfig):
+        super().__init__()
+        self.config = config
+        self.encoder, self.decoder = make_networks(config)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Encoder input: pixels scaled to [0, 1]."""
+        if self.config.likelihood == "gaussian":
+            return x.float()
+        return x.float() / (self.config.levels - 1)
+
+    def one_hot(self, y: torch.Tensor | None) -> torch.Tensor | None:
+        if self.config.n_classes == 0:
+            return None
+        if y is None:
+            raise ValueError("a class-conditional model needs labels y")
+        return F.one_hot(y.long(), self.config.n_classes).float()
+
+    def decode(self, z: torch.Tensor, y: torch.Tensor | None = None):
+        """p_θ(x | z [, y]) for codes z (..., L): a likelihood with log_prob, mean and sample."""
+        c = self.one_hot(y)
+        if c is not None:
+            c = c.expand(*z.shape[:-1], c.shape[-1])  # labels broadcast over leading sample dims
+        return make_likelihood(self.decoder(z, c), self.config)
+
+
+class VAE(_LatentModel):
+    """Variational autoencoder: encoder q_φ(z | x) = N(mu, diag exp(log_var)), prior N(0, I),
+    decoder p_θ(x | z) (categorical, Bernoulli or Gaussian). With ``config.n_classes > 0`` both
+    networks also see the one-hot label y (class-conditional VAE); ``config.beta`` weights the KL."""
+
+    @property
+    def prior(self) -> Independent:
+        p = next(self.parameters())
+        return std_normal(self.config.latent_dim, dtype=p.dtype, device=p.device)
+
+    def encode(self, x: torch.Tensor, y: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """x (B, D) -> mu, log_var, each (B, L): the parameters of q_φ(z | x)."""
+        return self.encoder(self.features(x), self.one_hot(y))
+
+    def terms(self, x: torch.Tensor, y: torch.Tensor | None = None,
+              generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The ELBO's two terms per data point, from one reparameterised z ~ q_φ(z | x):
+        reconstruction log p_θ(x | z) (B,) and rate KL(q_φ(z | x) ‖ p(z)) (B,)."""
+        mu, log_var = self.encode(x, y)                        # (B, L) each
+        z = reparameterize(mu, log_var, generator=generator)   # z = mu + σ ⊙ eps
+        reconstruction = self.decode(z, y).log_prob(x)         # (B,)
+        kl = kl_normal_std(mu, log_var)                        # (B,)
+        return reconstruction, kl
+
+    def elbo(self, x: torch.Tensor, y: torch.Tensor | None = None,
+             generator: torch.Generator | None = None) -> torch.Tensor:
+        """One-sample estimate of E_q[log p_θ(x | z)] − KL(q_φ(z | x) ‖ p(z)), per data point (B,)."""
+        reconstruction, kl = self.terms(x, y, generator)
+        return reconstruction - kl
+
+    def loss(self, x: torch.Tensor, y: torch.Tensor | None = None, beta: float | None = None,
+             generator: torch.Generator | None = None) -> torch.Tensor:
+        """Mean over the batch of −log p_θ(x | z) + β KL(q_φ(z | x) ‖ p(z)); β = 1 is −ELBO."""
+        beta = self.config.beta if beta is None else beta
+        reconstruction, kl = self.terms(x, y, generator)
+        return (-reconstruction + beta * kl).mean()
+
+    def log_weights(self, x: torch.Tensor, k: int, y: torch.Tensor | None = None,
+                    generator: torch.Generator | None = None, chunk: int | None = None) -> torch.Tensor:
+        """log w_i = log p_θ(x | z_i) + log p(z_i) − log q_φ(z_i | x), z_i ~ q_φ(z | x): (k, B).
+
+        Samples are drawn ``chunk`` at a time (default: about 16k decoder rows per chunk)."""
+        mu, log_var = self.encode(x, y)
+        chunk = chunk or max(1, 16384 // len(x))
+
+        def log_lik(z):  # z (c, B, L) -> log p_θ(x | z) (c, B)
+            return self.decode(z, y).log_prob(x)
+
+        return importance_log_weights(log_lik, self.prior, diag_normal(mu, log_var), k, generator, chunk)
+
+    def iwae_bound(self, x: torch.Tensor, k: int = 1000, y: torch.Tensor | None = None,
+                   generator: torch.Generator | None = None, chunk: int | None = None) -> torch.Tensor:
+        """log (1/k) Σ_i w_i with the encoder as proposal (trick 2 with trick 3), per data point (B,).
+
+        Its expectation L_k is the IWAE bound; L_1 = ELBO and L_k → log p_θ(x) as k grows."""
+        return log_mean_exp(self.log_weights(x, k, y, generator, chunk), 0)
+
+    def log_prob(self, x: torch.Tensor, k: int = 1000, y: torch.Tensor | None = None,
+                 generator: torch.Generator | None = None, chunk: int | None = None) -> torch.Tensor:
+        """Estimate of log p_θ(x) by importance sampling with the encoder as proposal (= iwae_bound)."""
+        return self.iwae_bound(x, k, y, generator, chunk)
+
+    def sample(self, n: int, y: torch.Tensor | None = None, generator: torch.Generator | None = None,
+               mean: bool = False) -> torch.Tensor:
+        """z ~ N(0, I), then x ~ p_θ(x | z) (or its mean with ``mean=True``). Shape (n, D)."""
+        p = next(self.parameters())
+        z = _randn((n, self.config.latent_dim), p, generator)
+        px = self.decode(z, y)
+        return px.mean if mean else px.sample(generator)
+
+    def reconstruct(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """Mean of p_θ(x | z = mu_φ(x)): the deterministic reconstruction, (B, D)."""
+        mu, _ = self.encode(x, y)
+        return self.decode(mu, y).mean
+
+
+class Autoencoder(_LatentModel):
+    """Deterministic autoencoder: z = f_φ(x), loss −log p_θ(x | z) (squared error for a Gaussian
+    decoder with fixed variance). No prior, so no log_prob and no sample."""
+
+    def encode(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """x (B, D) -> code z (B, L): the encoder's mean head (its log_var head is unused)."""
+        mu, _ = self.encoder(self.features(x), self.one_hot(y))
+        return mu
+
+    def loss(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """Mean reconstruction loss −log p_θ(x | z = f_φ(x))."""
+        return -self.decode(self.encode(x, y), y).log_prob(x).mean()
+
+    def reconstruct(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        return self.decode(self.encode(x, y), y).mean
+
+
+def batch_loss(model: nn.Module, batch) -> torch.Tensor:
+    """``model.loss`` on a batch tuple ``(x,)`` or ``(x, y)``: the loss that :func:`genlib.train.fit` takes."""
+    return model.loss(*batch)
+
+
+@torch.no_grad()
+def evaluate_nll(model: VAE, x: torch.Tensor, y: torch.Tensor | None = None, k: int = 1000,
+                 batch_size: int = 256, generator: torch.Generator | None = None) -> dict[str, float]:
+    """Mean −ELBO and −IWAE_k of the integer images' log-probabilities, in nats per image."""
+    model.eval()
+    elbo, iwae = [], []
+    for start in range(0, len(x), batch_size):
+        xb = x[start:start + batch_size]
+        yb = None if y is None else y[start:start + batch_size]
+        elbo.append(discrete_log_prob(model.elbo(xb, yb, generator), model.config))
+        iwae.append(discrete_log_prob(model.iwae_bound(xb, k, yb, generator), model.config))
+    return {"elbo": -float(torch.cat(elbo).mean()), "iwae": -float(torch.cat(iwae).mean())}
