@@ -21,7 +21,6 @@ import nbformat
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
-STAGE = ROOT / "_build" / "src"
 
 
 def toc_files(toc: Path) -> list[str]:
@@ -33,24 +32,24 @@ def toc_files(toc: Path) -> list[str]:
     return files
 
 
-def stage(executed: Path) -> list[str]:
-    """Fill ``_build/src`` with the book sources and executed notebooks; return missing chapters."""
-    if STAGE.exists():
-        shutil.rmtree(STAGE)
-    (STAGE / "book").mkdir(parents=True)
+def stage(executed: Path, stage_dir: Path) -> list[str]:
+    """Fill ``stage_dir`` with the book sources and executed notebooks; return missing chapters."""
+    if stage_dir.exists():
+        shutil.rmtree(stage_dir)
+    (stage_dir / "book").mkdir(parents=True)
     for name in ("_config.yml", "_toc.yml", "book/references.bib"):
-        shutil.copy(ROOT / name, STAGE / name)
+        shutil.copy(ROOT / name, stage_dir / name)
     if not (ROOT / "_vendor").is_dir():
         sys.exit("build_book: _vendor/ is missing; run `make setup` first")
-    shutil.copytree(ROOT / "_vendor", STAGE / "_vendor")
+    shutil.copytree(ROOT / "_vendor", stage_dir / "_vendor")
     missing = []
     for file in toc_files(ROOT / "_toc.yml"):
         page = ROOT / f"{file}.md"
         notebook = executed / f"{Path(file).name}.ipynb"
         if page.exists():
-            shutil.copy(page, STAGE / f"{file}.md")
+            shutil.copy(page, stage_dir / f"{file}.md")
         elif notebook.exists():
-            shutil.copy(notebook, STAGE / f"{file}.ipynb")
+            shutil.copy(notebook, stage_dir / f"{file}.ipynb")
         else:
             missing.append(file)
     return missing
@@ -73,27 +72,30 @@ def update_committed(executed: Path) -> None:
         print(f"updated {target.relative_to(ROOT)}")
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--executed", type=Path, required=True, help="folder of executed chapters")
     parser.add_argument("--update-committed", action="store_true",
                         help="copy the executed notebooks over book/*.ipynb")
     parser.add_argument("--no-html", action="store_true", help="skip the HTML build")
-    args = parser.parse_args()
+    parser.add_argument("--output", type=Path, default=ROOT,
+                        help="the book goes to OUTPUT/_build/html, its sources to OUTPUT/_build/src")
+    args = parser.parse_args(argv)
     if args.update_committed:
         update_committed(args.executed)
     if args.no_html:
         return 0
-    missing = stage(args.executed)
+    staged = args.output / "_build" / "src"
+    missing = stage(args.executed, staged)
     if missing:
         print(f"build_book: no executed notebook for {', '.join(missing)}", file=sys.stderr)
         return 1
-    command = [str(Path(sys.executable).parent / "jupyter-book"), "build", str(STAGE),
-               "--path-output", str(ROOT), "-W", "-n", "--keep-going", "--all"]
+    command = [str(Path(sys.executable).parent / "jupyter-book"), "build", str(staged),
+               "--path-output", str(args.output), "-W", "-n", "--keep-going", "--all"]
     print(" ".join(command), flush=True)
     done = subprocess.run(command)
     if done.returncode == 0:
-        print(f"book: {ROOT / '_build' / 'html' / 'index.html'}")
+        print(f"book: {args.output / '_build' / 'html' / 'index.html'}")
     return done.returncode
 
 
