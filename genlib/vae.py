@@ -328,13 +328,14 @@ class VAEConfig:
     @classmethod
     def for_dataset(cls, name: str, **overrides) -> "VAEConfig":
         """The decoder likelihood that fits each data set: categorical over the 17 levels of
-        digits, Bernoulli for binarised MNIST, and for 256-level MNIST a Gaussian with learned
+        digits, Bernoulli for binarised MNIST, and for 256-level MNIST (and mnist5k) a Gaussian with learned
         variance on dequantised pixels (its log-density is turned into a bound on the discrete
         log-likelihood by :func:`discrete_log_prob`)."""
         base = {
             "digits": dict(dims=64, shape=(8, 8), levels=17, likelihood="categorical"),
             "binarized_mnist": dict(dims=784, shape=(28, 28), levels=2, likelihood="bernoulli"),
             "mnist": dict(dims=784, shape=(28, 28), levels=256, likelihood="gaussian"),
+            "mnist5k": dict(dims=784, shape=(28, 28), levels=256, likelihood="gaussian"),
         }
         if name not in base:
             raise ValueError(f"unknown dataset {name!r}; choose one of: {', '.join(base)}")

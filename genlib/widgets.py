@@ -8,6 +8,8 @@ A chapter writes one drawing function ``draw(fig, value)`` and gets two views of
 """
 from __future__ import annotations
 
+import hashlib
+import re
 from collections.abc import Callable, Sequence
 
 import matplotlib.pyplot as plt
@@ -27,9 +29,19 @@ def animate(draw: Draw, values: Sequence, figsize=(6, 3), interval: int = 500, d
         draw(fig, values[i])
 
     animation = FuncAnimation(fig, frame, frames=len(values), interval=interval)
-    html = animation.to_jshtml(default_mode="once")
+    html = stable_ids(animation.to_jshtml(default_mode="once"))
     plt.close(fig)
     return HTML(html)
+
+
+def stable_ids(html: str) -> str:
+    """Replace matplotlib's random animation id (a uuid4) by a hash of the animation itself, so
+    that re-running a chapter with the same frames gives byte-identical output."""
+    ids = set(re.findall(r"_anim_img([0-9a-f]{32})", html))
+    for old in ids:
+        new = hashlib.sha1(html.replace(old, "").encode()).hexdigest()[:32]
+        html = html.replace(old, new)
+    return html
 
 
 def live(draw: Draw, figsize=(6, 3), **controls):

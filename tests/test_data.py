@@ -35,7 +35,7 @@ def test_rings_have_three_radii():
 def test_unknown_dataset_is_a_one_line_error():
     with pytest.raises(ValueError, match=r"unknown dataset 'blobs'; choose one of: moons, rings"):
         data.toy("blobs")
-    with pytest.raises(ValueError, match=r"unknown dataset 'cifar'; choose one of: digits, mnist, binarized_mnist"):
+    with pytest.raises(ValueError, match=r"unknown dataset 'cifar'; choose one of: digits, mnist, binarized_mnist, mnist5k"):
         data.images("cifar")
 
 
@@ -183,3 +183,15 @@ def test_mnist_parses_splits_and_binarizes(fake_mnist):
     off = binary.x[train.x < 50].float().mean()
     assert on > 0.7 and off < 0.3
     assert sorted(p.name for p in fake_mnist.iterdir()) == sorted(data.MNIST_FILES)
+
+
+def test_mnist5k_is_a_balanced_shuffled_offline_split():
+    parts = [data.images("mnist5k", s) for s in data.SPLITS]
+    assert [len(p) for p in parts] == [3500, 500, 1000]
+    assert parts[0].x.shape == (3500, 784) and parts[0].levels == 256 and parts[0].shape == (28, 28)
+    assert 0 <= int(parts[0].x.min()) and int(parts[0].x.max()) == 255
+    for part in parts:  # the permutation mixes the label-sorted file: every split has every digit
+        counts = torch.bincount(part.y, minlength=10)
+        assert counts.min() > 0.06 * len(part) and counts.max() < 0.14 * len(part)
+    rows = torch.cat([p.x for p in parts])
+    assert len(torch.unique(rows, dim=0)) == 5000  # disjoint splits of distinct images

@@ -114,3 +114,8 @@ def test_bad_command_lines_exit_2_before_running(book, tmp_path, capsys):
     assert "no chosen chapter has a parameter named nope" in capsys.readouterr().err
     assert run.main(["01", "--book", str(book), "--out", str(book)]) == 2
     assert "never run in place" in capsys.readouterr().err
+
+
+def test_cell_ids_are_stable_across_conversions(book):
+    c = run.select(["01"], book)[0]
+    assert [cell.id for cell in run.notebook(c).cells] == [cell.id for cell in run.notebook(c).cells]
