@@ -24,15 +24,6 @@ from genlib import data, metrics, seed_everything, vae
 from genlib.train import fit
 
 
-@torch.no_grad()
-def test_nll(model: vae.VAE, x: torch.Tensor, k: int, generator: torch.Generator) -> tuple[float, float]:
-    """(−ELBO, −IWAE_k) in nats per image, averaged over the images ``x``."""
-    model.eval()
-    elbo = torch.stack([model.elbo(x, generator=generator) for _ in range(10)]).mean(0)
-    iwae = torch.cat([model.iwae_bound(x[i:i + 64], k, generator=generator) for i in range(0, len(x), 64)])
-    return -float(elbo.mean()), -float(iwae.mean())
-
-
 def run(seed: int, k: int, config: vae.VAEConfig, train_config: vae.TrainConfig) -> dict[str, float]:
     gen = seed_everything(seed)
     train, val, test = (data.digits(split) for split in ("train", "val", "test"))
@@ -42,9 +33,9 @@ def run(seed: int, k: int, config: vae.VAEConfig, train_config: vae.TrainConfig)
                   batch_size=train_config.batch_size, lr=train_config.lr, patience=train_config.patience,
                   generator=gen, progress=False)
     seconds = time.perf_counter() - tic
-    elbo, iwae = test_nll(model, test.x, k, gen)
+    nll = vae.evaluate_nll(model, test.x, k=k, batch_size=64, generator=gen, elbo_samples=10)
     return {"seconds": seconds, "epochs": history.epochs, "best_epoch": history.best_epoch + 1,
-            "elbo": elbo, "iwae": iwae, "bpd": metrics.nats_to_bpd(iwae, test.dims)}
+            "elbo": nll["elbo"], "iwae": nll["iwae"], "bpd": metrics.nats_to_bpd(nll["iwae"], test.dims)}
 
 
 def main() -> None:

@@ -619,13 +619,16 @@ def batch_loss(model: nn.Module, batch) -> torch.Tensor:
 
 @torch.no_grad()
 def evaluate_nll(model: VAE, x: torch.Tensor, y: torch.Tensor | None = None, k: int = 1000,
-                 batch_size: int = 256, generator: torch.Generator | None = None) -> dict[str, float]:
-    """Mean −ELBO and −IWAE_k of the integer images' log-probabilities, in nats per image."""
+                 batch_size: int = 256, generator: torch.Generator | None = None,
+                 elbo_samples: int = 1) -> dict[str, float]:
+    """Mean −ELBO (each image's ELBO averaged over ``elbo_samples`` draws of z) and −IWAE_k of the
+    integer images' log-probabilities, in nats per image."""
     model.eval()
     elbo, iwae = [], []
     for start in range(0, len(x), batch_size):
         xb = x[start:start + batch_size]
         yb = None if y is None else y[start:start + batch_size]
-        elbo.append(discrete_log_prob(model.elbo(xb, yb, generator), model.config))
+        draws = torch.stack([model.elbo(xb, yb, generator) for _ in range(elbo_samples)])  # (S, B)
+        elbo.append(discrete_log_prob(draws.mean(0), model.config))
         iwae.append(discrete_log_prob(model.iwae_bound(xb, k, yb, generator), model.config))
     return {"elbo": -float(torch.cat(elbo).mean()), "iwae": -float(torch.cat(iwae).mean())}
