@@ -26,7 +26,7 @@ run: $(STAMP)
 # All tests: genlib's unit tests, then nbval on every committed chapter notebook.
 test: $(STAMP)
 	$(PY) -m pytest tests -q
-	$(PY) -m pytest --nbval-lax --nbval-sanitize-with tests/nbval_sanitize.cfg book -q -p no:randomly
+	$(PY) -m pytest --nbval-lax --nbval-sanitize-with tests/nbval_sanitize.cfg book -q
 
 test-unit: $(STAMP)
 	$(PY) -m pytest tests -q
