@@ -8,6 +8,7 @@ they are cheap (a few reductions over the batch), so they run on every call.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Iterable, Sequence
 
 import torch
@@ -23,7 +24,7 @@ def short(value, width: int = 60) -> str:
 
 
 def _is_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 def positive_int(name: str, value) -> int:
@@ -42,7 +43,7 @@ def non_negative_int(name: str, value) -> int:
 
 def finite_number(name: str, value) -> float:
     """``value`` as a float if it is a finite real number (not a bool, NaN or ±inf)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
         raise ValueError(f"{name} must be a finite number, got {short(value)}")
     return float(value)
 

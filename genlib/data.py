@@ -29,6 +29,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from genlib import checks
+
 TOYS = ("moons", "rings", "8gaussians", "spiral", "swissroll")
 IMAGES = ("digits", "mnist", "binarized_mnist", "mnist5k")
 DATASETS = TOYS + IMAGES
@@ -84,8 +86,10 @@ class Images:
 def toy(name: str, n: int = 1000, seed: int = 0, noise: float | None = None) -> torch.Tensor:
     """``n`` points of the 2-D toy ``name``, drawn with ``seed``. Shape (n, 2), roughly in [-4, 4]^2."""
     check_dataset(name, TOYS)
-    if n < 1:
-        raise ValueError(f"n must be a positive integer, got {n!r}")
+    checks.positive_int("n", n)
+    checks.non_negative_int("seed", seed)
+    if noise is not None:
+        checks.non_negative("noise", noise)
     rng = np.random.default_rng(seed)
     x = _TOY_MAKERS[name](n, rng, noise)
     return torch.as_tensor(x, dtype=torch.float32)
@@ -161,6 +165,7 @@ def dequantize(x: torch.Tensor, levels: int, generator: torch.Generator | None =
     A continuous density ``p`` on the result gives a lower bound on the discrete log-likelihood:
     ``log P(x) >= E_u[log p((x + u) / levels)] - D log(levels)`` (see :func:`genlib.metrics`).
     """
+    checks.positive_int("levels", levels)
     u = torch.rand(x.shape, generator=generator, dtype=torch.float32)
     return (x.float() + u) / levels
 
@@ -182,8 +187,29 @@ BINARIZE_SEED = 0
 
 
 def cache_dir() -> Path:
-    """Where downloads live: ``$GENLIB_DATA`` if set, else ``~/.cache/genlib``."""
-    return Path(os.environ.get("GENLIB_DATA", Path.home() / ".cache" / "genlib"))
+    """Where downloads live: ``$GENLIB_DATA`` if set, else ``~/.cache/genlib``; always absolute.
+
+    An empty ``GENLIB_DATA`` means the default; a relative one is taken from the current folder
+    (the chapter runner makes it absolute before its kernels start inside ``book/``).
+    """
+    value = os.environ.get("GENLIB_DATA", "").strip()
+    return Path(value).expanduser().resolve() if value else Path.home() / ".cache" / "genlib"
+
+
+def _writable(root: Path) -> None:
+    """``root`` exists and takes files, or a one-line :class:`DataError` that says so."""
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        tempfile.NamedTemporaryFile(dir=root, prefix=".write-test-").close()
+    except OSError as err:
+        raise DataError(f"the data cache folder {root} is not writable ({err.strerror or err}); "
+                        f"set GENLIB_DATA to a writable folder") from None
+
+
+def _remove_partial_downloads(root: Path, name: str) -> None:
+    """Temporary files of earlier downloads of ``name`` that were killed before they could clean up."""
+    for stale in root.glob(f".{name}.*.part"):
+        stale.unlink(missing_ok=True)
 
 
 def md5sum(path: Path) -> str:
@@ -224,6 +250,8 @@ def fetch(name: str, md5: str, mirrors: tuple[str, ...], root: Path | None = Non
                 f"{target} is corrupted (md5 {found}, expected {md5}); delete it and run again"
             )
         return target
+    _writable(root)
+    _remove_partial_downloads(root, name)
     errors = []
     for mirror in mirrors:
         url = mirror + name

@@ -14,14 +14,19 @@ reported with its error and the others still run; the exit status is 0 only if a
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
+import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
+
+from genlib.checks import short
 
 ROOT = Path(__file__).resolve().parent.parent
 BOOK = ROOT / "book"
@@ -66,14 +71,19 @@ def parse_overrides(pairs: list[str]) -> dict:
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key.isidentifier():
-            raise ValueError(f"override {pair!r} is not of the form name=value")
-        out[key] = _value(value)
+            raise ValueError(f"override {short(pair)} is not of the form name=value")
+        out[key] = _value(key, value)
     return out
 
 
-def _value(text: str):
-    """A YAML value, with the numbers YAML 1.1 leaves as strings (``1e-3``) read as floats."""
-    value = yaml.safe_load(text) if text else ""
+def _value(key: str, text: str):
+    """A plain YAML value (safe: no tags), with YAML 1.1's string numbers (``1e-3``) read as floats."""
+    try:
+        value = yaml.safe_load(text) if text else ""
+    except yaml.YAMLError as err:
+        problem = str(getattr(err, "problem", None) or err).splitlines()[0]
+        raise ValueError(f"override {key}={short(text)} is not a plain YAML value ({problem}); "
+                         f"write numbers, strings, true/false or lists like [1, 4]") from None
     if isinstance(value, str):
         try:
             return float(value)
@@ -125,27 +135,181 @@ def clean(nb) -> None:
         cell.metadata.pop("execution", None)
 
 
-def execute(chapter: Chapter, params: dict, out: Path, book: Path = BOOK) -> tuple[bool, str]:
-    """Execute one chapter into ``out``; return (passed, one-line error or "")."""
+# ----------------------------------------------------------------------------- execution
+#
+# Each chapter runs in a child process (``python -m genlib.run --worker SPEC``) that drives papermill
+# and its kernel. The parent enforces the chapter's time limit, survives Ctrl-C, and moves files:
+# the child writes ``NN.partial.ipynb``; only a chapter that finished becomes ``NN.ipynb`` (the name
+# the book build reads); anything else becomes ``NN.failed.ipynb``, kept for reading.
+
+CELL_TIMEOUT = 600  # seconds per cell, book profile (papermill's execution_timeout)
+CHAPTER_TIMEOUT = 1800  # seconds per chapter, book profile
+
+
+@dataclass
+class Limits:
+    cell: float | None = CELL_TIMEOUT  # None: no limit
+    chapter: float | None = CHAPTER_TIMEOUT
+
+
+def limits_for(profile: dict, cell: float | None, chapter: float | None) -> Limits:
+    """Time limits: the command line's, else the profile's ``runner:`` entry, else the defaults."""
+    runner = profile.get("runner") or {}
+    pick = lambda given, key, default: given if given is not None else runner.get(key, default)  # noqa: E731
+    cell, chapter = pick(cell, "cell_timeout", CELL_TIMEOUT), pick(chapter, "chapter_timeout", CHAPTER_TIMEOUT)
+    for name, value in (("cell timeout", cell), ("chapter timeout", chapter)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            raise ValueError(f"{name} must be a number of seconds >= 0 (0: no limit), got {short(value)}")
+    return Limits(cell or None, chapter or None)
+
+
+def execute(chapter: Chapter, params: dict, out: Path, book: Path = BOOK,
+            limits: Limits = Limits()) -> tuple[bool, str]:
+    """Execute one chapter into ``out`` in a child process; return (passed, one-line error or "")."""
+    target, partial, failed = (out / f"{chapter.stem}{suffix}"
+                               for suffix in (".ipynb", ".partial.ipynb", ".failed.ipynb"))
+    for stale in (partial, failed):
+        stale.unlink(missing_ok=True)
+    spec = {"chapter": str(chapter.path), "params": params, "partial": str(partial), "cwd": str(book),
+            "cell_timeout": limits.cell}
+    spec_file, result_file = out / f".{chapter.stem}.spec.json", out / f".{chapter.stem}.result.json"
+    spec_file.write_text(json.dumps(spec))
+    result_file.unlink(missing_ok=True)
+    child = subprocess.Popen([sys.executable, "-m", "genlib.run", "--worker", str(spec_file), str(result_file)],
+                             start_new_session=True)  # Ctrl-C reaches the runner, not the kernel
+    try:
+        child.wait(timeout=limits.chapter)
+        error = _result(result_file, child.returncode)
+    except subprocess.TimeoutExpired:
+        _stop(child)
+        error = f"TimeoutError: the chapter ran past its limit of {limits.chapter:g} s{_running_cell(partial)}"
+    except BaseException:  # Ctrl-C or anything else: stop the child, keep nothing under the build's name
+        _stop(child)
+        _set_aside(partial, target, failed)
+        raise
+    finally:
+        spec_file.unlink(missing_ok=True)
+        result_file.unlink(missing_ok=True)
+    if error:
+        _set_aside(partial, target, failed)
+        return False, error
+    os.replace(partial, target)
+    return True, ""
+
+
+def _stop(child: subprocess.Popen) -> None:
+    """Terminate the child (its kernel notices its parent is gone and exits), then kill if needed."""
+    if child.poll() is None:
+        child.terminate()
+        try:
+            child.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+
+
+def _set_aside(partial: Path, target: Path, failed: Path) -> None:
+    """A run that did not finish leaves only ``failed`` (if anything ran), never ``target``."""
+    target.unlink(missing_ok=True)  # an older run's notebook would pass for this one's
+    if partial.exists():
+        os.replace(partial, failed)
+
+
+def _result(result_file: Path, returncode: int) -> str:
+    """The child's one-line error ("" when it passed)."""
+    try:
+        result = json.loads(result_file.read_text())
+    except (OSError, ValueError):
+        return f"ChildProcessError: the chapter's process ended with status {returncode} and no result"
+    return "" if result.get("passed") else result.get("error") or "unknown error"
+
+
+def _running_cell(partial: Path) -> str:
+    """``" (in cell N: first line)"`` for the cell papermill marked as running, if it can be read."""
+    import nbformat
+
+    try:
+        nb = nbformat.read(partial, as_version=4)
+    except Exception:  # noqa: BLE001 - a half-written notebook tells us nothing more
+        return ""
+    for index, cell in enumerate(nb.cells):
+        if cell.metadata.get("papermill", {}).get("status") == "running":
+            return f" (in cell {index}: {short(cell.source.strip().splitlines()[0] if cell.source.strip() else '', 50)})"
+    return ""
+
+
+ENGINE = "genlib"  # papermill engine name, registered by :func:`_register_engine`
+
+
+def _register_engine() -> None:
+    """Register papermill's nbclient engine with nbclient's Output-widget mimic switched off.
+
+    Why: every ipywidgets ``interactive`` holds an Output widget. nbclient mimics the front end's
+    Output widget by answering each captured output with a comm message sent on the *shell* socket,
+    from the task that reads IOPub, while another task is waiting on that same socket for the cell's
+    execute reply. A ZMQ socket's file descriptor is edge-triggered and a send consumes its pending
+    edge, so a reply that lands in that window wakes nobody: the kernel is idle and the client waits
+    forever (nbclient issue 312; it hung chapter 2 in 3 of 22 runs). Without the mimic nothing is sent
+    during execution, and the widget's figure is kept as an ordinary output of its cell. The cell and
+    chapter time limits stay as the backstop for any other hang.
+    """
+    from papermill.clientwrap import PapermillNotebookClient
+    from papermill.engines import NBClientEngine, papermill_engines
+
+    class Client(PapermillNotebookClient):
+        def on_comm_open_jupyter_widget(self, msg):  # no Output-widget mimic: nothing sent on shell
+            return None
+
+    class Engine(NBClientEngine):
+        @classmethod
+        def execute_managed_notebook(cls, nb_man, kernel_name, log_output=False, stdout_file=None,
+                                     stderr_file=None, start_timeout=60, execution_timeout=None, **_):
+            return Client(nb_man, kernel_name=kernel_name, timeout=execution_timeout,
+                          startup_timeout=start_timeout, log_output=log_output, stdout_file=stdout_file,
+                          stderr_file=stderr_file).execute()
+
+    papermill_engines.register(ENGINE, Engine)
+
+
+def worker(spec_file: Path, result_file: Path) -> int:
+    """The child: run papermill on one chapter into its partial notebook, write a result file."""
     import nbformat
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
-    target, failed = out / f"{chapter.stem}.ipynb", out / f"{chapter.stem}.failed.ipynb"
-    failed.unlink(missing_ok=True)
+    _register_engine()
+    spec = json.loads(Path(spec_file).read_text())
+    partial = Path(spec["partial"])
+    result = {"passed": False}
     try:
         # papermill saves after every cell, so a failed chapter leaves its partial notebook to read
-        nb = papermill.execute_notebook(notebook(chapter), str(target), parameters=params,
-                                        kernel_name="python3", cwd=str(book), progress_bar=False)
-    except Exception as err:  # an error in a cell, a dead kernel...: report it, keep going
-        if target.exists():  # kept for reading, under a name the book build will not pick up
-            target.replace(failed)
-        if isinstance(err, PapermillExecutionError):
-            return False, f"{err.ename}: {err.evalue}".splitlines()[0]
-        return False, f"{type(err).__name__}: {err}".splitlines()[0]
-    clean(nb)
-    nbformat.write(nb, target)
-    return True, ""
+        nb = papermill.execute_notebook(notebook(Chapter(Path(spec["chapter"]))), str(partial),
+                                        parameters=spec["params"], kernel_name="python3", cwd=spec["cwd"],
+                                        progress_bar=False, execution_timeout=spec["cell_timeout"],
+                                        engine_name=ENGINE)
+        clean(nb)
+        nbformat.write(nb, partial)
+        result["passed"] = True
+    except PapermillExecutionError as err:
+        result["error"] = f"cell {err.cell_index}: {err.ename}: {err.evalue}".splitlines()[0]
+    except Exception as err:  # noqa: BLE001 - a dead kernel, a timeout...: one line, the runner goes on
+        result["error"] = f"{type(err).__name__}: {err}".splitlines()[0] if str(err) else type(err).__name__
+    Path(result_file).write_text(json.dumps(result))
+    return 0 if result["passed"] else 1
+
+
+def _check_out(out: Path, book: Path) -> Path:
+    """``out`` as a writable folder outside the book; one line otherwise."""
+    resolved, book = out.resolve(), book.resolve()
+    if resolved == book or resolved.is_relative_to(book):
+        raise ValueError(f"--out {out} is inside the book folder {book}; never run in place")
+    try:
+        resolved.mkdir(parents=True, exist_ok=True)
+        probe = tempfile.NamedTemporaryFile(dir=resolved, prefix=".write-test-")
+        probe.close()
+    except OSError as err:
+        raise ValueError(f"--out {out} is not a writable folder ({err.strerror or err})") from None
+    return resolved
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -155,44 +319,74 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--all", action="store_true", help="every chapter (the default when none is named)")
     parser.add_argument("--profile", default="book", help="parameter set from book/profiles.yml (default: book)")
     parser.add_argument("--out", type=Path, default=ROOT / "_build" / "executed", help="output folder")
+    parser.add_argument("--cell-timeout", type=float, default=None, metavar="S",
+                        help=f"seconds a cell may run (default {CELL_TIMEOUT}, or the profile's; 0: no limit)")
+    parser.add_argument("--timeout", type=float, default=None, metavar="S",
+                        help=f"seconds a chapter may run (default {CHAPTER_TIMEOUT}, or the profile's; 0: no limit)")
     parser.add_argument("--book", type=Path, default=BOOK, help=argparse.SUPPRESS)
     parser.add_argument("--list", action="store_true", help="list the chapters and their parameters")
+    parser.add_argument("--worker", nargs=2, type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.worker:
+        return worker(*args.worker)
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # kernels inherit it before importing torch
+    _absolute_data_dir()
     names = [i for i in args.items if "=" not in i]
     try:
         overrides = parse_overrides([i for i in args.items if "=" in i])
         picked = select([] if args.all else names, args.book)
         profile = load_profile(args.profile, args.book)
+        limits = limits_for(profile, args.cell_timeout, args.timeout)
         if args.list:
             for chapter in picked:
                 print(f"{chapter.stem}: {declared_parameters(notebook(chapter))}")
             return 0
         plan = [(c, declared_parameters(notebook(c))) for c in picked]
-        unknown = set(overrides) - {k for _, declared in plan for k in declared}
+        valid = sorted({k for _, declared in plan for k in declared})
+        unknown = sorted(set(overrides) - set(valid))
         if unknown:
-            raise ValueError(f"no chosen chapter has a parameter named {', '.join(sorted(unknown))}")
+            raise ValueError(f"no chosen chapter has a parameter named {', '.join(unknown)}; "
+                             f"valid: {', '.join(valid)}")
+        out = _check_out(args.out, args.book)
     except ValueError as err:
         print(f"genlib-run: error: {err}", file=sys.stderr)
         return 2
-    if args.out.resolve() == args.book.resolve():
-        print("genlib-run: error: --out must not be the book folder (never run in place)", file=sys.stderr)
-        return 2
-    args.out.mkdir(parents=True, exist_ok=True)
-    failed, start = [], time.perf_counter()
-    for chapter, declared in plan:
-        params = parameters_for(chapter, declared, profile, overrides)
-        tic = time.perf_counter()
-        passed, error = execute(chapter, params, args.out, args.book)
-        seconds = time.perf_counter() - tic
-        shown = " ".join(f"{k}={v}" for k, v in params.items())
-        print(f"{'ok  ' if passed else 'FAIL'}  {chapter.stem:<28} {seconds:7.1f} s  {shown}"
-              + (f"\n      {error}" if error else ""), flush=True)
-        if not passed:
-            failed.append(chapter.stem)
+    return _run_all(plan, profile, overrides, out, args.book, limits)
+
+
+def _run_all(plan, profile, overrides, out: Path, book: Path, limits: Limits) -> int:
+    failed, done, start = [], 0, time.perf_counter()
+    try:
+        for chapter, declared in plan:
+            params = parameters_for(chapter, declared, profile, overrides)
+            tic = time.perf_counter()
+            passed, error = execute(chapter, params, out, book, limits)
+            _report(chapter, passed, time.perf_counter() - tic, params, error)
+            done += 1
+            if not passed:
+                failed.append(chapter.stem)
+    except KeyboardInterrupt:
+        _report(plan[done][0], False, time.perf_counter() - tic, {}, "KeyboardInterrupt: stopped by the user")
+        failed.append(plan[done][0].stem)
+        done += 1
     total = time.perf_counter() - start
-    print(f"{len(plan) - len(failed)} passed, {len(failed)} failed in {total:.1f} s -> {args.out}")
-    return 1 if failed else 0
+    skipped = f", {len(plan) - done} not run" if done < len(plan) else ""
+    print(f"{done - len(failed)} passed, {len(failed)} failed{skipped} in {total:.1f} s -> {out}", flush=True)
+    return 130 if skipped or (failed and done < len(plan)) else (1 if failed else 0)
+
+
+def _report(chapter: Chapter, passed: bool, seconds: float, params: dict, error: str) -> None:
+    shown = " ".join(f"{k}={short(v, 40)}" for k, v in params.items())
+    print(f"{'ok  ' if passed else 'FAIL'}  {chapter.stem:<28} {seconds:7.1f} s  {shown}"
+          + (f"\n      {error}" if error else ""), flush=True)
+
+
+def _absolute_data_dir() -> None:
+    """Kernels run inside ``book/``: a relative ``GENLIB_DATA`` is made absolute here, once."""
+    from genlib.data import cache_dir
+
+    if os.environ.get("GENLIB_DATA") is not None:
+        os.environ["GENLIB_DATA"] = str(cache_dir())
 
 
 if __name__ == "__main__":

@@ -12,14 +12,20 @@ from __future__ import annotations
 
 import math
 import os
+import random
 import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
+
+from genlib import checks
+from genlib.checks import short
+from genlib._core import device as _device
 
 Batch = Sequence[torch.Tensor]
 LossFn = Callable[[nn.Module, Batch], torch.Tensor]
@@ -27,6 +33,10 @@ LossFn = Callable[[nn.Module, Batch], torch.Tensor]
 
 class NonFiniteLossError(FloatingPointError):
     """The loss became NaN or infinite; the message says where."""
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file that cannot be resumed from; the message names the file and why."""
 
 
 @dataclass
@@ -105,27 +115,36 @@ def fit(
     ``resume=True`` continues from it.
     """
     check_epochs(epochs)
-    train, val = _as_tuple(train), (None if val is None else _as_tuple(val))
+    checks.positive_int("batch_size", batch_size)
+    checks.positive("lr", lr)
+    checks.non_negative("weight_decay", weight_decay)
+    if patience is not None:
+        checks.non_negative_int("patience", patience)
+    device = _device(device)
+    train = _as_tuple(train, "train")
+    val = None if val is None else _as_tuple(val, "val")
     model.to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
-    history, start = History(), 0
+    history, start, best_state = History(), 0, None
     if checkpoint is not None and resume and Path(checkpoint).exists():
-        history, start = load_checkpoint(checkpoint, model, optimizer)
-    best_state = _copy_state(model) if history.best_epoch >= 0 else None
+        history, best_state = load_checkpoint(checkpoint, model, optimizer, generator)
+        start = history.epochs
     bar = _progress(range(start, epochs), progress)
     try:
         for epoch in bar:
             tic = time.perf_counter()
-            history.train.append(_train_epoch(model, loss, optimizer, train, batch_size, device,
-                                              generator, epoch))
-            if val is not None:
-                history.val.append(evaluate(model, loss, val, device=device))
+            train_loss = _train_epoch(model, loss, optimizer, train, batch_size, device, generator, epoch)
+            val_loss = None if val is None else evaluate(model, loss, val, device=device)
+            # the epoch counts only once both are known: an interrupt in between leaves no half-record
+            history.train.append(train_loss)
+            if val_loss is not None:
+                history.val.append(val_loss)
             history.seconds.append(time.perf_counter() - tic)
             curve = history.val or history.train
             if history.best_epoch < 0 or curve[-1] < curve[history.best_epoch]:
                 history.best_epoch, best_state = epoch, _copy_state(model)
             if checkpoint is not None:
-                save_checkpoint(checkpoint, model, optimizer, history)
+                save_checkpoint(checkpoint, model, optimizer, history, best_state, generator)
             _describe(bar, history)
             if patience is not None and epoch - history.best_epoch >= patience:
                 history.stopped_early = True
@@ -138,10 +157,14 @@ def fit(
     return history
 
 
-def _as_tuple(data: torch.Tensor | Batch) -> tuple[torch.Tensor, ...]:
+def _as_tuple(data: torch.Tensor | Batch, name: str = "data") -> tuple[torch.Tensor, ...]:
     tensors = (data,) if isinstance(data, torch.Tensor) else tuple(data)
+    if not tensors or not all(isinstance(t, torch.Tensor) for t in tensors):
+        raise TypeError(f"{name} must be a tensor or a tuple of tensors")
     if len({len(t) for t in tensors}) != 1:
-        raise ValueError(f"tensors in one data set differ in length: {[len(t) for t in tensors]}")
+        raise ValueError(f"tensors in the {name} set differ in length: {[len(t) for t in tensors]}")
+    if len(tensors[0]) == 0:
+        raise ValueError(f"the {name} set is empty")
     return tensors
 
 
@@ -188,12 +211,15 @@ def _describe(bar, history: History) -> None:
 
 
 def save_checkpoint(path: str | Path, model: nn.Module, optimizer: torch.optim.Optimizer,
-                    history: History) -> None:
-    """Write weights, optimiser state and history to ``path`` atomically (temp file + rename)."""
+                    history: History, best_state: dict[str, torch.Tensor] | None = None,
+                    generator: torch.Generator | None = None) -> None:
+    """Write weights, optimiser state, history, the best weights so far and every random state the
+    next epoch will use (``generator``'s, torch's, NumPy's, Python's) to ``path``, atomically
+    (temp file + rename), so that a resumed run continues exactly as an uninterrupted one."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-             "history": asdict(history)}
+    state = {"format": CHECKPOINT_FORMAT, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+             "history": asdict(history), "best_model": best_state, "rng": _rng_state(generator)}
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
     os.close(fd)
     try:
@@ -204,13 +230,63 @@ def save_checkpoint(path: str | Path, model: nn.Module, optimizer: torch.optim.O
         raise
 
 
-def load_checkpoint(path: str | Path, model: nn.Module,
-                    optimizer: torch.optim.Optimizer | None = None) -> tuple[History, int]:
-    """Load a checkpoint with ``weights_only=True``; return its history and the next epoch."""
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    model.load_state_dict(state["model"])
-    if optimizer is not None:
-        optimizer.load_state_dict(state["optimizer"])
+CHECKPOINT_FORMAT = "genlib.train/2"
+
+
+def load_checkpoint(path: str | Path, model: nn.Module, optimizer: torch.optim.Optimizer | None = None,
+                    generator: torch.Generator | None = None) -> tuple[History, dict | None]:
+    """Load a checkpoint (``weights_only=True``) into ``model`` (and ``optimizer``), restore the random
+    states, and return its history and best weights. A file that is not a genlib checkpoint, or one
+    written for a model of another shape, raises a one-line :class:`CheckpointError`."""
+    path = Path(path)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        fields = state["format"], state["model"], state["history"]
+    except Exception:  # noqa: BLE001 - empty, truncated, pickled objects, another program's file
+        raise CheckpointError(f"{path} is not a genlib checkpoint (empty, corrupt or written by "
+                              f"something else); delete it or point checkpoint= at another file") from None
+    if fields[0] != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{path} was written by another version of genlib.train ({short(fields[0])}); "
+                              f"delete it to start over")
+    try:
+        model.load_state_dict(state["model"])
+        if optimizer is not None:
+            optimizer.load_state_dict(state["optimizer"])
+    except (RuntimeError, ValueError, KeyError) as err:
+        first = str(err).strip().splitlines()
+        detail = next((line.strip() for line in first if "size mismatch" in line or "Missing" in line), first[0])
+        raise CheckpointError(f"{path} holds weights for a different model ({short(detail, 120)}); "
+                              f"delete it or use the model it was written for") from None
+    _set_rng_state(state.get("rng"), generator)
     history = History(**state["history"])
     history.interrupted = history.stopped_early = False
-    return history, history.epochs
+    return history, state.get("best_model")
+
+
+def _rng_state(generator: torch.Generator | None) -> dict:
+    np_state = np.random.get_state(legacy=False)
+    return {
+        "generator": None if generator is None else generator.get_state(),
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "numpy": {"key": torch.from_numpy(np_state["state"]["key"].astype(np.int64)),
+                  "pos": np_state["state"]["pos"], "has_gauss": np_state["has_gauss"],
+                  "gauss": np_state["gauss"]},
+        "python": random.getstate(),
+    }
+
+
+def _set_rng_state(state: dict | None, generator: torch.Generator | None) -> None:
+    if not state:
+        return
+    if generator is not None and state["generator"] is not None:
+        generator.set_state(state["generator"])
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    np_state = state["numpy"]
+    np.random.set_state({"bit_generator": "MT19937", "has_gauss": np_state["has_gauss"],
+                         "gauss": np_state["gauss"],
+                         "state": {"key": np_state["key"].numpy().astype(np.uint32), "pos": np_state["pos"]}})
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))

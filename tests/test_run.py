@@ -96,7 +96,7 @@ def test_a_failing_chapter_is_reported_and_the_others_still_run(book, tmp_path, 
     lines = capsys.readouterr().out.splitlines()
     assert code == 1
     assert lines[0].startswith("FAIL  01_first")
-    assert lines[1].strip() == "ValueError: epochs must be a positive integer (1, 2, ...), got 0"
+    assert lines[1].strip() == "cell 2: ValueError: epochs must be a positive integer (1, 2, ...), got 0"
     assert lines[2].startswith("ok    02_second")
     assert lines[-1].startswith("1 passed, 1 failed")
     assert "dataset digits" in printed(out / "02_second.ipynb")
@@ -111,9 +111,114 @@ def test_an_unknown_dataset_fails_with_its_choices(book, tmp_path, capsys):
 
 def test_bad_command_lines_exit_2_before_running(book, tmp_path, capsys):
     assert run.main(["01", "nope=1", "--book", str(book), "--out", str(tmp_path / "o")]) == 2
-    assert "no chosen chapter has a parameter named nope" in capsys.readouterr().err
-    assert run.main(["01", "--book", str(book), "--out", str(book)]) == 2
-    assert "never run in place" in capsys.readouterr().err
+    assert "no chosen chapter has a parameter named nope; valid: epochs, k" in capsys.readouterr().err
+    for inside in (book, book / "sub" / "dir"):
+        assert run.main(["01", "--book", str(book), "--out", str(inside)]) == 2
+        assert "never run in place" in capsys.readouterr().err
+    assert not (book / "sub").exists()
+
+
+@pytest.mark.parametrize("override", ["k=[unclosed", "k=!!python/object/apply:os.system ['echo hi']",
+                                      "k={a: 1", "k=[" + "x" * 5000])
+def test_malformed_or_tagged_yaml_is_one_line_and_runs_nothing(book, tmp_path, capsys, override):
+    out = tmp_path / "o"
+    assert run.main(["01", override, "--book", str(book), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "is not a plain YAML value" in err
+    assert len(err) < 300  # a long value is not echoed in full
+    assert not out.exists()
+
+
+def test_an_unwritable_out_folder_is_one_line(book, tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    assert run.main(["01", "--book", str(book), "--out", str(blocker / "out")]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "is not a writable folder" in err
+
+
+def test_long_values_are_shortened_in_the_summary(book, tmp_path, capsys):
+    assert run.main(["01", "k=" + "7" * 500, "--book", str(book), "--out", str(tmp_path / "o")]) == 0
+    line = capsys.readouterr().out.splitlines()[0]
+    assert len(line) < 200 and "characters)" in line
+
+
+def test_a_chapter_that_never_finishes_is_reported_and_the_next_one_runs(book, tmp_path, capsys):
+    (book / "01_first.py").write_text(chapter("""
+        # %% tags=["parameters"]
+        epochs = 2
+
+        # %%
+        print("started")
+
+        # %%
+        import time
+        while True:
+            time.sleep(0.5)
+        """))
+    out = tmp_path / "out"
+    code = run.main(["--all", "--timeout", "45", "--book", str(book), "--out", str(out)])
+    lines = capsys.readouterr().out.splitlines()
+    assert code == 1
+    assert lines[0].startswith("FAIL  01_first")
+    assert "ran past its limit of 45 s (in cell 2: 'import time')" in lines[1]
+    assert lines[2].startswith("ok    02_second") and lines[-1].startswith("1 passed, 1 failed")
+    assert not (out / "01_first.ipynb").exists() and (out / "01_first.failed.ipynb").exists()
+    assert not list(out.glob("*.partial.ipynb"))
+
+
+def test_a_cell_time_limit_names_the_cell(book, tmp_path, capsys):
+    (book / "01_first.py").write_text(chapter("""
+        # %% tags=["parameters"]
+        epochs = 2
+
+        # %%
+        import time
+        time.sleep(600)
+        """))
+    assert run.main(["01", "--cell-timeout", "5", "--book", str(book), "--out", str(tmp_path / "o")]) == 1
+    assert "CellTimeoutError" in capsys.readouterr().out
+
+
+def test_ctrl_c_leaves_no_notebook_under_the_built_name(book, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    (book / "01_first.py").write_text(chapter("""
+        # %% tags=["parameters"]
+        epochs = 2
+
+        # %%
+        import time
+        time.sleep(600)
+        """))
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "01_first.ipynb").write_text("{}")  # an older run's notebook: must not pass for this one's
+    runner = subprocess.Popen([sys.executable, "-m", "genlib.run", "--all", "--book", str(book), "--out", str(out)],
+                              stdout=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (out / "01_first.partial.ipynb").exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(3)  # into the sleeping cell
+    os.kill(runner.pid, signal.SIGINT)
+    stdout, _ = runner.communicate(timeout=60)
+    assert runner.returncode == 130
+    assert "KeyboardInterrupt" in stdout and "0 passed, 1 failed, 1 not run" in stdout
+    assert not (out / "01_first.ipynb").exists() and (out / "01_first.failed.ipynb").exists()
+    assert not (out / "02_second.ipynb").exists()
+
+
+def test_a_relative_data_folder_is_made_absolute_for_the_kernels(monkeypatch, tmp_path):
+    import os
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("GENLIB_DATA", "cache")
+    run._absolute_data_dir()
+    assert os.environ["GENLIB_DATA"] == str(tmp_path / "cache")
 
 
 def test_cell_ids_are_stable_across_conversions(book):

@@ -80,7 +80,7 @@ def test_checkpoints_load_with_weights_only(tmp_path):
     model = nn.Linear(3, 1)
     train.fit(model, mse, regression(), epochs=1, checkpoint=tmp_path / "c.pt", progress=False)
     state = torch.load(tmp_path / "c.pt", weights_only=True)
-    assert set(state) == {"model", "optimizer", "history"}
+    assert set(state) == {"format", "model", "optimizer", "history", "best_model", "rng"}
     assert torch.equal(state["model"]["weight"], model.weight.detach())
 
 
@@ -96,10 +96,118 @@ def test_an_interrupt_returns_the_history_so_far(tmp_path):
     history = train.fit(nn.Linear(3, 1), interrupting, regression(), epochs=5, batch_size=64,
                         checkpoint=tmp_path / "c.pt", progress=False)
     assert history.interrupted and history.epochs == 1
-    saved, next_epoch = train.load_checkpoint(tmp_path / "c.pt", nn.Linear(3, 1))
-    assert next_epoch == 1 and saved.train == history.train
+    saved, _ = train.load_checkpoint(tmp_path / "c.pt", nn.Linear(3, 1))
+    assert saved.epochs == 1 and saved.train == history.train
 
 
 def test_unequal_tensors_are_rejected():
     with pytest.raises(ValueError, match="differ in length"):
         train.fit(nn.Linear(3, 1), mse, (torch.zeros(5, 3), torch.zeros(4, 1)), progress=False)
+
+
+def test_an_interrupt_during_validation_keeps_the_history_consistent():
+    calls = {"n": 0}
+
+    def interrupt_in_validation(model, batch):
+        if not model.training:
+            calls["n"] += 1
+            if calls["n"] == 2:  # the second epoch's validation
+                raise KeyboardInterrupt
+        return mse(model, batch)
+
+    history = train.fit(nn.Linear(3, 1), interrupt_in_validation, regression(), regression(seed=1),
+                        epochs=5, progress=False)
+    assert history.interrupted
+    assert len(history.train) == len(history.val) == len(history.seconds) == 1
+
+
+def test_patience_and_resume_return_the_best_weights_not_the_last(tmp_path):
+    """A resumed run with early stopping restores the best epoch's weights, as history.best says."""
+    x, y = regression()
+    val = (x, -y)  # the better the fit to y, the worse the validation loss: the best epoch is the first
+    path = tmp_path / "c.pt"
+    torch.manual_seed(0)
+    first = train.fit(nn.Linear(3, 1), mse, (x, y), val, epochs=3, patience=50, checkpoint=path, progress=False)
+    resumed_model = nn.Linear(3, 1)
+    history = train.fit(resumed_model, mse, (x, y), val, epochs=6, patience=50, checkpoint=path, progress=False)
+    assert history.epochs == 6 and first.epochs == 3 and history.best_epoch == 0
+    assert train.evaluate(resumed_model, mse, val) == pytest.approx(history.best, rel=1e-5)
+
+
+RESUME_SCRIPT = """
+import sys, torch
+from torch import nn
+import genlib
+from genlib import train
+epochs, path, out = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+gen = genlib.seed_everything(0)
+x = torch.randn(300, 4); y = x @ torch.randn(4, 1)
+model = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Dropout(0.3), nn.Linear(16, 1))  # dropout: global RNG
+loss = lambda m, b: ((m(b[0]) - b[1]) ** 2).mean()
+h = train.fit(model, loss, (x, y), (x[:50], y[:50]), epochs=epochs, batch_size=32, generator=gen,
+              checkpoint=path if path != "-" else None, progress=False)
+torch.save({"model": model.state_dict(), "train": h.train, "val": h.val}, out)
+"""
+
+
+def test_a_run_resumed_in_a_new_process_is_the_same_run(tmp_path):
+    """Train 8 epochs; or train 4, stop, and resume to 8 in a new process: same weights and history."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "resume.py"
+    script.write_text(RESUME_SCRIPT)
+    run = lambda *args: subprocess.run([sys.executable, str(script), *map(str, args)], check=True)  # noqa: E731
+    run(8, "-", tmp_path / "whole.pt")
+    run(4, tmp_path / "c.pt", tmp_path / "half.pt")
+    run(8, tmp_path / "c.pt", tmp_path / "resumed.pt")
+    whole, resumed = (torch.load(tmp_path / f, weights_only=True) for f in ("whole.pt", "resumed.pt"))
+    assert resumed["train"] == pytest.approx(whole["train"], rel=1e-6)
+    assert resumed["val"] == pytest.approx(whole["val"], rel=1e-6)
+    for name, w in whole["model"].items():
+        assert torch.allclose(resumed["model"][name], w, atol=1e-6), name
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"batch_size": 0}, "batch_size must be a positive integer"),
+    ({"batch_size": -3}, "batch_size must be a positive integer"),
+    ({"patience": -1}, "patience must be a non-negative integer"),
+    ({"lr": 0}, "lr must be > 0"),
+    ({"device": "cuda:7" if not torch.cuda.is_available() else "tpu"}, "device"),
+])
+def test_bad_settings_are_one_line(kwargs, message):
+    with pytest.raises(ValueError, match=message) as err:
+        train.fit(nn.Linear(3, 1), mse, regression(), epochs=1, progress=False, **kwargs)
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("which", ["train", "val"])
+def test_an_empty_data_set_is_one_line(which):
+    data = {"train": regression(), "val": regression()}
+    data[which] = (torch.zeros(0, 3), torch.zeros(0, 1))
+    with pytest.raises(ValueError, match=f"the {which} set is empty"):
+        train.fit(nn.Linear(3, 1), mse, data["train"], data["val"], epochs=1, progress=False)
+
+
+@pytest.mark.parametrize("content", [b"", b"garbage bytes", "foreign", "pickled"])
+def test_a_bad_checkpoint_file_is_named_in_one_line(tmp_path, content):
+    path = tmp_path / "c.pt"
+    if content == "foreign":
+        torch.save({"weights": torch.zeros(3)}, path)  # a valid torch file of someone else's
+    elif content == "pickled":
+        path.write_bytes(b"\x80\x04K\x01.")  # a pickle of the number 1, not a checkpoint
+    else:
+        path.write_bytes(content)
+    with pytest.raises(train.CheckpointError) as err:
+        train.fit(nn.Linear(3, 1), mse, regression(), epochs=2, checkpoint=path, progress=False)
+    message = str(err.value)
+    assert str(path) in message and "\n" not in message and "weights_only=False" not in message
+
+
+def test_a_checkpoint_of_another_model_shape_is_named(tmp_path):
+    path = tmp_path / "c.pt"
+    train.fit(nn.Linear(3, 1), mse, regression(), epochs=1, checkpoint=path, progress=False)
+    x, y = regression()
+    with pytest.raises(train.CheckpointError, match="holds weights for a different model") as err:
+        train.fit(nn.Linear(3, 2), mse, (x, y.repeat(1, 2)), epochs=2, checkpoint=path, progress=False)
+    assert str(path) in str(err.value) and "\n" not in str(err.value)
