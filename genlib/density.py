@@ -31,6 +31,8 @@ import math
 import numpy as np
 import torch
 
+from genlib import checks
+
 LOG_2PI = math.log(2 * math.pi)
 COVARIANCES = ("full", "diag")
 INITS = ("kmeans++", "random")
@@ -45,6 +47,27 @@ def _as64(x: torch.Tensor) -> torch.Tensor:
     if x.ndim != 2:
         raise ValueError(f"expected points of shape (N, D), got shape {tuple(x.shape)}")
     return x.to(torch.float64)
+
+
+def _training_points(x: torch.Tensor, at_least: int = 1) -> torch.Tensor:
+    """``x`` as float64 (N, D) with at least ``at_least`` finite points, or a one-line ValueError."""
+    x = _as64(x)
+    if len(x) < at_least:
+        raise ValueError(f"fitting needs at least {at_least} point{'s' * (at_least > 1)}, got {len(x)}")
+    checks.support("x", x, "real")
+    return x
+
+
+def _fitted(model, attribute: str, x: torch.Tensor | None = None) -> None:
+    """A one-line error for a model used before it has parameters, or on points of another D."""
+    value = getattr(model, attribute)
+    if value is None:
+        raise RuntimeError(f"this {type(model).__name__} has no parameters yet: call fit(x) first")
+    if x is not None:
+        D = value.shape[-1]
+        shape = tuple(torch.as_tensor(x).shape)
+        if len(shape) != 2 or shape[1] != D:
+            raise ValueError(f"expected points of shape (N, {D}), got shape {shape}")
 
 
 def _param(t) -> torch.Tensor:
@@ -102,7 +125,7 @@ class Gaussian:
 
     def fit(self, x: torch.Tensor) -> "Gaussian":
         """Maximum likelihood: the sample mean and the biased (1/N) sample covariance."""
-        x = _as64(x)  # (N, D)
+        x = _training_points(x)  # (N, D)
         self.mu = x.mean(0)  # (D,)
         diff = x - self.mu  # (N, D)
         self.cov = diff.T @ diff / len(x) + self.reg * torch.eye(x.shape[1], dtype=x.dtype, device=x.device)
@@ -115,6 +138,7 @@ class Gaussian:
 
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
         """``log N(x | mu, cov)`` for each row of ``x`` (N, D) -> (N,)."""
+        _fitted(self, "mu", x)
         x64 = _as64(x).to(self.mu.device)
         return gaussian_log_prob(x64, self.mu[None], self.L[None])[:, 0].to(_out_dtype(x))
 
@@ -124,6 +148,8 @@ class Gaussian:
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """``n`` draws ``x = mu + L eps`` with ``eps ~ N(0, I)``: shape (n, D), float32."""
+        _fitted(self, "mu")
+        checks.positive_int("n", n)
         eps = _draw_normal(n, len(self.mu), generator).to(self.mu.device)  # (n, D)
         return (self.mu + eps @ self.L.T).float()
 
@@ -145,10 +171,9 @@ class GaussianMixture:
     """
 
     def __init__(self, K: int = 8, covariance: str = "full", reg: float = 1e-6):
-        if not isinstance(K, int) or isinstance(K, bool) or K < 1:
-            raise ValueError(f"K must be a positive integer, got {K!r}")
-        if covariance not in COVARIANCES:
-            raise ValueError(f"unknown covariance {covariance!r}; choose one of: {', '.join(COVARIANCES)}")
+        checks.positive_int("K", K)
+        checks.choice("covariance", covariance, COVARIANCES)
+        checks.non_negative("reg", reg)
         self.K, self.covariance, self.reg = K, covariance, reg
         self.pi = self.mu = self.cov = None
         self.history: list[float] = []
@@ -171,6 +196,7 @@ class GaussianMixture:
         return self._log_joint(x).to(_out_dtype(x))
 
     def _log_joint(self, x: torch.Tensor) -> torch.Tensor:  # float64 (N, K)
+        _fitted(self, "mu", x)
         x64 = _as64(x).to(self.mu.device)
         L = torch.linalg.cholesky(self.cov)  # (K, D, D)
         return torch.log(self.pi) + gaussian_log_prob(x64, self.mu, L)
@@ -190,6 +216,8 @@ class GaussianMixture:
     def sample(self, n: int, generator: torch.Generator | None = None, return_z: bool = False):
         """Ancestral sampling: ``z ~ Cat(pi)``, then ``x = mu_z + L_z eps``. Returns (n, D) float32
         (and the components ``z`` (n,) if ``return_z``)."""
+        _fitted(self, "mu")
+        checks.positive_int("n", n)
         z = torch.multinomial(self.pi.cpu(), n, replacement=True, generator=generator)  # (n,)
         eps = _draw_normal(n, self.D, generator)  # (n, D)
         z, eps = z.to(self.mu.device), eps.to(self.mu.device)
@@ -205,9 +233,20 @@ class GaussianMixture:
 
     @classmethod
     def from_params(cls, pi, mu, cov, covariance: str = "full", reg: float = 1e-6) -> "GaussianMixture":
-        """A mixture with the given ``pi`` (K,), ``mu`` (K, D), ``cov`` (K, D, D)."""
+        """A mixture with the given ``pi`` (K,), ``mu`` (K, D), ``cov`` (K, D, D); checked for
+        consistent shapes, weights that form a distribution and positive-definite covariances."""
+        pi, mu, cov = (_param(t) for t in (pi, mu, cov))
+        if pi.ndim != 1 or mu.ndim != 2 or cov.ndim != 3 or not (
+                len(pi) == len(mu) == len(cov) and cov.shape[1:] == (mu.shape[1], mu.shape[1])):
+            raise ValueError(f"expected pi (K,), mu (K, D) and cov (K, D, D), got shapes "
+                             f"{tuple(pi.shape)}, {tuple(mu.shape)} and {tuple(cov.shape)}")
+        if (pi < 0).any() or abs(float(pi.sum()) - 1) > 1e-6:
+            raise ValueError(f"the weights pi must be >= 0 and sum to 1, got sum {float(pi.sum()):.6g} "
+                             f"and minimum {float(pi.min()):.6g}")
+        if not torch.allclose(cov, cov.transpose(1, 2)) or torch.linalg.cholesky_ex(cov).info.any():
+            raise ValueError("every covariance must be symmetric positive definite")
         model = cls(len(pi), covariance, reg)
-        model.pi, model.mu, model.cov = (_param(t) for t in (pi, mu, cov))
+        model.pi, model.mu, model.cov = pi, mu, cov
         return model
 
     # -- initialisation -------------------------------------------------------------------
@@ -355,10 +394,15 @@ class KDE:
     """
 
     def __init__(self, bandwidth: float = 0.3, bw_method: str | float | None = None, chunk: int = 2048):
-        if bw_method is None and not bandwidth > 0:
-            raise ValueError(f"bandwidth must be positive, got {bandwidth!r}")
-        if isinstance(bw_method, str) and bw_method not in ("scott", "silverman"):
-            raise ValueError(f"unknown bw_method {bw_method!r}; choose scott, silverman or a number")
+        if bw_method is None:
+            checks.positive("bandwidth", bandwidth)
+        elif isinstance(bw_method, str):
+            if bw_method not in ("scott", "silverman"):
+                raise ValueError(f"unknown bw_method {checks.short(bw_method)}; choose scott, silverman "
+                                 f"or a positive number")
+        else:
+            checks.positive("bw_method", bw_method)
+        checks.positive_int("chunk", chunk)
         self.bandwidth, self.bw_method, self.chunk = bandwidth, bw_method, chunk
         self.x = self.H = None
 
@@ -372,7 +416,7 @@ class KDE:
 
     def fit(self, x: torch.Tensor) -> "KDE":
         """Store the training points (the kernel centres) and the kernel covariance ``H``. Returns self."""
-        x = _as64(x)  # (N, D)
+        x = _training_points(x, at_least=1 if self.bw_method is None else 2)  # (N, D)
         N, D = x.shape
         if self.bw_method is None:
             self.H = self.bandwidth**2 * torch.eye(D, dtype=x.dtype, device=x.device)
@@ -385,6 +429,7 @@ class KDE:
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
         """``log p(x) = logsumexp_n log N(x | x_n, H) - log N`` for ``x`` (M, D) -> (M,),
         evaluated ``chunk`` query points at a time so that large (M, N) problems fit in memory."""
+        _fitted(self, "x", x)
         query = _as64(x).to(self.x.device)  # (M, D)
         L = torch.linalg.cholesky(self.H)  # (D, D)
         centres = torch.linalg.solve_triangular(L, self.x.T, upper=False).T  # (N, D), whitened
@@ -403,6 +448,8 @@ class KDE:
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """Pick a training point uniformly, add kernel noise ``L eps``: shape (n, D), float32."""
+        _fitted(self, "x")
+        checks.positive_int("n", n)
         rows = torch.randint(len(self.x), (n,), generator=generator)  # (n,)
         eps = _draw_normal(n, self.x.shape[1], generator).to(self.x.device)  # (n, D)
         L = torch.linalg.cholesky(self.H)

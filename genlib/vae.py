@@ -40,6 +40,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.distributions import Distribution, Independent, MultivariateNormal, Normal
 
+from genlib import checks
+
 LIKELIHOODS = ("categorical", "bernoulli", "gaussian")
 ARCHS = ("mlp", "conv")
 LOG_2PI = math.log(2 * math.pi)
@@ -320,10 +322,24 @@ class VAEConfig:
     fixed_log_var: float | None = None   # Gaussian decoder: a fixed log σ² (None: learned per pixel)
 
     def __post_init__(self):
-        if self.likelihood not in LIKELIHOODS:
-            raise ValueError(f"unknown likelihood {self.likelihood!r}; choose one of: {', '.join(LIKELIHOODS)}")
-        if self.arch not in ARCHS:
-            raise ValueError(f"unknown arch {self.arch!r}; choose one of: {', '.join(ARCHS)}")
+        checks.choice("likelihood", self.likelihood, LIKELIHOODS)
+        checks.choice("arch", self.arch, ARCHS)
+        for name in ("dims", "latent_dim", "hidden", "layers"):
+            checks.positive_int(name, getattr(self, name))
+        checks.non_negative_int("n_classes", self.n_classes)
+        checks.in_unit_interval("dropout", self.dropout)
+        checks.non_negative("beta", self.beta)
+        if isinstance(self.levels, bool) or not isinstance(self.levels, int) or self.levels < 2:
+            raise ValueError(f"levels must be an integer >= 2 (grey levels of the data), got {checks.short(self.levels)}")
+        if self.fixed_log_var is not None:
+            checks.finite_number("fixed_log_var", self.fixed_log_var)
+        shape = tuple(self.shape)
+        if len(shape) != 2 or not all(isinstance(s, int) and s > 0 for s in shape) or math.prod(shape) != self.dims:
+            raise ValueError(f"shape {checks.short(self.shape)} does not fold dims={self.dims} pixels into an "
+                             f"image (H, W) with H * W = dims")
+        if self.arch == "conv" and any(side % 4 for side in shape):
+            raise ValueError(f"the conv arch halves the image twice, so both sides must be multiples of 4; "
+                             f"got shape {shape} (use arch='mlp')")
 
     @classmethod
     def for_dataset(cls, name: str, **overrides) -> "VAEConfig":
@@ -498,8 +514,16 @@ class _LatentModel(nn.Module):
         self.config = config
         self.encoder, self.decoder = make_networks(config)
 
+    def check(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` if it is a batch (B, D) in the support of the decoder likelihood, else a one-line
+        error: levels 0..levels-1 (categorical), 0/1 (Bernoulli), finite values (Gaussian)."""
+        checks.images("x", x, dims=self.config.dims)
+        kind = {"categorical": "categorical", "bernoulli": "binary", "gaussian": "real"}[self.config.likelihood]
+        return checks.support("x", x, kind, self.config.levels)
+
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        """Encoder input: pixels scaled to [0, 1]."""
+        """Encoder input: pixels scaled to [0, 1] (every path into the model checks ``x`` here)."""
+        self.check(x)
         if self.config.likelihood == "gaussian":
             return x.float()
         return x.float() / (self.config.levels - 1)
@@ -561,6 +585,7 @@ class VAE(_LatentModel):
         """log w_i = log p_θ(x | z_i) + log p(z_i) − log q_φ(z_i | x), z_i ~ q_φ(z | x): (k, B).
 
         Samples are drawn ``chunk`` at a time (default: about 16k decoder rows per chunk)."""
+        checks.positive_int("k", k)
         mu, log_var = self.encode(x, y)
         chunk = chunk or max(1, 16384 // len(x))
 
@@ -584,6 +609,7 @@ class VAE(_LatentModel):
     def sample(self, n: int, y: torch.Tensor | None = None, generator: torch.Generator | None = None,
                mean: bool = False) -> torch.Tensor:
         """z ~ N(0, I), then x ~ p_θ(x | z) (or its mean with ``mean=True``). Shape (n, D)."""
+        checks.positive_int("n", n)
         p = next(self.parameters())
         z = _randn((n, self.config.latent_dim), p, generator)
         px = self.decode(z, y)

@@ -195,3 +195,33 @@ def test_mnist5k_is_a_balanced_shuffled_offline_split():
         assert counts.min() > 0.06 * len(part) and counts.max() < 0.14 * len(part)
     rows = torch.cat([p.x for p in parts])
     assert len(torch.unique(rows, dim=0)) == 5000  # disjoint splits of distinct images
+
+
+def test_an_unwritable_cache_folder_is_reported_as_such(tmp_path, mirror):
+    md5 = write_gz(mirror / "f.gz", b"hello")
+    blocker = tmp_path / "file"
+    blocker.write_text("a file where the cache folder's parent should be")
+    with pytest.raises(data.DataError, match="cache folder .* is not writable") as err:
+        data.fetch("f.gz", md5, (mirror.as_uri() + "/",), root=blocker / "cache")
+    assert "Offline" not in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_killed_download_is_cleaned_up_by_the_next_attempt(tmp_path, mirror):
+    md5 = write_gz(mirror / "f.gz", b"hello")
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / ".f.gz.abc123.part").write_bytes(b"half a file from a killed process")
+    data.fetch("f.gz", md5, (mirror.as_uri() + "/",), root=cache)
+    assert [p.name for p in cache.iterdir()] == ["f.gz"]
+
+
+@pytest.mark.parametrize("value", ["", "  "])
+def test_an_empty_data_folder_means_the_default(monkeypatch, value):
+    monkeypatch.setenv("GENLIB_DATA", value)
+    assert data.cache_dir() == data.Path.home() / ".cache" / "genlib"
+
+
+def test_a_relative_data_folder_is_absolute_and_stable(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("GENLIB_DATA", "cache")
+    assert data.cache_dir() == tmp_path / "cache" and data.cache_dir().is_absolute()
