@@ -79,14 +79,19 @@ def batches(tensors: Batch, batch_size: int, shuffle: bool, generator: torch.Gen
 @torch.no_grad()
 def evaluate(model: nn.Module, loss: LossFn, data: Batch, batch_size: int = 1024,
              device: torch.device | str = "cpu") -> float:
-    """Mean of ``loss`` over ``data``, weighting each batch by its size; the model is left in eval mode."""
+    """Mean of ``loss`` over ``data``, weighting each batch by its size; the model is left in eval mode.
+
+    Under ``torchrun`` each process scores its share of the rows and the sums are added up, so every
+    process returns the same mean over all of ``data``."""
     model.eval()
-    total, count = 0.0, 0
+    rank, world = _rank_and_world()
+    data = tuple(t[rank::world] for t in _as_tuple(data))
+    total = torch.zeros(2, dtype=torch.float64)  # (sum of losses, count)
     for batch in batches(data, batch_size, shuffle=False, generator=None):
         batch = tuple(t.to(device) for t in batch)
-        total += float(loss(model, batch)) * len(batch[0])
-        count += len(batch[0])
-    return total / count
+        total += torch.tensor([float(loss(model, batch)) * len(batch[0]), len(batch[0])], dtype=torch.float64)
+    total = _all_sum(total)
+    return float(total[0] / total[1])
 
 
 def fit(
@@ -105,6 +110,8 @@ def fit(
     device: torch.device | str = "cpu",
     generator: torch.Generator | None = None,
     progress: bool = True,
+    precision: str = "fp32",
+    compile: bool = False,
 ) -> History:
     """Train ``model`` by minimising ``loss(model, batch)`` with Adam; return its :class:`History`.
 
@@ -113,6 +120,14 @@ def fit(
     stops after that many epochs without a better validation loss and the best weights are
     restored. With ``checkpoint``, the state after every epoch is written there atomically, and
     ``resume=True`` continues from it.
+
+    Launched under ``torchrun`` (``WORLD_SIZE`` > 1), the same call trains data-parallel with
+    :class:`~torch.nn.parallel.DistributedDataParallel` (NCCL on CUDA, Gloo on CPU): every process
+    draws the same shuffle, takes its share of each global batch, and the gradients are averaged
+    with weights that make the update the one a single process makes on the whole batch.
+    Validation and the history are reduced across processes; only rank 0 writes checkpoints and
+    shows progress. ``precision="bf16"`` computes the loss under bfloat16 autocast; ``compile=True``
+    runs the loss through :func:`torch.compile`. Both are off in the book profile.
     """
     check_epochs(epochs)
     checks.positive_int("batch_size", batch_size)
@@ -120,11 +135,20 @@ def fit(
     checks.non_negative("weight_decay", weight_decay)
     if patience is not None:
         checks.non_negative_int("patience", patience)
-    device = _device(device)
+    checks.choice("precision", precision, PRECISIONS)
+    rank, world = _init_distributed(device)
+    device = _local_device(device, world)
     train = _as_tuple(train, "train")
     val = None if val is None else _as_tuple(val, "val")
     model.to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    trainer = _trainer(model, loss, device, world, compile)
+    autocast = _autocast(device, precision)
+    progress = progress and rank == 0
+    if rank != 0:
+        checkpoint_writer = None
+    else:
+        checkpoint_writer = checkpoint
     history, start, best_state = History(), 0, None
     if checkpoint is not None and resume and Path(checkpoint).exists():
         history, best_state = load_checkpoint(checkpoint, model, optimizer, generator)
@@ -133,7 +157,7 @@ def fit(
     try:
         for epoch in bar:
             tic = time.perf_counter()
-            train_loss = _train_epoch(model, loss, optimizer, train, batch_size, device, generator, epoch)
+            train_loss = _train_epoch(trainer, optimizer, train, batch_size, device, generator, epoch, autocast)
             val_loss = None if val is None else evaluate(model, loss, val, device=device)
             # the epoch counts only once both are known: an interrupt in between leaves no half-record
             history.train.append(train_loss)
@@ -143,8 +167,8 @@ def fit(
             curve = history.val or history.train
             if history.best_epoch < 0 or curve[-1] < curve[history.best_epoch]:
                 history.best_epoch, best_state = epoch, _copy_state(model)
-            if checkpoint is not None:
-                save_checkpoint(checkpoint, model, optimizer, history, best_state, generator)
+            if checkpoint_writer is not None:
+                save_checkpoint(checkpoint_writer, model, optimizer, history, best_state, generator)
             _describe(bar, history)
             if patience is not None and epoch - history.best_epoch >= patience:
                 history.stopped_early = True
@@ -168,23 +192,33 @@ def _as_tuple(data: torch.Tensor | Batch, name: str = "data") -> tuple[torch.Ten
     return tensors
 
 
-def _train_epoch(model, loss, optimizer, train, batch_size, device, generator, epoch) -> float:
-    model.train()
-    total, count = 0.0, 0
+def _train_epoch(trainer, optimizer, train, batch_size, device, generator, epoch, autocast) -> float:
+    """One pass over ``train`` in shuffled global batches; the mean training loss over all rows."""
+    rank, world = _rank_and_world()
+    trainer.train()
+    total = torch.zeros(2, dtype=torch.float64)  # (sum of losses, count) over all processes
     for step, batch in enumerate(batches(train, batch_size, shuffle=True, generator=generator)):
-        batch = tuple(t.to(device) for t in batch)
-        value = loss(model, batch)
-        if not torch.isfinite(value):
+        mine = _share(batch, rank, world)  # this process's rows of the global batch
+        n_mine, n_all = len(mine[0]), len(batch[0])
+        if n_mine == 0:  # fewer rows than processes: take part with a zero-weight row
+            mine, n_mine = tuple(t[:1] for t in batch), 0
+        mine = tuple(t.to(device) for t in mine)
+        with autocast:
+            value = trainer(*mine)  # mean loss over this process's rows
+        # DDP averages gradients over the W processes; weighting each mean by W n_mine / n_all makes
+        # that average the gradient of the mean loss over the whole global batch.
+        weighted = value * (world * n_mine / n_all)
+        step_total = _all_sum(torch.tensor([float(value.detach()) * n_mine, n_mine], dtype=torch.float64))
+        if not torch.isfinite(step_total[0]):
             raise NonFiniteLossError(
-                f"loss is {float(value.detach())} at epoch {epoch + 1}, step {step + 1}; "
+                f"loss is {float(step_total[0] / step_total[1])} at epoch {epoch + 1}, step {step + 1}; "
                 f"try a smaller learning rate or check the data for NaNs"
             )
         optimizer.zero_grad(set_to_none=True)
-        value.backward()
+        weighted.backward()
         optimizer.step()
-        total += float(value.detach()) * len(batch[0])
-        count += len(batch[0])
-    return total / count
+        total += step_total
+    return float(total[0] / total[1])
 
 
 def _copy_state(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -205,6 +239,82 @@ def _describe(bar, history: History) -> None:
         if history.val:
             stats["val"] = f"{history.val[-1]:.3f}"
         bar.set_postfix(stats)
+
+
+# ----------------------------------------------------------------------------- processes
+
+PRECISIONS = ("fp32", "bf16")
+
+
+class _LossModule(nn.Module):
+    """``loss(model, batch)`` as a module, so DistributedDataParallel and torch.compile can wrap it."""
+
+    def __init__(self, model: nn.Module, loss: LossFn):
+        super().__init__()
+        self.model, self.loss = model, loss
+
+    def forward(self, *batch: torch.Tensor) -> torch.Tensor:
+        return self.loss(self.model, batch)
+
+
+def _trainer(model: nn.Module, loss: LossFn, device: torch.device, world: int, compile: bool) -> nn.Module:
+    trainer: nn.Module = _LossModule(model, loss)
+    if world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        trainer = DistributedDataParallel(trainer, device_ids=[device.index] if device.type == "cuda" else None)
+    return torch.compile(trainer) if compile else trainer
+
+
+def _autocast(device: torch.device, precision: str):
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+
+
+def _rank_and_world() -> tuple[int, int]:
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def _init_distributed(device) -> tuple[int, int]:
+    """Join the process group that ``torchrun`` describes (``WORLD_SIZE`` > 1) once; (rank, world)."""
+    import torch.distributed as dist
+
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and dist.is_available() and not dist.is_initialized():
+        cuda = str(device).startswith(("cuda", "auto")) and torch.cuda.is_available()
+        if cuda:
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+        dist.init_process_group(backend="nccl" if cuda else "gloo")
+    return _rank_and_world()
+
+
+def _local_device(device, world: int) -> torch.device:
+    """``genlib.device(device)``; under torchrun on CUDA, this process's GPU (``LOCAL_RANK``)."""
+    chosen = _device(device)
+    if world > 1 and chosen.type == "cuda":
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    return chosen
+
+
+def _share(batch: Batch, rank: int, world: int) -> tuple[torch.Tensor, ...]:
+    """Process ``rank``'s contiguous share of a global batch (all of it when ``world`` is 1)."""
+    if world == 1:
+        return tuple(batch)
+    return tuple(t.tensor_split(world)[rank] for t in batch)
+
+
+def _all_sum(t: torch.Tensor) -> torch.Tensor:
+    """A CPU tensor ``t`` summed over the processes (``t`` itself in a single process)."""
+    import torch.distributed as dist
+
+    if _rank_and_world()[1] == 1:
+        return t
+    on = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else t.device
+    reduced = t.to(on, copy=True)
+    dist.all_reduce(reduced)
+    return reduced.cpu()
 
 
 # ----------------------------------------------------------------------------- checkpoints

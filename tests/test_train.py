@@ -211,3 +211,12 @@ def test_a_checkpoint_of_another_model_shape_is_named(tmp_path):
     with pytest.raises(train.CheckpointError, match="holds weights for a different model") as err:
         train.fit(nn.Linear(3, 2), mse, (x, y.repeat(1, 2)), epochs=2, checkpoint=path, progress=False)
     assert str(path) in str(err.value) and "\n" not in str(err.value)
+
+
+def test_bf16_autocast_trains_and_unknown_precision_is_one_line():
+    torch.manual_seed(0)
+    model = nn.Linear(3, 1)
+    history = train.fit(model, mse, regression(), epochs=3, lr=0.05, precision="bf16", progress=False)
+    assert history.train[-1] < history.train[0]
+    with pytest.raises(ValueError, match="unknown precision 'fp8'; choose one of: fp32, bf16"):
+        train.fit(model, mse, regression(), epochs=1, precision="fp8", progress=False)
