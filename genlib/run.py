@@ -17,10 +17,13 @@ import argparse
 import json
 import os
 import re
+import queue
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -163,8 +166,12 @@ def limits_for(profile: dict, cell: float | None, chapter: float | None) -> Limi
     return Limits(cell or None, chapter or None)
 
 
+_RUNNING: set[subprocess.Popen] = set()  # children of the running chapters, stopped together on Ctrl-C
+_STOPPING = threading.Event()
+
+
 def execute(chapter: Chapter, params: dict, out: Path, book: Path = BOOK,
-            limits: Limits = Limits()) -> tuple[bool, str]:
+            limits: Limits = Limits(), env: dict | None = None) -> tuple[bool, str]:
     """Execute one chapter into ``out`` in a child process; return (passed, one-line error or "")."""
     target, partial, failed = (out / f"{chapter.stem}{suffix}"
                                for suffix in (".ipynb", ".partial.ipynb", ".failed.ipynb"))
@@ -176,10 +183,12 @@ def execute(chapter: Chapter, params: dict, out: Path, book: Path = BOOK,
     spec_file.write_text(json.dumps(spec))
     result_file.unlink(missing_ok=True)
     child = subprocess.Popen([sys.executable, "-m", "genlib.run", "--worker", str(spec_file), str(result_file)],
-                             start_new_session=True)  # Ctrl-C reaches the runner, not the kernel
+                             start_new_session=True, env=env)  # Ctrl-C reaches the runner, not the kernel
+    _RUNNING.add(child)
     try:
         child.wait(timeout=limits.chapter)
-        error = _result(result_file, child.returncode)
+        error = ("KeyboardInterrupt: stopped by the user" if _STOPPING.is_set()
+                 else _result(result_file, child.returncode))
     except subprocess.TimeoutExpired:
         _stop(child)
         error = f"TimeoutError: the chapter ran past its limit of {limits.chapter:g} s{_running_cell(partial)}"
@@ -188,6 +197,7 @@ def execute(chapter: Chapter, params: dict, out: Path, book: Path = BOOK,
         _set_aside(partial, target, failed)
         raise
     finally:
+        _RUNNING.discard(child)
         spec_file.unlink(missing_ok=True)
         result_file.unlink(missing_ok=True)
     if error:
@@ -323,6 +333,8 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"seconds a cell may run (default {CELL_TIMEOUT}, or the profile's; 0: no limit)")
     parser.add_argument("--timeout", type=float, default=None, metavar="S",
                         help=f"seconds a chapter may run (default {CHAPTER_TIMEOUT}, or the profile's; 0: no limit)")
+    parser.add_argument("--jobs", type=int, default=1, metavar="N",
+                        help="chapters run at once (default 1); with GPUs, each job gets one (CUDA_VISIBLE_DEVICES)")
     parser.add_argument("--book", type=Path, default=BOOK, help=argparse.SUPPRESS)
     parser.add_argument("--list", action="store_true", help="list the chapters and their parameters")
     parser.add_argument("--worker", nargs=2, type=Path, help=argparse.SUPPRESS)
@@ -337,6 +349,8 @@ def main(argv: list[str] | None = None) -> int:
         picked = select([] if args.all else names, args.book)
         profile = load_profile(args.profile, args.book)
         limits = limits_for(profile, args.cell_timeout, args.timeout)
+        if args.jobs < 1:
+            raise ValueError(f"--jobs must be a positive integer, got {args.jobs}")
         if args.list:
             for chapter in picked:
                 print(f"{chapter.stem}: {declared_parameters(notebook(chapter))}")
@@ -351,33 +365,71 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as err:
         print(f"genlib-run: error: {err}", file=sys.stderr)
         return 2
-    return _run_all(plan, profile, overrides, out, args.book, limits)
+    return _run_all(plan, profile, overrides, out, args.book, limits, args.jobs)
 
 
-def _run_all(plan, profile, overrides, out: Path, book: Path, limits: Limits) -> int:
-    failed, done, start = [], 0, time.perf_counter()
+def _run_all(plan, profile, overrides, out: Path, book: Path, limits: Limits, jobs: int = 1) -> int:
+    """Run the chapters, ``jobs`` at a time (each job pinned to one GPU where there are GPUs)."""
+    _STOPPING.clear()
+    devices = queue.Queue()
+    for slot in _device_slots(jobs):
+        devices.put(slot)
+    lock, results, start = threading.Lock(), {}, time.perf_counter()
+
+    def one(chapter, declared):
+        params = parameters_for(chapter, declared, profile, overrides)
+        slot = devices.get()
+        tic = time.perf_counter()
+        try:
+            passed, error = execute(chapter, params, out, book, limits, _job_env(slot))
+        finally:
+            devices.put(slot)
+        with lock:
+            results[chapter.stem] = passed
+            _report(chapter, passed, time.perf_counter() - tic, params, error, slot)
+
+    pool = ThreadPoolExecutor(max_workers=jobs)
+    futures = [pool.submit(one, chapter, declared) for chapter, declared in plan]
     try:
-        for chapter, declared in plan:
-            params = parameters_for(chapter, declared, profile, overrides)
-            tic = time.perf_counter()
-            passed, error = execute(chapter, params, out, book, limits)
-            _report(chapter, passed, time.perf_counter() - tic, params, error)
-            done += 1
-            if not passed:
-                failed.append(chapter.stem)
+        for future in futures:
+            future.result()
     except KeyboardInterrupt:
-        _report(plan[done][0], False, time.perf_counter() - tic, {}, "KeyboardInterrupt: stopped by the user")
-        failed.append(plan[done][0].stem)
-        done += 1
+        _STOPPING.set()
+        for future in futures:
+            future.cancel()
+        for child in list(_RUNNING):
+            _stop(child)
+    finally:
+        pool.shutdown(wait=True)
+    failed = [stem for stem, passed in results.items() if not passed]
     total = time.perf_counter() - start
-    skipped = f", {len(plan) - done} not run" if done < len(plan) else ""
-    print(f"{done - len(failed)} passed, {len(failed)} failed{skipped} in {total:.1f} s -> {out}", flush=True)
-    return 130 if skipped or (failed and done < len(plan)) else (1 if failed else 0)
+    skipped = f", {len(plan) - len(results)} not run" if len(results) < len(plan) else ""
+    print(f"{len(results) - len(failed)} passed, {len(failed)} failed{skipped} in {total:.1f} s -> {out}",
+          flush=True)
+    return 130 if _STOPPING.is_set() else (1 if failed else 0)
 
 
-def _report(chapter: Chapter, passed: bool, seconds: float, params: dict, error: str) -> None:
+def _device_slots(jobs: int) -> list[str | None]:
+    """One slot per job: a GPU index each (round-robin) when CUDA GPUs are visible, else None."""
+    import torch
+
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    return [str(i % gpus) if gpus else None for i in range(jobs)]
+
+
+def _job_env(slot: str | None) -> dict:
+    """The environment of a chapter's process: a job with a GPU sees only that GPU."""
+    env = dict(os.environ)
+    if slot is not None:
+        env["CUDA_VISIBLE_DEVICES"] = slot
+    return env
+
+
+def _report(chapter: Chapter, passed: bool, seconds: float, params: dict, error: str,
+            slot: str | None = None) -> None:
     shown = " ".join(f"{k}={short(v, 40)}" for k, v in params.items())
-    print(f"{'ok  ' if passed else 'FAIL'}  {chapter.stem:<28} {seconds:7.1f} s  {shown}"
+    where = f"[gpu {slot}] " if slot is not None else ""
+    print(f"{'ok  ' if passed else 'FAIL'}  {chapter.stem:<28} {seconds:7.1f} s  {where}{shown}"
           + (f"\n      {error}" if error else ""), flush=True)
 
 

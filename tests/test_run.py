@@ -224,3 +224,28 @@ def test_a_relative_data_folder_is_made_absolute_for_the_kernels(monkeypatch, tm
 def test_cell_ids_are_stable_across_conversions(book):
     c = run.select(["01"], book)[0]
     assert [cell.id for cell in run.notebook(c).cells] == [cell.id for cell in run.notebook(c).cells]
+
+
+def test_two_jobs_run_two_chapters_at_once(book, tmp_path, capsys):
+    """Each chapter leaves a marker and waits for the other's: only a concurrent run passes."""
+    for mine, other in (("01_first", "02_second"), ("02_second", "01_first")):
+        (book / f"{mine}.py").write_text(chapter(f"""
+            # %% tags=["parameters"]
+            markers = ""
+
+            # %%
+            import pathlib, time
+            folder = pathlib.Path(markers)
+            (folder / "{mine}").touch()
+            deadline = time.monotonic() + 120
+            while not (folder / "{other}").exists():
+                assert time.monotonic() < deadline, "the other chapter never started"
+                time.sleep(0.2)
+            print("met")
+            """))
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    code = run.main(["--all", "--jobs", "2", f"markers={markers}", "--book", str(book), "--out", str(tmp_path / "o")])
+    lines = capsys.readouterr().out.splitlines()
+    assert code == 0 and lines[-1].startswith("2 passed, 0 failed")
+    assert sorted(line.split()[1] for line in lines[:2]) == ["01_first", "02_second"]
