@@ -1,0 +1,147 @@
+"""Train a chapter's model outside its notebook: on a CPU, one GPU, or many under ``torchrun``.
+
+    python -m genlib.train_family vae --out checkpoints/                     # the book profile
+    python -m genlib.train_family vae --profile paper --out checkpoints/     # the paper profile
+    torchrun --nproc_per_node=4 -m genlib.train_family vae --profile paper --out checkpoints/
+    python -m genlib.train_family vae epochs=5 --precision bf16 --out runs/  # overrides, as in genlib.run
+
+The model, its data and its training settings are the chapter's: the defaults of the chapter's
+``parameters`` cell, then the profile's values for that chapter (``book/profiles.yml``), then
+``name=value`` overrides — the precedence of :mod:`genlib.run`. Training is :func:`genlib.train.fit`,
+which runs data-parallel under ``torchrun``. Rank 0 writes one file, ``<out>/<family>.pt``
+(weights, the parameters that built the model, the history), loaded by :func:`load`.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+import genlib
+from genlib import checks, data, run
+from genlib.train import History, fit
+
+
+@dataclass(frozen=True)
+class Family:
+    chapter: str  # the chapter whose parameters cell (and profile entry) configures the model
+    build: Callable[[dict], nn.Module]  # parameters -> an untrained model
+    train: Callable[[nn.Module, dict, torch.Generator, dict], History]  # trains it with fit
+
+
+# ----------------------------------------------------------------------------- families
+
+
+def _vae_build(params: dict) -> nn.Module:
+    from genlib import vae
+
+    config = vae.VAEConfig.for_dataset(params["dataset"], latent_dim=params["latent_dim"], arch=params["model"])
+    return vae.VAE(config)
+
+
+def _vae_train(model: nn.Module, params: dict, generator: torch.Generator, options: dict) -> History:
+    from genlib import vae
+
+    settings = vae.TrainConfig()
+    train, val = (vae.model_inputs(data.images(params["dataset"], s).x, model.config, generator)
+                  for s in ("train", "val"))
+    return fit(model, vae.batch_loss, train, val, epochs=params["epochs"], batch_size=settings.batch_size,
+               lr=settings.lr, patience=settings.patience, generator=generator, **options)
+
+
+FAMILIES: dict[str, Family] = {
+    "vae": Family("04_vae", _vae_build, _vae_train),
+}
+
+
+# ----------------------------------------------------------------------------- parameters and files
+
+
+def parameters(family: str, profile: str = "book", overrides: dict | None = None) -> dict:
+    """The chapter's parameters for ``family`` under ``profile``, with ``overrides`` on top."""
+    checks.choice("family", family, FAMILIES)
+    chapter = run.select([FAMILIES[family].chapter])[0]
+    declared = run.declared_parameters(run.notebook(chapter))
+    overrides = overrides or {}
+    unknown = sorted(set(overrides) - set(declared))
+    if unknown:
+        raise ValueError(f"chapter {chapter.stem} has no parameter named {', '.join(unknown)}; "
+                         f"valid: {', '.join(sorted(declared))}")
+    return {**declared, **run.parameters_for(chapter, declared, run.load_profile(profile), overrides)}
+
+
+def save(path: Path, family: str, params: dict, model: nn.Module, history: History) -> None:
+    """Write the trained model atomically; plain tensors and values only (``weights_only`` loads it)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {"family": family, "params": params, "model": model.state_dict(), "history": asdict(history)}
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    os.close(fd)
+    try:
+        torch.save(state, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load(path: str | Path, family: str | None = None, device: str = "cpu") -> tuple[nn.Module, dict]:
+    """The model saved at ``path`` (rebuilt from its parameters) and those parameters.
+
+    A file that is not such a checkpoint, or one of another family, is a one-line ``ValueError``."""
+    path = Path(path)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        name, params, weights = state["family"], state["params"], state["model"]
+    except Exception:  # noqa: BLE001 - missing, empty, corrupt, someone else's file
+        raise ValueError(f"{path} is not a checkpoint written by genlib.train_family") from None
+    if family is not None and name != family:
+        raise ValueError(f"{path} holds a {name!r} model, not {family!r}")
+    model = FAMILIES[name].build(params)
+    model.load_state_dict(weights)
+    return model.to(genlib.device(device)).eval(), params
+
+
+# ----------------------------------------------------------------------------- command line
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="genlib-train-family", description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("family", help=f"one of: {', '.join(FAMILIES)}")
+    parser.add_argument("overrides", nargs="*", help="name=value parameters of the family's chapter")
+    parser.add_argument("--profile", default="book", help="parameter set from book/profiles.yml")
+    parser.add_argument("--out", type=Path, default=Path("checkpoints"), help="folder for <family>.pt")
+    parser.add_argument("--precision", default="fp32", help="fp32 or bf16 (autocast)")
+    parser.add_argument("--compile", action="store_true", help="run the loss through torch.compile")
+    args = parser.parse_args(argv)
+    rank = int(os.environ.get("RANK", "0"))
+    try:
+        params = parameters(args.family, args.profile, run.parse_overrides(args.overrides))
+        device = genlib.device(params.get("device", "auto"))
+        generator = genlib.seed_everything(params["seed"])
+        family = FAMILIES[args.family]
+        model = family.build(params)
+        tic = time.perf_counter()
+        history = family.train(model, params, generator, {"device": device, "progress": rank == 0,
+                                                          "precision": args.precision, "compile": args.compile})
+    except ValueError as err:  # bad parameters (fit checks epochs, precision, ...): one line
+        print(f"genlib-train-family: error: {err}", file=sys.stderr)
+        return 2
+    if rank == 0:
+        target = args.out / f"{args.family}.pt"
+        save(target, args.family, params, model, history)
+        print(f"{args.family}: {history.epochs} epochs in {time.perf_counter() - tic:.1f} s, "
+              f"best validation loss {history.best:.3f} -> {target}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
