@@ -1,0 +1,186 @@
+"""The scoreboard: each family's book-profile model on digits, measured the same way (chapter 9).
+
+    OMP_WAIT_POLICY=PASSIVE .venv/bin/python benchmarks/scoreboard.py [--families gmm,vae] [--seed 0]
+                                                                      [--out results/scoreboard.json]
+
+Every family trains its book-profile model on the book's split of the 8x8 digits (train 1000,
+validation 350 for model choice and early stopping, test 447 for the numbers) and is measured by the
+same code: test NLL in nats per image and bits/dim on the discrete 17-level scale where the family
+defines one (and what kind of number it is: exact, a bound, an estimate), training wall time,
+sampling time per image, the classifier-feature Fréchet distance and precision/recall of 447 samples
+against the test images (next to the train-vs-test floor), a linear probe's test accuracy on the
+model's latent features where it has them, and its capabilities read off its class (``log_prob``,
+``sample``, ``encode``). The results go to one JSON file with the machine, versions, seed and date;
+chapter 9 renders it. Families are registered in ``FAMILIES``; each entry is one short function.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import math
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import genlib
+from genlib import data, metrics
+
+D, LEVELS = 64, 17
+
+
+@dataclass
+class Trained:
+    """What a family hands to the common measurements."""
+
+    model: object                      # the trained model (its class's methods are the capabilities)
+    name: str                          # e.g. "Gaussian mixture (diag, K = 15)"
+    chapter: int
+    density: str                       # "exact", "bound", "estimate", "energy only" or "none"
+    test_nll: float | None             # nats per image on the discrete scale, or None
+    train_seconds: float
+    sample: Callable[[int, torch.Generator], torch.Tensor]  # n -> (n, 64) images scaled to [0, 1]
+    features: Callable[[torch.Tensor], torch.Tensor] | None = None  # integer images -> (N, F)
+    notes: list[str] = field(default_factory=list)
+
+
+def capabilities(model) -> dict[str, bool]:
+    """What the model's class can do, read off its methods (not asserted by hand)."""
+    return {"log_prob": callable(getattr(model, "log_prob", None)),
+            "sample": callable(getattr(model, "sample", None)),
+            "latent features": callable(getattr(model, "encode", None))
+            or callable(getattr(model, "responsibilities", None))}
+
+
+# ----------------------------------------------------------------------------- families
+
+
+def gmm(seed: int) -> Trained:
+    """Chapter 2: a Gaussian mixture by EM on dequantised digits; covariance and K by validation."""
+    from genlib.density import GaussianMixture
+
+    gen = genlib.seed_everything(seed)
+    splits = {s: data.digits(s) for s in data.SPLITS}
+    y = {s: data.dequantize(splits[s].x, LEVELS, generator=gen).double() for s in data.SPLITS}
+    nll = lambda model, s: -float(metrics.discrete_log_prob(model.log_prob(y[s]), D, LEVELS).mean())  # noqa: E731
+    tic = time.perf_counter()
+    grid = [("diag", K) for K in (5, 10, 15, 20)] + [("full", K) for K in (1, 2, 3)]
+    fits = {key: GaussianMixture(key[1], key[0]).fit_em(y["train"], iterations=100, tol=1e-4, generator=gen)
+            for key in grid}
+    best = min(fits, key=lambda key: nll(fits[key], "val"))
+    seconds = time.perf_counter() - tic
+    model = fits[best]
+    return Trained(model, f"Gaussian mixture ({best[0]}, K = {best[1]})", 2, "bound", nll(model, "test"),
+                   seconds, lambda n, g: model.sample(n, generator=g).clamp(0, 1),
+                   lambda x: model.responsibilities(data.dequantize(x, LEVELS).double()).float(),
+                   [f"chosen among {len(grid)} mixtures by validation NLL; the time is the whole search",
+                    "NLL: the dequantisation bound E_u[log p((x+u)/17)] - 64 log 17, one draw of u per image"])
+
+
+def vae(seed: int) -> Trained:
+    """Chapter 4: the book's VAE (MLP, 32 latents, categorical decoder), early stopping on validation."""
+    from genlib import vae as family
+    from genlib.train import fit
+
+    gen = genlib.seed_everything(seed)
+    train, val, test = (data.digits(s) for s in ("train", "val", "test"))
+    config, settings = family.VAEConfig(), family.TrainConfig()
+    model = family.VAE(config)
+    tic = time.perf_counter()
+    fit(model, family.batch_loss, train.x, val.x, epochs=settings.epochs, batch_size=settings.batch_size,
+        lr=settings.lr, patience=settings.patience, generator=gen, progress=False)
+    seconds = time.perf_counter() - tic
+    nll = family.evaluate_nll(model, test.x, k=1000, batch_size=64, generator=gen)
+    return Trained(model, "VAE (MLP, L = 32, categorical decoder)", 4, "estimate", nll["iwae"], seconds,
+                   lambda n, g: model.sample(n, generator=g).float() / (LEVELS - 1),
+                   lambda x: model.encode(x)[0],
+                   [f"NLL: -IWAE with k = 1000 (a bound in expectation); -ELBO = {nll['elbo']:.1f}"])
+
+
+FAMILIES: dict[str, Callable[[int], Trained]] = {"gmm": gmm, "vae": vae}
+
+
+# ----------------------------------------------------------------------------- measurements
+
+
+def linear_probe(features: Callable[[torch.Tensor], torch.Tensor]) -> float:
+    """Test accuracy of a logistic regression on the features of the training images."""
+    from sklearn.linear_model import LogisticRegression
+
+    train, test = data.digits("train"), data.digits("test")
+    with torch.no_grad():
+        f_train, f_test = (features(s.x).double().numpy() for s in (train, test))
+    mu, sd = f_train.mean(0), f_train.std(0) + 1e-8
+    clf = LogisticRegression(max_iter=5000).fit((f_train - mu) / sd, train.y.numpy())
+    return float(clf.score((f_test - mu) / sd, test.y.numpy()))
+
+
+@torch.no_grad()
+def measure(trained: Trained, seed: int) -> dict:
+    test = data.digits("test")
+    gen = torch.Generator().manual_seed(seed + 1000)
+    tic = time.perf_counter()
+    samples = trained.sample(len(test), gen)  # (447, 64) in [0, 1]
+    sample_seconds = (time.perf_counter() - tic) / len(test)
+    quality = metrics.sample_quality(samples, test.x.float() / (LEVELS - 1))
+    row = {"family": trained.name, "chapter": trained.chapter, "capabilities": capabilities(trained.model),
+           "density": trained.density,
+           "test_nll_nats": None if trained.test_nll is None else round(trained.test_nll, 3),
+           "bits_per_dim": None if trained.test_nll is None else round(metrics.nats_to_bpd(trained.test_nll, D), 4),
+           "train_seconds": round(trained.train_seconds, 2), "sample_ms_per_image": round(1000 * sample_seconds, 4),
+           "frechet": round(quality["frechet"], 3), "precision": round(quality["precision"], 3),
+           "recall": round(quality["recall"], 3),
+           "probe_accuracy": None if trained.features is None else round(linear_probe(trained.features), 4),
+           "notes": trained.notes}
+    return row
+
+
+def machine() -> dict:
+    return {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+            "cpu_count": os.cpu_count(), "python": platform.python_version(), "torch": torch.__version__,
+            "numpy": np.__version__, "threads": torch.get_num_threads(),
+            "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "unset")}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--families", default=",".join(FAMILIES), help=f"comma-separated: {', '.join(FAMILIES)}")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=Path("results/scoreboard.json"))
+    args = parser.parse_args(argv)
+    names = [n for n in args.families.split(",") if n]
+    unknown = [n for n in names if n not in FAMILIES]
+    if unknown:
+        print(f"scoreboard: error: unknown family {', '.join(unknown)}; choose from {', '.join(FAMILIES)}",
+              file=sys.stderr)
+        return 2
+    floor = metrics.quality_floor()
+    result = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+              "seed": args.seed, "machine": machine(), "data": "digits (train 1000 / val 350 / test 447), 17 levels",
+              "uniform_nats": round(metrics.uniform_nats(D, LEVELS), 3),
+              "classifier_test_accuracy": round(metrics.classifier(verbose=False).test_accuracy, 4),
+              "floor": {k: round(v, 3) for k, v in floor.items()}, "rows": []}
+    for name in names:
+        row = {"key": name, **measure(FAMILIES[name](args.seed), args.seed)}
+        result["rows"].append(row)
+        nll = "-" if row["test_nll_nats"] is None else f"{row['test_nll_nats']:.1f}"
+        print(f"{name:10s} NLL {nll:>7s} ({row['density']}), train {row['train_seconds']:.1f} s, "
+              f"sample {row['sample_ms_per_image']:.3f} ms/img, FD {row['frechet']:.2f} (floor {floor['frechet']:.2f}), "
+              f"P/R {row['precision']:.2f}/{row['recall']:.2f}, probe {row['probe_accuracy']}", flush=True)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = args.out.with_suffix(".json.part")
+    tmp.write_text(json.dumps(result, indent=1))
+    os.replace(tmp, args.out)
+    print(f"-> {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
