@@ -12,7 +12,7 @@ A hand-written program turns a handful of random numbers ``z`` into a picture ``
 
 Everything random is drawn in :func:`sample_latents`; :func:`river_path` and :func:`render` are
 deterministic functions of the latents, so the same bits always give the same picture. A learned
-generator (Chapters 4, 5 and 7) has the same shape, ``G: Z -> X``; only there ``G`` is fitted to data
+generator (Chapters 4, 5 and 8) has the same shape, ``G: Z -> X``; only there ``G`` is fitted to data
 instead of written by hand.
 """
 from __future__ import annotations
