@@ -211,6 +211,9 @@ print(f"uniform model: {baseline:.2f} nats per image = {metrics.nats_to_bpd(base
 # | $k$ | importance samples per data point (Chapter 4) | `k` |
 # | $r_{nk}$ | responsibility of component $k$ for data point $n$ (Chapter 2) | `r` |
 # | $w$ | an importance weight $p(x, z)/q(z)$ (Chapter 4) | `log_w` |
+# | $\ell(\theta)$ | the log-likelihood of the training set (Chapter 2) | `history` |
+# | $\Delta(x, \hat x)$ | a reconstruction loss (Chapter 4) | `loss` |
+# | $o_d$ | a decoder's output (logit) for pixel $d$ (Chapter 4) | `logits` |
 #
 # Shapes are written in comments in the code, e.g. `# (N, D)` for $N$ points of $D$ dimensions.
 # Chapters that add symbols add them here.

@@ -97,10 +97,10 @@ def label_grid(ax, shape, row_labels=None, col_labels=None, pad=1):
 #
 # $$
 # z = f_\phi(x), \qquad \hat x = g_\theta(z), \qquad
-# \min_{\phi,\theta}\; \frac1N\sum_{n=1}^N \ell\big(x^{(n)},\, g_\theta(f_\phi(x^{(n)}))\big).
+# \min_{\phi,\theta}\; \frac1N\sum_{n=1}^N \Delta\big(x^{(n)},\, g_\theta(f_\phi(x^{(n)}))\big).
 # $$
 #
-# With $\ell(x,\hat x)=\lVert x-\hat x\rVert^2$ this is the classic autoencoder
+# for a reconstruction loss $\Delta$. With $\Delta(x,\hat x)=\lVert x-\hat x\rVert^2$ this is the classic autoencoder
 # {cite:p}`hinton2006reducing,mit6s191generative`. The code $z$ has fewer dimensions than $x$ (a *bottleneck*), so the
 # network cannot copy its input and must find a compressed description. Why should one exist? The
 # **manifold hypothesis** {cite:p}`bengio2013representation`: natural images fill only a thin,
@@ -110,9 +110,9 @@ def label_grid(ax, shape, row_labels=None, col_labels=None, pad=1):
 #
 # The autoencoder trained below does **not** use the squared error. genlib's `Autoencoder` uses the
 # same networks and the same decoder likelihood as the VAE below, with a deterministic code, and its
-# loss is $\ell = -\log p_\theta(x\mid z=f_\phi(x))$. On the digits that decoder is categorical
-# over the 17 grey levels, so $\ell$ is the **categorical cross-entropy**
-# $-\sum_d \log \operatorname{softmax}(\ell_d)_{x_d}$ of each pixel's level (section 6 shows the
+# loss is $\Delta = -\log p_\theta(x\mid z=f_\phi(x))$. On the digits that decoder is categorical
+# over the 17 grey levels, so $\Delta$ is the **categorical cross-entropy**
+# $-\sum_d \log \operatorname{softmax}(o_d)_{x_d}$ (decoder outputs $o_d$, one per grey level) of each pixel's level (section 6 shows the
 # decoders); with a Gaussian decoder of fixed variance the same code would give the squared error,
 # scaled, plus a constant. The losses printed below are in nats per image.
 
@@ -670,14 +670,14 @@ show(vae.kl_normal_std)
 # **The reconstruction term** is the decoder's log-likelihood of the data, summed over the $D$
 # pixels (they are independent given $z$):
 #
-# * *Bernoulli* (binary pixels), decoder logits $\ell_d$:
-#   $\log p_\theta(x\mid z)=\sum_d x_d\log\sigma(\ell_d)+(1-x_d)\log(1-\sigma(\ell_d))
-#   =\sum_d x_d\ell_d-\log(1+e^{\ell_d})$ — the binary cross-entropy.
+# * *Bernoulli* (binary pixels), decoder logits $o_d$:
+#   $\log p_\theta(x\mid z)=\sum_d x_d\log s(o_d)+(1-x_d)\log(1-s(o_d))
+#   =\sum_d x_d o_d-\log(1+e^{o_d})$ with $s(o)=1/(1+e^{-o})$ the logistic sigmoid — the binary cross-entropy.
 # * *Gaussian*, decoder mean $m_d$ and log-variance $v_d$:
 #   $\log p_\theta(x\mid z)=-\tfrac12\sum_d\big[\log 2\pi+v_d+(x_d-m_d)^2e^{-v_d}\big]$; with a fixed
 #   variance this is the squared error of an autoencoder, scaled, plus a constant.
-# * *Categorical* over the 17 grey levels of the digits, decoder logits $\ell_{d,c}$ for each pixel
-#   $d$ and level $c$: $\log p_\theta(x\mid z)=\sum_d \log\operatorname{softmax}(\ell_{d,\cdot})_{x_d}$.
+# * *Categorical* over the 17 grey levels of the digits, decoder logits $o_{d,c}$ for each pixel
+#   $d$ and level $c$: $\log p_\theta(x\mid z)=\sum_d \log\operatorname{softmax}(o_{d,\cdot})_{x_d}$.
 #   It is a proper probability of the integer image, so the ELBO is a bound on
 #   $\log P(x)$ in nats that can be compared with other models. This is the default for digits.
 
