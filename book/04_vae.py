@@ -1006,7 +1006,7 @@ plt.show()
 # over the data, $\mathbb E_x\,\mathrm{KL}(q_\phi(z\mid x)\,\|\,p(z)) \ge I(x; z)$, the mutual
 # information between image and code under the encoder. Just naming the digit, one of ten roughly
 # equally likely classes, takes $\ln 10 \approx 2.30$ nats. A model whose rate is below that cannot
-# even pass on which digit it was shown. When the rate drops to zero, $q_\phi(z\mid x) = p(z)$ for
+# reliably pass on even which digit it was shown: some of the ten must be confused. When the rate drops to zero, $q_\phi(z\mid x) = p(z)$ for
 # every $x$: the code carries nothing, the decoder learns to ignore it and becomes an unconditional
 # model of the data, and every reconstruction is the same blurred average. This is **posterior
 # collapse** {cite:p}`bowman2016generating`; a large $\beta$ forces it, and a decoder powerful enough
