@@ -208,6 +208,7 @@ print(f"uniform model: {baseline:.2f} nats per image = {metrics.nats_to_bpd(base
 # | $L$ | dimensions of the latent $z$ | `latent_dim` |
 # | $V$ | grey levels a pixel can take (17 for the digits) | `levels` |
 # | $K$ | components of a mixture (Chapter 2) | `K` |
+# | $S$ | the river generator's number of random turns (Chapter 1) | `n_steps` |
 # | $k$ | importance samples per data point (Chapter 4) | `k` |
 # | $r_{nk}$ | responsibility of component $k$ for data point $n$ (Chapter 2) | `r` |
 # | $w$ | an importance weight $p(x, z)/q(z)$ (Chapter 4) | `log_w` |

@@ -68,7 +68,7 @@ seed = 0
 n_train = 500  # points in each split (train, validation, test) of the 2-D toy
 n_bandwidths = 25  # bandwidths tried in each sweep
 n_images = None  # at most this many images per split (None: the whole split)
-n_steps = 40  # N, the river's number of turns (random bits)
+n_steps = 40  # S, the river's number of turns (random bits)
 
 # %%
 import inspect
@@ -156,17 +156,17 @@ if n_images is not None and (isinstance(n_images, bool) or not isinstance(n_imag
 # landscape involves many choices: how the river bends, what colour the grass is, how many trees
 # stand around and where. A procedural generator makes each choice by rolling dice:
 #
-# * **river turns**: $z_1, \dots, z_N \sim \mathrm{Bernoulli}(\tfrac12)$. At step $i$ the heading
+# * **river turns**: $z_1, \dots, z_S \sim \mathrm{Bernoulli}(\tfrac12)$, one for each of $S$ steps. At step $i$ the heading
 #   $\varphi$ turns by a fixed angle $\alpha = 10^\circ$ — right if $z_i = 1$, left if $z_i = 0$ —
 #   and the river advances one unit from the point $p_{i-1}$ to $p_i$;
 # * **grass colour**: $c \sim \mathcal{N}(\mu_c, \sigma_c^2 I)$ in RGB;
-# * **number of trees**: $k \sim \mathrm{Uniform}\{0, \dots, 10\}$, each at a uniformly random place.
+# * **number of trees**: $n_\text{trees} \sim \mathrm{Uniform}\{0, \dots, 10\}$, each at a uniformly random place.
 #
 # The river's rule, starting from $p_0 = (0, 0)$ and heading $\varphi_0 = 90^\circ$ (upwards), is
 #
 # $$
 # \varphi_i = \varphi_{i-1} - \alpha\,(2 z_i - 1), \qquad
-# p_i = p_{i-1} + (\cos\varphi_i,\ \sin\varphi_i), \qquad i = 1, \dots, N .
+# p_i = p_{i-1} + (\cos\varphi_i,\ \sin\varphi_i), \qquad i = 1, \dots, S .
 # $$
 #
 # Collect all the dice into one vector $z$. Everything after the dice is deterministic: the
@@ -186,13 +186,13 @@ print(inspect.getsource(procedural.river_path))
 config = procedural.RiverConfig(n_steps=n_steps, size=96)
 z = procedural.sample_latents(config, generator=torch.Generator().manual_seed(seed))
 path = procedural.river_path(z.turns, config.turn_degrees)
-print("bits z_1..z_N:", "".join(map(str, z.turns.tolist())))
+print("bits z_1..z_S:", "".join(map(str, z.turns.tolist())))
 print(f"grass colour: {[round(c, 2) for c in z.grass.tolist()]}, trees: {z.n_trees}")
 
 # %% [markdown]
 # A few properties follow from the definition, and we can check them (the tests in
 # `tests/test_procedural.py` check these and more, against an independent loop written with complex
-# numbers): the path has $N + 1$ points and $N$ segments of unit length; the same bits always give
+# numbers): the path has $S + 1$ points and $S$ segments of unit length; the same bits always give
 # the same picture; and flipping every bit swaps every left turn for a right turn, which mirrors the
 # river about its starting line.
 
@@ -211,7 +211,7 @@ print("flipped bits mirror the river:", torch.allclose(mirror, path * torch.tens
 
 # %%
 def draw_landscape(ax, z, title=None):
-    """The picture G(z), with the river bits z_1..z_N as a strip underneath (black = 1 = right)."""
+    """The picture G(z), with the river bits z_1..z_S as a strip underneath (black = 1 = right)."""
     ax.imshow(procedural.render(z, config).numpy(), interpolation="nearest")
     ax.set_xticks([]), ax.set_yticks([])
     r, g, b = z.grass.tolist()
@@ -254,7 +254,7 @@ base = draws[0]
 picture = procedural.render(base, config)
 changed = [int((procedural.render(flip(base, i), config) != picture).any(-1).sum()) for i in range(n_steps)]  # (N,)
 late = max(i for i in range(n_steps) if changed[i] >= 0.02 * config.size**2)
-print(f"pixels changed by flipping z_1: {changed[0]}, z_{late + 1}: {changed[late]}, z_N: {changed[-1]} "
+print(f"pixels changed by flipping z_1: {changed[0]}, z_{late + 1}: {changed[late]}, z_S: {changed[-1]} "
       f"(of {config.size**2})")
 edits = {"original": base, "flip z_1": flip(base, 0), f"flip z_{late + 1}": flip(base, late),
          "flip all bits": with_turns(base, 1 - base.turns), "more trees, new grass":
@@ -831,19 +831,19 @@ plt.show()
 #
 # ## Exercises
 #
-# **1. Counting rivers.** With $N$ bits, how many different rivers can the generator draw, and
-# how probable is each? What is the distribution of the final heading $\varphi_N$? Which bit
+# **1. Counting rivers.** With $S$ bits, how many different rivers can the generator draw, and
+# how probable is each? What is the distribution of the final heading $\varphi_S$? Which bit
 # sequences give a river that ends where it started, for $\alpha = 10^\circ$?
 #
 # ````{admonition} Solution
 # :class: dropdown
 # Every bit sequence gives a different path (the first bit at which two sequences differ turns the
 # two rivers apart — `tests/test_procedural.py` checks that flipping any single bit moves the end
-# point), so there are $2^N$ rivers, each with probability $2^{-N}$. If $K$ of the $N$ bits are 1
-# (right turns), $\varphi_N = \varphi_0 + \alpha (N - 2K)$ with $K \sim \mathrm{Binomial}(N, \tfrac12)$:
+# point), so there are $2^S$ rivers, each with probability $2^{-S}$. If $R$ of the $S$ bits are 1
+# (right turns), $\varphi_S = \varphi_0 + \alpha (S - 2R)$ with $R \sim \mathrm{Binomial}(S, \tfrac12)$:
 # the final heading is a shifted, scaled binomial, centred on the starting heading with standard
-# deviation $\alpha\sqrt{N}$ (about $63^\circ$ for $N = 40$). Returning to the start needs the $N$
-# unit steps to cancel. The simplest case is $N = 36$ with all bits equal: the river walks a regular
+# deviation $\alpha\sqrt{S}$ (about $63^\circ$ for $S = 40$). Returning to the start needs the $S$
+# unit steps to cancel. The simplest case is $S = 36$ with all bits equal: the river walks a regular
 # 36-gon, a full circle of $36 \times 10^\circ$ with radius $1/(2\sin 5^\circ) \approx 5.74$, which
 # `tests/test_procedural.py` checks. For other sequences, sum the unit vectors and see.
 # ````
