@@ -135,7 +135,9 @@ plt.show()
 # The book's interactive figures come in two forms. With a kernel (JupyterLab), `widgets.live`
 # turns a drawing function into sliders that redraw on every move; in the rendered book, where no
 # kernel runs, `widgets.animate` shows the same drawing precomputed at a few values, with play and
-# step buttons. Both call one function, here one that draws a fresh sample of any toy:
+# step buttons. Both call one function, here one that draws a sample of any toy from any seed. The
+# live version has a slider for the seed; the animation steps through the five toys twice, with two
+# different seeds, so that each frame is a fresh draw:
 
 # %%
 from genlib import widgets
@@ -149,7 +151,8 @@ def draw_toy(fig, name="moons", draw_seed=0):
 widgets.live(draw_toy, figsize=(4, 4), name=list(data.TOYS), draw_seed=(0, 20, 1))
 
 # %%
-widgets.animate(lambda fig, name: draw_toy(fig, name, seed), data.TOYS, figsize=(4, 4), interval=900)
+toy_frames = [(name, seed + repeat) for repeat in range(2) for name in data.TOYS]  # (toy, seed) per frame
+widgets.animate(lambda fig, frame: draw_toy(fig, *frame), toy_frames, figsize=(4, 4), interval=900)
 
 # %% [markdown]
 # **MNIST.** For the larger runs on a GPU, `dataset="mnist"` (256 grey levels, 28×28) and
@@ -178,10 +181,14 @@ print(f"uniform model: {baseline:.2f} nats per image = {metrics.nats_to_bpd(base
 #
 # The book follows one notation throughout; `genlib` uses the same symbols as variable names.
 #
+# Each symbol has one meaning in the whole book.
+#
 # | symbol | meaning | in `genlib` |
 # | --- | --- | --- |
 # | $X$, $Z$ | random variables (data, latent) | — |
 # | $x$, $z$ | their values (realisations) | `x`, `z` |
+# | $x^{(n)}$, $n = 1, \dots, N$ | the $n$-th data point (a superscript in brackets indexes data points) | row `x[n]` |
+# | $x_d$, $z_j$ | one coordinate of a vector: pixel $d$, latent coordinate $j$ (subscripts index coordinates) | `x[:, d]` |
 # | $p(X)$ | a distribution: the whole function | a model object |
 # | $p(x)$ | the probability (density) of one value $x$ | `model.log_prob(x)` returns $\log p(x)$ |
 # | $p_{\text{data}}$ | the distribution the data came from | — |
@@ -190,11 +197,27 @@ print(f"uniform model: {baseline:.2f} nats per image = {metrics.nats_to_bpd(base
 # | $\mathbb{E}_{x \sim p}[f(x)]$ | expectation of $f$ under $p$ | a mean over samples |
 # | $\mathrm{KL}(p \,\Vert\, q)$ | Kullback–Leibler divergence | `kl_*` functions |
 # | $\mu$, $\sigma^2$, $\log \sigma^2$ | mean, variance, log-variance | `mu`, `var`, `log_var` |
-# | $\varepsilon$ | standard normal noise | `eps` |
-# | $\beta$ | a weight on a KL term (Chapter 4) or a noise level (Chapter 7) | `beta` |
-# | $N$, $D$, $K$ | data points, dimensions, mixture components or samples | `n`, `dims`, `k` |
+# | $\Sigma$, $C$ | a covariance matrix and its Cholesky factor, $\Sigma = C C^\top$ (Chapter 2) | `cov`, `L` |
+# | $\varepsilon$ | standard normal noise, and nothing else | `eps` |
+# | $\eta$ | a step size (Langevin dynamics, Chapters 1 and 3) | `step_size` |
+# | $\rho$ | the floor added to a covariance's diagonal (Chapter 2) | `reg` |
+# | $h$ | the bandwidth of a kernel density estimate (Chapter 1) | `bandwidth` |
+# | $\beta$ | a weight on a KL term (Chapter 4); $\beta_t$, with a subscript, a noise level (Chapter 8) | `beta` |
+# | $N$ | number of data points | `n`, `len(x)` |
+# | $D$ | dimensions of a data point (pixels of an image) | `dims` |
+# | $L$ | dimensions of the latent $z$ | `latent_dim` |
+# | $V$ | grey levels a pixel can take (17 for the digits) | `levels` |
+# | $K$ | components of a mixture (Chapter 2) | `K` |
+# | $S$ | the river generator's number of random turns (Chapter 1) | `n_steps` |
+# | $k$ | importance samples per data point (Chapter 4) | `k` |
+# | $r_{nk}$ | responsibility of component $k$ for data point $n$ (Chapter 2) | `r` |
+# | $w$ | an importance weight $p(x, z)/q(z)$ (Chapter 4) | `log_w` |
+# | $\ell(\theta)$ | the log-likelihood of the training set (Chapter 2) | `history` |
+# | $\Delta(x, \hat x)$ | a reconstruction loss (Chapter 4) | `loss` |
+# | $o_d$ | a decoder's output (logit) for pixel $d$ (Chapter 4) | `logits` |
 #
 # Shapes are written in comments in the code, e.g. `# (N, D)` for $N$ points of $D$ dimensions.
+# Chapters that add symbols add them here.
 #
 # ## What you need to know
 #
@@ -209,13 +232,22 @@ print(f"uniform model: {baseline:.2f} nats per image = {metrics.nats_to_bpd(base
 #
 # ```{admonition} Solution
 # :class: dropdown
-# `python -m genlib.run 00 dataset=cifar` fails with
-# `ValueError: unknown dataset 'cifar'; choose one of: digits, mnist, binarized_mnist` and
-# `epochs=0` with `ValueError: epochs must be a positive integer (1, 2, ...), got 0`. Each names
-# the bad value and what would have worked. Checking the parameters before any work means a typo in
-# a long GPU run costs seconds, not the hour of training that would precede a late failure.
+# Both runs stop in the first code cell with a `ValueError` whose one line names the bad value and
+# what would have worked; the hidden cell below (show it with its button) produces the two
+# messages by calling the same checks as the first cell, so they always match the code. Checking
+# the parameters before any work means a typo in a long GPU run costs seconds, not the hour of
+# training that would precede a late failure.
 # ```
-#
+
+# %% tags=["hide-cell", "nbval-check-output"]
+for bad in ({"dataset": "cifar"}, {"epochs": 0}):
+    try:  # the first cell's checks, with one parameter changed
+        data.check_dataset(bad.get("dataset", dataset), data.IMAGES)
+        check_epochs(bad.get("epochs", epochs))
+    except ValueError as error:
+        print(f"python -m genlib.run 00 {' '.join(f'{k}={v}' for k, v in bad.items())}  ->  ValueError: {error}")
+
+# %% [markdown]
 # 2. A model assigns the test digits an average of 90 nats per image. How many bits per
 #    dimension is that, and how many times more probable than under the uniform model is a typical
 #    test image?

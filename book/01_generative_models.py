@@ -25,6 +25,24 @@
 # The families of later chapters differ mainly in which of the three abilities they keep exact and
 # which they approximate or give up.
 #
+# ## Supervised and unsupervised learning; networks that output distributions
+#
+# Most of deep learning is **supervised**: the data are pairs $(x, y)$ — an image and its label,
+# a sentence and its translation — and the goal is a function from $x$ to $y$. Generative
+# modelling is mostly **unsupervised**: the data are $x$ alone, and the goal is the hidden
+# structure that produced them — clusters, a low-dimensional description, useful features, and
+# above all the distribution $p(x)$ itself {cite:p}`johnson2022generative`. Density estimation
+# is the unsupervised problem that contains the others: a model that knows $p(x)$ knows where the
+# clusters are, which directions the data vary along, and what is unusual.
+#
+# The tool is the same in both cases: a neural network whose **output is a distribution**. A
+# classifier's softmax layer already is one — ten non-negative numbers that sum to one,
+# $p_\theta(y \mid x)$ — and it is trained by maximising the log-probability of the observed label.
+# A generative model asks the network for a distribution over *images* instead: the parameters of
+# a Gaussian for every pixel (Chapter 4's decoder), a softmax over the next pixel's grey levels
+# (Chapter 6), or a sampler whose outputs have the right distribution without any formula for it
+# (Chapter 5). Each is again trained, directly or through a bound, by making the data probable.
+#
 # This chapter sets up the vocabulary and the yardstick. We write probabilities carefully, compare
 # discriminative with generative models, see that the "randomness" of a generator is a set of latent
 # variables, derive maximum likelihood as the minimisation of a KL divergence, and meet the
@@ -50,21 +68,21 @@ seed = 0
 n_train = 500  # points in each split (train, validation, test) of the 2-D toy
 n_bandwidths = 25  # bandwidths tried in each sweep
 n_images = None  # at most this many images per split (None: the whole split)
-n_steps = 40  # N, the river's number of turns (random bits)
+n_steps = 40  # S, the river's number of turns (random bits)
 
 # %%
 import inspect
 import math
-from collections import Counter
 
+import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 import genlib
-from genlib import data, metrics, plot, procedural, widgets
-from genlib.density import KDE
+from genlib import data, diagrams, metrics, plot, procedural, widgets
+from genlib.density import KDE, FilingCabinet, bandwidth_sweep, kde_cell_density
 from genlib.train import check_epochs, fit
 
 dev = genlib.device(device)
@@ -138,24 +156,24 @@ if n_images is not None and (isinstance(n_images, bool) or not isinstance(n_imag
 # landscape involves many choices: how the river bends, what colour the grass is, how many trees
 # stand around and where. A procedural generator makes each choice by rolling dice:
 #
-# * **river turns**: $z_1, \dots, z_N \sim \mathrm{Bernoulli}(\tfrac12)$. At step $i$ the heading
+# * **river turns**: $z_1, \dots, z_S \sim \mathrm{Bernoulli}(\tfrac12)$, one for each of $S$ steps. At step $i$ the heading
 #   $\varphi$ turns by a fixed angle $\alpha = 10^\circ$ — right if $z_i = 1$, left if $z_i = 0$ —
 #   and the river advances one unit from the point $p_{i-1}$ to $p_i$;
 # * **grass colour**: $c \sim \mathcal{N}(\mu_c, \sigma_c^2 I)$ in RGB;
-# * **number of trees**: $k \sim \mathrm{Uniform}\{0, \dots, 10\}$, each at a uniformly random place.
+# * **number of trees**: $n_\text{trees} \sim \mathrm{Uniform}\{0, \dots, 10\}$, each at a uniformly random place.
 #
 # The river's rule, starting from $p_0 = (0, 0)$ and heading $\varphi_0 = 90^\circ$ (upwards), is
 #
 # $$
 # \varphi_i = \varphi_{i-1} - \alpha\,(2 z_i - 1), \qquad
-# p_i = p_{i-1} + (\cos\varphi_i,\ \sin\varphi_i), \qquad i = 1, \dots, N .
+# p_i = p_{i-1} + (\cos\varphi_i,\ \sin\varphi_i), \qquad i = 1, \dots, S .
 # $$
 #
 # Collect all the dice into one vector $z$. Everything after the dice is deterministic: the
 # picture is a function $x = G(z)$. The "noise" of the generator is therefore nothing mysterious —
 # it is a list of **latent variables**, unobserved causes of the image, each with a meaning
-# {cite:p}`isola2026foundations`. Learned generators (the VAEs, GANs and diffusion models of
-# Chapters 4, 5 and 7) have exactly this shape; the difference is that their $G$ is a neural network
+# (the river example is Isola's {cite:p}`isola2024dgm1`; see also {cite:t}`isola2026foundations`).
+# Learned generators (the VAEs, GANs and diffusion models of Chapters 4, 5 and 8) have exactly this shape; the difference is that their $G$ is a neural network
 # fitted to data, so their latents mean whatever training made them mean.
 #
 # In `genlib.procedural`, the dice are thrown in one function and the drawing is done by pure
@@ -168,13 +186,13 @@ print(inspect.getsource(procedural.river_path))
 config = procedural.RiverConfig(n_steps=n_steps, size=96)
 z = procedural.sample_latents(config, generator=torch.Generator().manual_seed(seed))
 path = procedural.river_path(z.turns, config.turn_degrees)
-print("bits z_1..z_N:", "".join(map(str, z.turns.tolist())))
+print("bits z_1..z_S:", "".join(map(str, z.turns.tolist())))
 print(f"grass colour: {[round(c, 2) for c in z.grass.tolist()]}, trees: {z.n_trees}")
 
 # %% [markdown]
 # A few properties follow from the definition, and we can check them (the tests in
 # `tests/test_procedural.py` check these and more, against an independent loop written with complex
-# numbers): the path has $N + 1$ points and $N$ segments of unit length; the same bits always give
+# numbers): the path has $S + 1$ points and $S$ segments of unit length; the same bits always give
 # the same picture; and flipping every bit swaps every left turn for a right turn, which mirrors the
 # river about its starting line.
 
@@ -193,7 +211,7 @@ print("flipped bits mirror the river:", torch.allclose(mirror, path * torch.tens
 
 # %%
 def draw_landscape(ax, z, title=None):
-    """The picture G(z), with the river bits z_1..z_N as a strip underneath (black = 1 = right)."""
+    """The picture G(z), with the river bits z_1..z_S as a strip underneath (black = 1 = right)."""
     ax.imshow(procedural.render(z, config).numpy(), interpolation="nearest")
     ax.set_xticks([]), ax.set_yticks([])
     r, g, b = z.grass.tolist()
@@ -214,18 +232,31 @@ plt.show()
 # %% [markdown]
 # Because every latent has a meaning, we can also *edit* a picture by changing one latent and
 # keeping the others fixed — the "latent controls" that Chapters 4 and 5 look for in learned models.
-# Flipping the first bit swings the whole river (every later segment is rotated); flipping a bit
-# near the end moves only the last few segments; flipping all of them gives the mirror image.
+# Flipping the first bit swings the whole river (every later segment is rotated); flipping a later
+# bit moves only the segments after it; flipping all of them gives the mirror image. The picture
+# is a window on the plane, so a late bit can move the river only where it has already left the
+# frame: the cell below counts the pixels each single flip changes and picks the latest bit whose
+# flip still changes a visible part of the picture (at least 2% of its pixels).
 
 # %%
 def with_turns(z, turns):
     return procedural.Latents(turns=turns, grass=z.grass, n_trees=z.n_trees, trees=z.trees)
 
 
+def flip(z, i):
+    """The latents z with bit z_{i+1} flipped (i counts from 0)."""
+    turns = z.turns.clone()
+    turns[i] = 1 - turns[i]
+    return with_turns(z, turns)
+
+
 base = draws[0]
-first, late = base.turns.clone(), base.turns.clone()
-first[0], late[-5] = 1 - first[0], 1 - late[-5]
-edits = {"original": base, "flip z_1": with_turns(base, first), f"flip z_{n_steps - 4}": with_turns(base, late),
+picture = procedural.render(base, config)
+changed = [int((procedural.render(flip(base, i), config) != picture).any(-1).sum()) for i in range(n_steps)]  # (N,)
+late = max(i for i in range(n_steps) if changed[i] >= 0.02 * config.size**2)
+print(f"pixels changed by flipping z_1: {changed[0]}, z_{late + 1}: {changed[late]}, z_S: {changed[-1]} "
+      f"(of {config.size**2})")
+edits = {"original": base, "flip z_1": flip(base, 0), f"flip z_{late + 1}": flip(base, late),
          "flip all bits": with_turns(base, 1 - base.turns), "more trees, new grass":
          procedural.Latents(base.turns, torch.tensor([0.55, 0.7, 0.2]), 10, base.trees)}
 fig, axes = plt.subplots(1, len(edits), figsize=(11, 2.9))
@@ -260,10 +291,12 @@ widgets.animate(draw_seed, list(range(seed, seed + 12)), figsize=(3.2, 3.4), int
 #    hand-written direct generator; VAE decoders, GAN generators and (with many small steps)
 #    diffusion samplers are learned ones. A direct generator need not tell us how probable its
 #    output is — models that *only* sample are called *implicit* {cite:p}`mohamed2016learning`.
-# 2. **Indirect**: learn a function that *scores* data, $E_\theta : \mathcal{X} \to \mathbb{R}$ — a
-#    log-density, an energy $E = -\log p + \text{const}$ or its gradient (the "score") — and
-#    generate by searching for points that score well, typically with a Markov chain Monte Carlo
-#    sampler. Energy-based models (Chapter 3) work this way.
+# 2. **Indirect**: learn a function that *scores* data — a log-density or an energy
+#    $E_\theta : \mathcal{X} \to \mathbb{R}$ with $E = -\log p + \text{const}$, or its gradient,
+#    the **score** $\nabla_x \log p_\theta : \mathcal{X} \to \mathbb{R}^D$ (a vector field: one
+#    $D$-dimensional arrow at every point) — and generate by searching for points that score well,
+#    typically with a Markov chain Monte Carlo sampler. Energy-based models (Chapter 3) work this
+#    way, and diffusion models (Chapter 8) learn a score.
 #
 # Scoring and sampling are different skills. A direct generator can be fast to sample and unable
 # to score; an energy can score (up to a constant) and be slow to sample. We will run both kinds of
@@ -292,8 +325,8 @@ widgets.animate(draw_seed, list(range(seed, seed + 12)), figsize=(3.2, 3.4), int
 #   && \log\tfrac{a}{b} = \log a - \log b,\ \text{linearity of } \mathbb{E} \\
 # &= \arg\max_\theta \; \mathbb{E}_{x \sim p_\text{data}}\big[\log p_\theta(x)\big]
 #   && \text{the first term, } -H(p_\text{data}), \text{ does not depend on } \theta \\
-# &\approx \arg\max_\theta \; \frac{1}{N} \sum_{i=1}^{N} \log p_\theta\big(x^{(i)}\big)
-#   && x^{(i)} \sim p_\text{data}:\ \text{the sample mean estimates the expectation.}
+# &\approx \arg\max_\theta \; \frac{1}{N} \sum_{n=1}^{N} \log p_\theta\big(x^{(n)}\big)
+#   && x^{(n)} \sim p_\text{data}:\ \text{the sample mean estimates the expectation.}
 # \end{aligned}
 # $$
 #
@@ -318,7 +351,7 @@ ax.plot(thetas, kl_exact, "k", lw=2.5, label=r"KL$(p_{data}\,\|\,p_\theta)$, exa
 for n in (10, 1000):
     x_n = p_data.sample((n,))  # (n,)
     nll = -torch.distributions.Normal(thetas[:, None], 1.0).log_prob(x_n).mean(1)  # (81,)
-    ax.plot(thetas, nll - p_data.entropy(), label=fr"$-\frac{{1}}{{N}}\sum\log p_\theta(x_i) - H$, N={n}")
+    ax.plot(thetas, nll - p_data.entropy(), label=fr"$-\frac{{1}}{{N}}\sum_n\log p_\theta(x^{{(n)}}) - H$, N={n}")
     print(f"N={n:5d}: maximum-likelihood theta = {float(thetas[nll.argmin()]):.2f} (sample mean {float(x_n.mean()):.2f})")
 ax.set_xlabel(r"$\theta$"), ax.set_ylabel("nats")
 ax.set_title("maximum likelihood estimates the KL divergence up to a constant")
@@ -332,7 +365,8 @@ plt.show()
 #
 # ## The filing cabinet
 #
-# Here is a generative model that is very easy to train:
+# Here is a generative model that is very easy to train (the "filing cabinet" is Isola's
+# {cite:p}`isola2024dgm1`):
 #
 # ```python
 # def train(data):
@@ -348,7 +382,7 @@ plt.show()
 # so its distribution is the **empirical distribution**
 #
 # $$
-# p_\text{cabinet}(x) = \frac{1}{N} \sum_{i=1}^{N} \delta\big(x - x^{(i)}\big),
+# p_\text{cabinet}(x) = \frac{1}{N} \sum_{n=1}^{N} \delta\big(x - x^{(n)}\big),
 # $$
 #
 # a sum of Dirac deltas: in a continuous space, an infinite density at each training point and zero
@@ -361,6 +395,10 @@ plt.show()
 #
 # On new data from the same source, though, the cabinet is the worst model possible: a test point is
 # almost surely not in a drawer, so it gets probability zero and log-likelihood $-\infty$.
+#
+# `genlib.density.FilingCabinet` is this model, with the same verbs as every other model in the
+# book — `fit`, `log_prob`, `sample` — so that the comparison chapter can list what it can do. Its
+# `log_prob` is the log of the pmf, the fraction of drawers that hold exactly $x$:
 
 # %%
 x_train = data.toy(dataset, n_train, seed=seed)  # (n, 2)
@@ -371,19 +409,13 @@ if n_images is not None:
     image_splits = {split: data.Images(im.x[:n_images], im.y[:n_images], im.levels, im.shape)
                     for split, im in image_splits.items()}
 train_images, test_images = image_splits["train"], image_splits["test"]
-
-
-def cabinet_log_prob(x, stored):
-    """log of (number of drawers holding exactly x) / N: the filing cabinet's pmf. x (M, D) -> (M,)"""
-    drawers = Counter(row.tobytes() for row in stored.numpy())  # image -> how many copies are stored
-    counts = torch.tensor([drawers[row.tobytes()] for row in x.numpy()], dtype=torch.float64)  # (M,)
-    return torch.log(counts / len(stored))
-
+print(inspect.getsource(FilingCabinet.log_prob))
 
 # %% tags=["nbval-check-output"]
 print(f"images: train {tuple(train_images.x.shape)}, test {tuple(test_images.x.shape)}")
-cabinet_train = cabinet_log_prob(train_images.x, train_images.x)
-cabinet_test = cabinet_log_prob(test_images.x, train_images.x)
+cabinet = FilingCabinet().fit(train_images.x)
+cabinet_train, cabinet_test = cabinet.log_prob(train_images.x), cabinet.log_prob(test_images.x)
+print("a sample is a stored training image:", bool(torch.isfinite(cabinet.log_prob(cabinet.sample(5, generator=torch.Generator().manual_seed(seed)))).all()))
 print(f"filing cabinet on {image_dataset}: train log-likelihood {float(cabinet_train.mean()):.3f} nats per image "
       f"(-log N = {-math.log(len(train_images)):.3f})")
 print("filing cabinet test log-likelihood:", float(cabinet_test.mean()))
@@ -395,15 +427,15 @@ print("test log-likelihood is -inf:", bool(torch.isneginf(cabinet_test.mean())))
 # likelihood of held-out **test data**,
 #
 # $$
-# \frac{1}{M} \sum_{j=1}^{M} \log p_\theta\big(x_\text{test}^{(j)}\big), \qquad
-# x_\text{test}^{(j)} \sim p_\text{data},
+# \frac{1}{M} \sum_{m=1}^{M} \log p_\theta\big(x_\text{test}^{(m)}\big), \qquad
+# x_\text{test}^{(m)} \sim p_\text{data},
 # $$
 #
 # measures exactly that: it is an unbiased estimate of $\mathbb{E}_{p_\text{data}}[\log p_\theta(x)]
 # = -H(p_\text{data}) - \mathrm{KL}(p_\text{data} \,\|\, p_\theta)$ because the test points played no
 # part in choosing $\theta$. A model that memorises is overfit in the same sense as an overfit
 # classifier, and test likelihood detects it {cite:p}`theis2016note`. (Theis et al. also show its
-# limits: a model can have a good likelihood and poor samples, or the reverse — one reason Chapter 8
+# limits: a model can have a good likelihood and poor samples, or the reverse — one reason Chapter 9
 # measures sample quality separately.)
 #
 # ## A smoothed filing cabinet: the kernel density estimate
@@ -413,8 +445,8 @@ print("test log-likelihood is -inf:", bool(torch.isneginf(cabinet_test.mean())))
 # {cite:p}`rosenblatt1956remarks,parzen1962estimation,silverman1986density`:
 #
 # $$
-# p_h(x) = \frac{1}{N} \sum_{i=1}^{N} \mathcal{N}\big(x;\ x^{(i)},\ h^2 I\big), \qquad
-# \log p_h(x) = \operatorname{logsumexp}_i \Big[-\frac{\|x - x^{(i)}\|^2}{2h^2}\Big]
+# p_h(x) = \frac{1}{N} \sum_{n=1}^{N} \mathcal{N}\big(x;\ x^{(n)},\ h^2 I\big), \qquad
+# \log p_h(x) = \operatorname{logsumexp}_n \Big[-\frac{\|x - x^{(n)}\|^2}{2h^2}\Big]
 #   - \frac{D}{2}\log(2\pi h^2) - \log N .
 # $$
 #
@@ -430,23 +462,13 @@ print(inspect.getsource(KDE.log_prob))
 # %% [markdown]
 # The bandwidth $h$ is the model's only knob, and it trades memorisation for smoothing. We sweep it
 # on the 2-D toy, scoring each KDE on its own training points, on a validation set and on a test set
-# (three independent draws of `n_train` points each):
+# (three independent draws of `n_train` points each). `genlib.density.bandwidth_sweep` fits one KDE
+# per bandwidth and scores it on each split:
 
 # %%
+print(inspect.getsource(bandwidth_sweep))
 bandwidths = torch.logspace(-2.5, 0.0, n_bandwidths).tolist()
-
-
-def sweep(train_x, splits, hs, score=lambda log_p: log_p):
-    """Mean score of KDE(h) fitted to train_x on each split, for each bandwidth h: {split: [..]}."""
-    curves = {name: [] for name in splits}
-    for h in hs:
-        kde = KDE(bandwidth=h).fit(train_x)
-        for name, x in splits.items():
-            curves[name].append(float(score(kde.log_prob(x)).mean()))
-    return curves
-
-
-toy_curves = sweep(x_train.to(dev), {"train": x_train.to(dev), "validation": x_val.to(dev)}, bandwidths)
+toy_curves = bandwidth_sweep(x_train.to(dev), {"train": x_train.to(dev), "validation": x_val.to(dev)}, bandwidths)
 best = int(np.argmax(toy_curves["validation"]))
 h_toy = bandwidths[best]
 kde_toy = KDE(bandwidth=h_toy).fit(x_train.to(dev))
@@ -471,7 +493,7 @@ plt.show()
 
 # %% [markdown]
 # The training log-likelihood rises without limit as $h$ shrinks — each training point sits under
-# its own ever-taller spike, and $\log p_h(x^{(i)}) \ge -\log N - \frac{D}{2}\log(2\pi h^2) \to
+# its own ever-taller spike, and $\log p_h(x^{(n)}) \ge -\log N - \frac{D}{2}\log(2\pi h^2) \to
 # \infty$. The validation log-likelihood rises too at first (less blur, sharper moons) and then
 # collapses (toward the cabinet's $-\infty$) once the bumps become narrower than the gaps between
 # neighbouring training points; the left edge of the plot is cut off, the smallest bandwidth's
@@ -480,32 +502,45 @@ plt.show()
 # validation score, as it should be: the test set was not used to choose anything.
 #
 # **Interactive: the bandwidth slider.** With a kernel, the slider redraws the density for any
-# $h$ (on a log scale); the static book shows the same figure at the swept bandwidths.
+# $h$ (on a log scale); the static book shows the same figure at every other swept bandwidth.
+# The left panel shows the KDE's *average density over each pixel* of the picture, which
+# `genlib.density.kde_cell_density` computes exactly from the Gaussian CDF: a density evaluated
+# only at pixel centres would miss kernels narrower than a pixel and show the smallest bandwidths
+# as a few random dots. The colour scale is logarithmic and the same in every frame, and the white
+# dots are 200 training points drawn at random (the toy's points come ordered along the curve).
 
 # %%
 toy_bounds = tuple(np.ravel([[float(lo) - 0.6, float(hi) + 0.6]
                              for lo, hi in zip(x_train.min(0).values, x_train.max(0).values)]))
+shown_points = x_train[torch.randperm(n_train, generator=torch.Generator().manual_seed(seed))[:200]]  # (200, 2)
+cell_steps = 120
+_, cell_x, cell_y = plot.grid_points(toy_bounds, cell_steps)
+density_norm = matplotlib.colors.LogNorm(vmin=1e-3, vmax=max(
+    float(kde_cell_density(KDE(bandwidth=h).fit(x_train), toy_bounds, cell_steps).max()) for h in bandwidths))
 
 
 def draw_bandwidth(fig, log10_h):
     h = 10.0 ** log10_h
     kde = KDE(bandwidth=h).fit(x_train.to(dev))
     left, right = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
-    plot.density(lambda x: kde.log_prob(x.to(dev)).cpu(), ax=left, bounds=toy_bounds, steps=90, contours=False)
-    plot.scatter(x_train[:200], ax=left, bounds=toy_bounds, s=1, alpha=0.6, color="white")
+    cells = kde_cell_density(kde, toy_bounds, cell_steps).clamp_min(density_norm.vmin).numpy()  # (steps, steps)
+    mesh = left.pcolormesh(cell_x, cell_y, cells, norm=density_norm, cmap="viridis", shading="auto")
+    fig.colorbar(mesh, ax=left, label="density $p_h$ (cell average)", shrink=0.85)
+    plot.scatter(shown_points, ax=left, bounds=toy_bounds, s=1, alpha=0.7, color="white")
     train_ll, val_ll = (float(kde.log_prob(x.to(dev)).mean()) for x in (x_train, x_val))
     left.set_title(f"h = {h:.3f}: train {train_ll:.2f}, val {val_ll:.2f}", fontsize=9)
     plot.curves(bandwidths, toy_curves, ax=right, logx=True, marker="", xlabel="bandwidth $h$",
                 ylabel="nats per point", title="mean log-likelihood")
     right.axvline(h, color="k", lw=1)
+    right.set_xlim(bandwidths[0] / 1.3, bandwidths[-1] * 1.3)
     right.set_ylim(low, max(toy_curves["train"]) + 0.5)
     fig.tight_layout()
 
 
-widgets.live(draw_bandwidth, figsize=(9, 3.6), log10_h=(-2.5, 0.0, 0.05))
+widgets.live(draw_bandwidth, figsize=(10, 3.8), log10_h=(-2.5, 0.0, 0.05))
 
 # %%
-widgets.animate(draw_bandwidth, [math.log10(h) for h in bandwidths[::2]], figsize=(9, 3.6), interval=600)
+widgets.animate(draw_bandwidth, [math.log10(h) for h in bandwidths[::2]], figsize=(10, 3.8), interval=600)
 
 # %% [markdown]
 # ## One density, two samplers
@@ -520,10 +555,11 @@ widgets.animate(draw_bandwidth, [math.log10(h) for h in bandwidths[::2]], figsiz
 # A Langevin step moves downhill on the energy and adds a little noise:
 #
 # $$
-# x_{t+1} = x_t - \frac{\epsilon}{2} \nabla_x E(x_t) + \sqrt{\epsilon}\, \xi_t, \qquad
-# \xi_t \sim \mathcal{N}(0, I).
+# x_{t+1} = x_t - \frac{\eta}{2} \nabla_x E(x_t) + \sqrt{\eta}\, \varepsilon_t, \qquad
+# \varepsilon_t \sim \mathcal{N}(0, I),
 # $$
 #
+# with a step size $\eta > 0$ (`step_size` in the code).
 # For small steps and many of them, $x_t$ is distributed approximately as $p_h$, wherever it
 # started. The constant $\log N$ and the normaliser drop out of the gradient: an energy known only
 # up to an additive constant is enough, which is why energy-based models (Chapter 3) sample this way.
@@ -534,15 +570,15 @@ widgets.animate(draw_bandwidth, [math.log10(h) for h in bandwidths[::2]], figsiz
 # %%
 direct = kde_toy.sample(n_train, generator=gen).cpu()  # (n, 2), one step each
 
-step_size, n_langevin = 0.5 * h_toy**2, 300  # stable: below 2 / (curvature 1/h^2 of a kernel)
+step_size, n_langevin = 0.5 * h_toy**2, 300  # eta: stable below 2 / (curvature 1/h^2 of a kernel)
 x_t = (x_train.mean(0) + 2.0 * x_train.std(0) * torch.randn(n_train, 2, generator=gen)).to(dev)  # start: broad noise
 chains = {0: x_t.cpu()}
 for t in range(1, n_langevin + 1):
     x_t = x_t.detach().requires_grad_(True)
     energy = -kde_toy.log_prob(x_t).sum()  # E(x) = -log p_h(x), summed over the chains
     (grad,) = torch.autograd.grad(energy, x_t)
-    xi = torch.randn(x_t.shape, generator=gen).to(dev)
-    x_t = x_t - 0.5 * step_size * grad + math.sqrt(step_size) * xi
+    eps = torch.randn(x_t.shape, generator=gen).to(dev)
+    x_t = x_t - 0.5 * step_size * grad + math.sqrt(step_size) * eps
     if t in (10, 50, n_langevin):
         chains[t] = x_t.detach().cpu()
 
@@ -577,8 +613,8 @@ levels, dims = train_images.levels, train_images.dims
 y_images = {split: data.dequantize(im.x, levels, generator=gen).to(dev) for split, im in image_splits.items()}
 image_bandwidths = torch.logspace(-2.5, -0.3, n_bandwidths).tolist()
 per_image = lambda log_p: metrics.discrete_log_prob(log_p, dims, levels)  # nats per discrete image
-image_curves = sweep(y_images["train"], {"train": y_images["train"], "validation": y_images["val"]},
-                     image_bandwidths, score=per_image)
+image_curves = bandwidth_sweep(y_images["train"], {"train": y_images["train"], "validation": y_images["val"]},
+                               image_bandwidths, score=per_image)
 best_image = int(np.argmax(image_curves["validation"]))
 h_images = image_bandwidths[best_image]
 kde_images = KDE(bandwidth=h_images).fit(y_images["train"])
@@ -663,16 +699,21 @@ with torch.no_grad():
     confidence = {k: torch.softmax(classifier(x), 1).max(1).values.cpu() for k, x in inputs.items()}
     log_density = {k: per_image(kde_images.log_prob(x)).cpu() for k, x in inputs.items()}
 
-fig, axes = plt.subplots(1, 2, figsize=(11, 3.2))
-for name in inputs:
-    axes[0].hist(confidence[name].numpy(), bins=np.linspace(0, 1, 26), alpha=0.6, label=name)
-    axes[1].hist(log_density[name].numpy(), bins=40, alpha=0.6, label=name)
+fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
+density_bins = np.linspace(float(min(v.min() for v in log_density.values())),
+                           float(max(v.max() for v in log_density.values())), 41)
+for (name, style), color in zip({"test digits": "-", "upside-down digits": "--", "uniform noise": ":"}.items(),
+                                ("C0", "C1", "C3")):
+    for ax, values, bins in ((axes[0], confidence[name], np.linspace(0, 1, 26)),
+                             (axes[1], log_density[name], density_bins)):
+        ax.hist(values.numpy(), bins=bins, histtype="step", lw=1.8, ls=style, color=color, label=name)
 axes[0].set_xlabel(r"classifier confidence $\max_y p(y\mid x)$"), axes[0].set_ylabel("images")
 axes[0].set_title("discriminative: every input gets a label")
 axes[1].set_xlabel(r"$\log p(x)$, nats per image"), axes[1].set_ylabel("images")
 axes[1].set_title("generative: outliers get low density")
-axes[1].legend(frameon=False, fontsize=8)
-fig.tight_layout()
+fig.legend(*axes[0].get_legend_handles_labels(), loc="upper center", ncol=3, frameon=False,
+           bbox_to_anchor=(0.5, 1.0))
+fig.tight_layout(rect=(0, 0, 1, 0.9))
 plt.show()
 
 # %%
@@ -732,29 +773,43 @@ print(f"total acceptance {float(acceptance.sum()):.1f} (should be 1: every x has
 # ## A taxonomy, and the table this book fills in
 #
 # Generative models can be sorted by what they let us do with the density
-# {cite:p}`goodfellow2016nips`:
+# {cite:p}`goodfellow2016nips` (the tree below follows Goodfellow's, as Johnson's lecture redraws it
+# {cite:p}`johnson2022generative`):
 #
 # * **explicit, tractable density**: $p_\theta(x)$ can be computed exactly — Gaussians and mixtures
-#   (Chapter 2), autoregressive models (Chapter 6), the KDE of this chapter;
+#   (Chapter 2) and the KDE of this chapter; among deep models, autoregressive models (Chapter 6),
+#   including the neural autoregressive estimators NADE and MADE
+#   {cite:p}`larochelle2011nade,germain2015made`, and normalizing flows (Chapter 7), which compute
+#   the density exactly through an invertible network and the change-of-variables formula;
 # * **explicit, approximate density**: $p_\theta(x)$ is defined but only bounded or estimated — the
-#   VAE's evidence lower bound (Chapter 4), the diffusion model's bound (Chapter 7), the energy-based
-#   model whose normaliser $Z(\theta)$ is unknown (Chapter 3);
+#   VAE's evidence lower bound (Chapter 4), the diffusion model's bound (Chapter 8), and energy-based
+#   models whose normaliser $Z(\theta)$ is unknown (Chapter 3). Boltzmann machines
+#   {cite:p}`ackley1985boltzmann` belong to this last group: energy-based models over binary units,
+#   some of them hidden (latent), trained with Markov-chain samples;
 # * **implicit density**: no $p_\theta(x)$ at all, only a sampler — the GAN (Chapter 5).
-#
+
+# %%
+diagrams.draw_taxonomy()
+plt.show()
+
+# %% [markdown]
 # Cutting the other way — latents or not, density or energy or neither, direct generator or not —
-# gives the table below for the plain version of each family. It is a rough, first
-# classification; Chapter 8 measures every column (sampling time per image, test log-likelihood
-# where it exists, sample quality) on the same data.
+# gives the table below for the plain version of each family, in the form of Isola's comparison
+# of model types {cite:p}`isola2024dgm2`. It is a rough, first classification; Chapter 9 measures
+# every column (sampling time per image, test log-likelihood where it exists, sample quality) on
+# the same data.
 #
 # | family | chapter | latent variables? | density / energy? | direct generator? |
 # | --- | --- | --- | --- | --- |
 # | filing cabinet, KDE | 1 | which drawer (and kernel noise) | exact density | yes |
 # | Gaussian, mixture of Gaussians | 2 | mixture: which component | exact density | yes |
 # | energy-based model | 3 | no | energy only ($Z$ unknown) | no: MCMC |
+# | Boltzmann machine | — | yes, hidden units | energy only ($Z$ unknown) | no: MCMC |
 # | variational autoencoder | 4 | yes, low-dimensional | lower bound (ELBO) | yes |
 # | generative adversarial network | 5 | yes, low-dimensional | none | yes |
-# | autoregressive model, PixelCNN | 6 | no | exact density | yes, slow (one pixel at a time) |
-# | diffusion model | 7 | yes, as many as pixels, at every step | lower bound | yes, slow (many denoising steps) |
+# | autoregressive model: PixelCNN, NADE, MADE | 6 | no | exact density | yes, slow (one pixel at a time) |
+# | normalizing flow | 7 | yes, as many as pixels (invertible) | exact density | yes, one pass |
+# | diffusion model | 8 | yes, as many as pixels, at every step | lower bound | yes, slow (many denoising steps) |
 #
 # ## Summary
 #
@@ -776,26 +831,26 @@ print(f"total acceptance {float(acceptance.sum()):.1f} (should be 1: every x has
 #
 # ## Exercises
 #
-# **1. Counting rivers.** With $N$ bits, how many different rivers can the generator draw, and
-# how probable is each? What is the distribution of the final heading $\varphi_N$? Which bit
+# **1. Counting rivers.** With $S$ bits, how many different rivers can the generator draw, and
+# how probable is each? What is the distribution of the final heading $\varphi_S$? Which bit
 # sequences give a river that ends where it started, for $\alpha = 10^\circ$?
 #
 # ````{admonition} Solution
 # :class: dropdown
 # Every bit sequence gives a different path (the first bit at which two sequences differ turns the
 # two rivers apart — `tests/test_procedural.py` checks that flipping any single bit moves the end
-# point), so there are $2^N$ rivers, each with probability $2^{-N}$. If $K$ of the $N$ bits are 1
-# (right turns), $\varphi_N = \varphi_0 + \alpha (N - 2K)$ with $K \sim \mathrm{Binomial}(N, \tfrac12)$:
+# point), so there are $2^S$ rivers, each with probability $2^{-S}$. If $R$ of the $S$ bits are 1
+# (right turns), $\varphi_S = \varphi_0 + \alpha (S - 2R)$ with $R \sim \mathrm{Binomial}(S, \tfrac12)$:
 # the final heading is a shifted, scaled binomial, centred on the starting heading with standard
-# deviation $\alpha\sqrt{N}$ (about $63^\circ$ for $N = 40$). Returning to the start needs the $N$
-# unit steps to cancel. The simplest case is $N = 36$ with all bits equal: the river walks a regular
+# deviation $\alpha\sqrt{S}$ (about $63^\circ$ for $S = 40$). Returning to the start needs the $S$
+# unit steps to cancel. The simplest case is $S = 36$ with all bits equal: the river walks a regular
 # 36-gon, a full circle of $36 \times 10^\circ$ with radius $1/(2\sin 5^\circ) \approx 5.74$, which
 # `tests/test_procedural.py` checks. For other sequences, sum the unit vectors and see.
 # ````
 #
 # **2. The cabinet is the maximum-likelihood model.** For a discrete data space, show that among
-# *all* pmfs $q$, the average training log-likelihood $\frac1N\sum_i \log q(x^{(i)})$ is maximised
-# by the empirical distribution $\hat p(x) = \frac{1}{N}\#\{i : x^{(i)} = x\}$. What does this say
+# *all* pmfs $q$, the average training log-likelihood $\frac1N\sum_n \log q(x^{(n)})$ is maximised
+# by the empirical distribution $\hat p(x) = \frac{1}{N}\#\{n : x^{(n)} = x\}$. What does this say
 # about maximum likelihood without a restricted model family?
 #
 # ````{admonition} Solution
@@ -812,16 +867,16 @@ print(f"total acceptance {float(acceptance.sum()):.1f} (should be 1: every x has
 # ````
 #
 # **3. Why the training curve always rises.** Show that for the Gaussian KDE,
-# $\log p_h(x^{(i)}) \ge -\log N - \frac{D}{2}\log(2\pi h^2)$ for every *training* point, and that
+# $\log p_h(x^{(n)}) \ge -\log N - \frac{D}{2}\log(2\pi h^2)$ for every *training* point, and that
 # for a point $x$ at distance at least $d > 0$ from every training point,
 # $\log p_h(x) \le -\frac{d^2}{2h^2} - \frac{D}{2}\log(2\pi h^2)$. What happens to both as $h \to 0$?
-# Then modify the sweep to use the **leave-one-out** score $\log \frac{1}{N-1}\sum_{j \ne i}
-# \mathcal{N}(x^{(i)}; x^{(j)}, h^2 I)$ on the training set and compare its best bandwidth with the
+# Then modify the sweep to use the **leave-one-out** score $\log \frac{1}{N-1}\sum_{m \ne n}
+# \mathcal{N}(x^{(n)}; x^{(m)}, h^2 I)$ on the training set and compare its best bandwidth with the
 # validation choice.
 #
 # ````{admonition} Solution
 # :class: dropdown
-# The sum defining $p_h(x^{(i)})$ contains the term $j = i$, equal to $\frac1N (2\pi h^2)^{-D/2}$;
+# The sum defining $p_h(x^{(n)})$ contains the term $m = n$, equal to $\frac1N (2\pi h^2)^{-D/2}$;
 # all other terms are positive, so the bound follows, and it tends to $+\infty$ as $h \to 0$. For a
 # point at distance $\ge d$ from all centres, every term is at most $\frac1N (2\pi h^2)^{-D/2}
 # e^{-d^2/2h^2}$, and there are $N$ of them; as $h \to 0$ the $-d^2/2h^2$ term wins and the bound
@@ -830,7 +885,7 @@ print(f"total acceptance {float(acceptance.sum()):.1f} (should be 1: every x has
 # ```python
 # def loo_mean_log_prob(x, h):
 #     d2 = torch.cdist(x.double(), x.double()).square()          # (N, N)
-#     d2.fill_diagonal_(float("inf"))                            # drop j = i
+#     d2.fill_diagonal_(float("inf"))                            # drop m = n
 #     D, N = x.shape[1], len(x)
 #     log_p = torch.logsumexp(-0.5 * d2 / h**2, 1) - math.log(N - 1) - 0.5 * D * math.log(2 * math.pi * h**2)
 #     return float(log_p.mean())

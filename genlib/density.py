@@ -15,6 +15,8 @@ which is the same as minimising :math:`\mathrm{KL}(p_\text{data} \,\|\, p_\theta
   (:meth:`GaussianMixture.fit_em`: E-step responsibilities
   :math:`r_{nk} = p(z=k \mid x_n)`, M-step weighted maximum likelihood) or by gradient ascent on
   the log-likelihood (:meth:`GaussianMixture.fit_gradient`: Adam on unconstrained parameters).
+* :class:`FilingCabinet` -- the empirical distribution of the training set, a pmf with mass
+  :math:`1/N` on each stored point (Chapter 1): perfect on the training set, :math:`-\infty` off it.
 * :class:`KDE` -- the kernel density estimate
   :math:`p(x) = \frac1N\sum_n \mathcal N(x \mid x_n, H)`, a smoothed copy of the training set
   (Chapter 1's "filing cabinet"); its bandwidth is chosen by held-out likelihood.
@@ -454,3 +456,112 @@ class KDE:
         eps = _draw_normal(n, self.x.shape[1], generator).to(self.x.device)  # (n, D)
         L = torch.linalg.cholesky(self.H)
         return (self.x[rows.to(self.x.device)] + eps @ L.T).float()
+
+
+# ----------------------------------------------------------------------------- filing cabinet
+
+
+class FilingCabinet:
+    r"""The model that memorises its training set (Chapter 1): the empirical distribution.
+
+    .. math:: p_\text{cabinet}(x) = \frac1N \#\{n : x^{(n)} = x\}
+
+    a probability *mass* function with mass :math:`1/N` on each stored point (more on a point
+    stored several times) and zero everywhere else. ``log_prob`` returns :math:`\log` of that mass:
+    :math:`-\log N` for a point stored once, :math:`-\infty` for anything not in a drawer. It is the
+    maximum-likelihood model over *all* pmfs (Chapter 1, Exercise 2) and the :math:`h \to 0` limit of
+    the :class:`KDE`. Sampling opens a random drawer. Points are compared exactly, so the model is
+    meant for discrete data (integer images); on continuous data every held-out point gets
+    :math:`-\infty`.
+    """
+
+    def __init__(self):
+        self.x = None
+        self._drawers: dict[bytes, int] = {}
+
+    def fit(self, x: torch.Tensor) -> "FilingCabinet":
+        """Store the training points ``x`` (N, D) and count the copies of each. Returns self."""
+        x = torch.as_tensor(x)
+        if x.ndim != 2:
+            raise ValueError(f"expected points of shape (N, D), got shape {tuple(x.shape)}")
+        self.x = x.detach().cpu().clone()
+        self._drawers = {}
+        for row in self.x.numpy():
+            self._drawers[row.tobytes()] = self._drawers.get(row.tobytes(), 0) + 1
+        return self
+
+    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        """``log (#drawers holding exactly x) / N`` for each row of ``x`` (M, D) -> (M,), float64."""
+        query = torch.as_tensor(x).detach().cpu().to(self.x.dtype)
+        counts = torch.tensor([self._drawers.get(row.tobytes(), 0) for row in query.numpy()],
+                              dtype=torch.float64)  # (M,)
+        return torch.log(counts / len(self.x))
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Open ``n`` drawers uniformly at random: (n, D), copies of stored points."""
+        rows = torch.randint(len(self.x), (n,), generator=generator)  # (n,)
+        return self.x[rows].clone()
+
+
+# ----------------------------------------------------------------------------- helpers for the chapters
+
+
+def bandwidth_sweep(x_train: torch.Tensor, splits: dict[str, torch.Tensor], bandwidths,
+                    score=None) -> dict[str, list[float]]:
+    """Fit ``KDE(bandwidth=h)`` to ``x_train`` for every ``h`` in ``bandwidths`` and score it on each
+    named split: ``{split: [mean score at h_1, h_2, ...]}``. ``score`` maps the (N,) log-densities
+    to per-point scores (default: the log-densities themselves, nats per point)."""
+    curves: dict[str, list[float]] = {name: [] for name in splits}
+    for h in bandwidths:
+        kde = KDE(bandwidth=h).fit(x_train)
+        for name, x in splits.items():
+            log_p = kde.log_prob(x)
+            curves[name].append(float((log_p if score is None else score(log_p)).mean()))
+    return curves
+
+
+def fit_em_restarts(x: torch.Tensor, K: int, restarts: int = 4, covariance: str = "full",
+                    reg: float = 1e-6, iterations: int = 100, tol: float | None = 1e-6,
+                    generator: torch.Generator | None = None,
+                    keep_snapshots: bool = False) -> tuple[GaussianMixture, list[GaussianMixture]]:
+    """EM from ``restarts`` independent k-means++ initialisations (drawn from ``generator`` in turn).
+
+    EM only finds a local maximum; the run with the highest final *training* log-likelihood is kept
+    (the held-out data play no part in the choice). Returns ``(best, runs)``.
+    """
+    if isinstance(restarts, bool) or not isinstance(restarts, int) or restarts < 1:
+        raise ValueError(f"restarts must be a positive integer, got {restarts!r}")
+    runs = [GaussianMixture(K, covariance, reg).fit_em(x, iterations=iterations, tol=tol, generator=generator,
+                                                       keep_snapshots=keep_snapshots)
+            for _ in range(restarts)]
+    return max(runs, key=lambda run: run.history[-1]), runs
+
+
+def kde_cell_density(kde: KDE, bounds: tuple[float, float, float, float], steps: int = 120) -> torch.Tensor:
+    r"""The average density of a 2-D isotropic KDE over each cell of a ``steps`` x ``steps`` grid.
+
+    A density sampled at grid points misses kernels narrower than the grid spacing (aliasing). The
+    probability mass of an axis-aligned cell is exact instead: the kernel factorises over the two
+    coordinates, so with :math:`\Phi` the standard normal CDF,
+
+    .. math:: P(\text{cell}) = \frac1N\sum_n \big[\Phi(\tfrac{u_1 - x^{(n)}_1}{h}) - \Phi(\tfrac{l_1 - x^{(n)}_1}{h})\big]
+              \big[\Phi(\tfrac{u_2 - x^{(n)}_2}{h}) - \Phi(\tfrac{l_2 - x^{(n)}_2}{h})\big].
+
+    Returns mass / cell area, shape (steps, steps) with rows along the second coordinate (as
+    :func:`genlib.plot.grid_points`' meshes), float64; the cells cover ``bounds``.
+    """
+    if kde.x is None or kde.x.shape[1] != 2 or kde.bw_method is not None:
+        raise ValueError("kde_cell_density needs a fitted 2-D KDE with an isotropic bandwidth")
+    x1_lo, x1_hi, x2_lo, x2_hi = bounds
+    centres = kde.x.cpu()  # (N, 2)
+    h = float(kde.bandwidth)
+
+    def mass_1d(lo, hi, c):  # (N, steps): mass of each kernel in each interval along one axis
+        edges = torch.linspace(lo, hi, steps + 1, dtype=torch.float64)
+        cdf = torch.special.ndtr((edges[None, :] - c[:, None]) / h)  # (N, steps + 1)
+        return cdf[:, 1:] - cdf[:, :-1]
+
+    a, b = mass_1d(x1_lo, x1_hi, centres[:, 0]), mass_1d(x2_lo, x2_hi, centres[:, 1])  # (N, steps) each
+    mass = b.T @ a / len(centres)  # (steps, steps): rows along x_2, columns along x_1
+    area = (x1_hi - x1_lo) * (x2_hi - x2_lo) / steps**2
+    return mass / area

@@ -47,3 +47,94 @@ def arrow(ax, start: tuple[float, float], end: tuple[float, float], text: str | 
     if text:
         ax.text((start[0] + end[0]) / 2 + offset[0], (start[1] + end[1]) / 2 + offset[1], text,
                 ha="center", va="bottom", fontsize=fontsize)
+
+
+# ---- chapters 1, 2, 4: the taxonomy, the latent-variable model, the VAE
+
+
+def draw_taxonomy(ax=None):
+    """The taxonomy of generative models by what they offer of the density (after Goodfellow 2016,
+    as redrawn in Johnson's lecture 19): explicit tractable / explicit approximate / implicit, with
+    the book's chapter for each family."""
+    ax = canvas(13, 4.8, ax, xlim=(0, 17), ylim=(-0.3, 6.0))
+    box(ax, 8.5, 5.4, "generative models", width=3.2, height=0.6, kind="plain")
+    box(ax, 5.4, 4.0, "explicit density $p_\\theta(x)$", width=3.4, height=0.6, kind="data")
+    box(ax, 14.5, 4.0, "implicit density\n(a sampler only)", width=3.0, height=0.8, kind="latent")
+    arrow(ax, (7.6, 5.1), (5.9, 4.3))
+    arrow(ax, (9.4, 5.1), (13.9, 4.4))
+    box(ax, 2.75, 2.7, "tractable: exact $\\log p_\\theta(x)$", width=3.6, height=0.6, kind="data")
+    box(ax, 8.15, 2.7, "approximate: a bound,\nor known up to $Z(\\theta)$", width=3.4, height=0.8, kind="data")
+    arrow(ax, (4.7, 3.7), (3.4, 3.0))
+    arrow(ax, (6.1, 3.7), (7.5, 3.1))
+    leaves = [
+        (1.4, "autoregressive:\nPixelCNN, NADE, MADE\n(ch. 6)", 2.75),
+        (4.1, "normalizing flows:\nNICE, RealNVP\n(ch. 7)", 2.75),
+        (6.8, "variational:\nVAE (ch. 4),\ndiffusion (ch. 8)", 8.15),
+        (9.5, "energy, Markov chain:\nEBM (ch. 3),\nBoltzmann machines", 8.15),
+        (14.5, "direct:\nGAN (ch. 5)", 14.5),
+    ]
+    for x, text, parent_x in leaves:
+        box(ax, x, 1.0, text, width=2.55, height=1.15, kind="net", fontsize=8.5)
+        arrow(ax, (parent_x, 2.3 if parent_x < 14 else 3.6), (x, 1.6))
+    ax.text(0.2, -0.2, "Gaussians, mixtures and the KDE (chapters 1-2) are tractable explicit densities "
+            "without networks.", fontsize=8, ha="left", va="center", color="0.35")
+    return ax
+
+
+def draw_latent_variable_model(ax=None, latent: str = "z", observed: str = "x", plate: str = "N",
+                               params: tuple[str, ...] = ("\\theta",), inference: str | None = "\\phi"):
+    """The latent-variable model as a directed graphical model: ``z -> x`` inside a plate over the
+    ``N`` data points, the generative parameters outside; optionally the inference model
+    ``q_phi(z | x)`` as a dashed arrow from x back to z."""
+    ax = canvas(4.6, 3.2, ax, xlim=(0, 5.6), ylim=(0, 4))
+    from matplotlib.patches import FancyBboxPatch
+    ax.add_patch(FancyBboxPatch((0.7, 0.35), 3.0, 3.3, boxstyle="round,pad=0.05", fc="none", ec="0.4", lw=1))
+    ax.text(3.55, 0.5, f"${plate}$", ha="right", va="bottom", fontsize=11)
+    node(ax, 2.2, 2.9, f"${latent}^{{(n)}}$", radius=0.45)
+    node(ax, 2.2, 1.2, f"${observed}^{{(n)}}$", radius=0.45, observed=True)
+    arrow(ax, (2.2, 2.45), (2.2, 1.65))
+    ax.text(2.05, 2.05, "$p_\\theta(x\\mid z)$", ha="right", va="center", fontsize=9)
+    ax.text(1.65, 2.9, "$p(z)$", ha="right", va="center", fontsize=9)
+    for i, name in enumerate(params):
+        ax.plot(4.6, 1.2 + 0.6 * i, "o", color="0.2", ms=4)
+        ax.text(4.75, 1.2 + 0.6 * i, f"${name}$", va="center", fontsize=11)
+        arrow(ax, (4.5, 1.2 + 0.6 * i), (2.7, 1.25))
+    if inference:
+        ax.add_patch(FancyArrowPatch((2.6, 1.5), (2.6, 2.55), arrowstyle="-|>", mutation_scale=12, color="C3",
+                                     lw=1.2, linestyle="--", connectionstyle="arc3,rad=-0.5"))
+        ax.text(3.0, 1.95, f"$q_{{{inference}}}(z\\mid x)$", color="C3", ha="left", va="top", fontsize=9)
+        ax.plot(4.6, 2.9, "o", color="C3", ms=4)
+        ax.text(4.75, 2.9, f"${inference}$", va="center", fontsize=11, color="C3")
+        arrow(ax, (4.5, 2.85), (2.95, 2.15), color="C3", dashed=True)
+    return ax
+
+
+def draw_vae(ax=None):
+    """The VAE's computation: encoder -> (mu, log sigma^2) -> z = mu + sigma * eps -> decoder ->
+    p_theta(x | z), with the loss terms; the noise eps enters from the side, so gradients flow from
+    the loss to mu and sigma (solid, blue) and never through a random draw."""
+    ax = canvas(12, 3.6, ax, xlim=(0, 16), ylim=(0, 4.8))
+    box(ax, 1.0, 2.6, "$x$\nimage", width=1.3, height=1.0, kind="data")
+    box(ax, 3.4, 2.6, "encoder\n$q_\\phi(z\\mid x)$", width=2.0, height=1.2, kind="net")
+    box(ax, 6.0, 3.4, "$\\mu_\\phi(x)$", width=1.3, height=0.6, kind="latent")
+    box(ax, 6.0, 1.8, "$\\log\\sigma^2_\\phi(x)$", width=1.5, height=0.6, kind="latent")
+    box(ax, 8.6, 2.6, "$z = \\mu + \\sigma \\odot \\varepsilon$", width=2.2, height=0.8, kind="latent")
+    box(ax, 8.6, 0.6, "$\\varepsilon \\sim \\mathcal{N}(0, I)$", width=2.2, height=0.6, kind="plain")
+    box(ax, 11.3, 2.6, "decoder\n$p_\\theta(x\\mid z)$", width=2.0, height=1.2, kind="net")
+    box(ax, 14.2, 3.5, "reconstruction\n$-\\log p_\\theta(x\\mid z)$", width=2.8, height=0.9, kind="loss", fontsize=9)
+    box(ax, 14.2, 1.4, "rate\n$\\mathrm{KL}(q_\\phi(z\\mid x)\\,\\|\\,p(z))$", width=2.8, height=0.9, kind="loss",
+        fontsize=9)
+    arrow(ax, (1.7, 2.6), (2.4, 2.6))
+    arrow(ax, (4.4, 2.9), (5.35, 3.35))
+    arrow(ax, (4.4, 2.3), (5.25, 1.85))
+    arrow(ax, (6.65, 3.3), (7.5, 2.85))
+    arrow(ax, (6.75, 1.9), (7.5, 2.35))
+    arrow(ax, (8.6, 0.95), (8.6, 2.15), dashed=True, color="0.45")
+    ax.text(8.75, 1.55, "noise: no parameters", fontsize=8, color="0.35", ha="left")
+    arrow(ax, (9.7, 2.6), (10.3, 2.6))
+    arrow(ax, (12.3, 2.9), (12.85, 3.35))
+    arrow(ax, (6.75, 1.6), (12.8, 1.4), color="0.45")
+    ax.text(10.2, 1.25, "$\\mu, \\log\\sigma^2$: closed form", fontsize=8, color="0.35", ha="center", va="top")
+    ax.text(8.0, 4.55, "gradients flow back along the solid arrows: $z$ is a differentiable function of "
+            "$\\mu_\\phi, \\sigma_\\phi$ (the reparameterisation)", ha="center", fontsize=9, color="C0")
+    return ax

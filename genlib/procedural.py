@@ -2,17 +2,17 @@
 
 A hand-written program turns a handful of random numbers ``z`` into a picture ``x = G(z)``:
 
-* river turns   ``z_i ~ Bernoulli(1/2)``, i = 1..N: at each step the river turns right (``z_i = 1``)
+* river turns   ``z_i ~ Bernoulli(1/2)``, i = 1..S: at each step the river turns right (``z_i = 1``)
   or left (``z_i = 0``) by a fixed angle ``alpha`` and then advances one unit along its heading::
 
       phi_i = phi_{i-1} - alpha * (2 z_i - 1),   p_i = p_{i-1} + step * (cos phi_i, sin phi_i)
 
 * grass colour  ``c ~ Normal(mu_c, sigma_c^2 I)`` in RGB (clipped to [0, 1]);
-* tree count    ``k ~ Uniform{0, ..., K}`` and tree positions ``t_j ~ Uniform([0, 1]^2)``.
+* tree count    ``n_trees ~ Uniform{0, ..., max_trees}`` and tree positions ``t_j ~ Uniform([0, 1]^2)``.
 
 Everything random is drawn in :func:`sample_latents`; :func:`river_path` and :func:`render` are
 deterministic functions of the latents, so the same bits always give the same picture. A learned
-generator (Chapters 4, 5 and 7) has the same shape, ``G: Z -> X``; only there ``G`` is fitted to data
+generator (Chapters 4, 5 and 8) has the same shape, ``G: Z -> X``; only there ``G`` is fitted to data
 instead of written by hand.
 """
 from __future__ import annotations
@@ -30,7 +30,7 @@ TREE_RGB = (0.08, 0.28, 0.10)
 class RiverConfig:
     """The generator's fixed settings (not random): the book's defaults."""
 
-    n_steps: int = 40  # N: river segments, one Bernoulli bit each
+    n_steps: int = 40  # S: river segments, one Bernoulli bit each
     turn_degrees: float = 10.0  # alpha: turn per step
     step: float = 1.0  # segment length
     heading_degrees: float = 90.0  # phi_0: the river starts at the bottom, flowing up
@@ -38,7 +38,7 @@ class RiverConfig:
     river_width: float = 1.6  # in path units
     grass_mu: tuple[float, float, float] = (0.40, 0.65, 0.30)
     grass_sigma: float = 0.10
-    max_trees: int = 10  # K
+    max_trees: int = 10  # the most trees a picture can have
     tree_radius: float = 0.035  # as a fraction of the image side
 
 
@@ -46,35 +46,35 @@ class RiverConfig:
 class Latents:
     """One draw of every random choice the generator makes."""
 
-    turns: torch.Tensor  # (N,) int64 bits: 1 = turn right, 0 = turn left
+    turns: torch.Tensor  # (S,) int64 bits: 1 = turn right, 0 = turn left
     grass: torch.Tensor  # (3,) RGB in [0, 1]
-    n_trees: int  # k in {0, ..., K}
-    trees: torch.Tensor  # (K, 2) positions in [0, 1]^2 (x right, y up); the first k are drawn
+    n_trees: int  # in {0, ..., max_trees}
+    trees: torch.Tensor  # (max_trees, 2) positions in [0, 1]^2 (x right, y up); the first n_trees are drawn
 
 
 def sample_latents(config: RiverConfig = RiverConfig(), generator: torch.Generator | None = None) -> Latents:
     """Draw ``z = (turns, grass, n_trees, trees)``; the only random function in this module."""
-    turns = torch.randint(0, 2, (config.n_steps,), generator=generator)  # (N,) Bernoulli(1/2)
+    turns = torch.randint(0, 2, (config.n_steps,), generator=generator)  # (S,) Bernoulli(1/2)
     eps = torch.randn(3, generator=generator)  # (3,)
     grass = (torch.tensor(config.grass_mu) + config.grass_sigma * eps).clamp(0.0, 1.0)
     n_trees = int(torch.randint(0, config.max_trees + 1, (), generator=generator))
-    trees = torch.rand(config.max_trees, 2, generator=generator)  # (K, 2)
+    trees = torch.rand(config.max_trees, 2, generator=generator)  # (max_trees, 2)
     return Latents(turns=turns, grass=grass, n_trees=n_trees, trees=trees)
 
 
 def river_path(turns: torch.Tensor, turn_degrees: float = 10.0, step: float = 1.0,
                heading_degrees: float = 90.0) -> torch.Tensor:
-    """Points of the river for the bits ``turns`` (N,): shape (N + 1, 2), starting at the origin.
+    """Points of the river for the bits ``turns`` (S,): shape (S + 1, 2), starting at the origin.
 
     Bit ``z_i`` turns the heading by ``-alpha`` (right) if 1 or ``+alpha`` (left) if 0; segment ``i``
     is then drawn along the new heading ``phi_i``. The starting heading is ``phi_0``.
     """
     turns = torch.as_tensor(turns)
     alpha = math.radians(turn_degrees)
-    sign = 1.0 - 2.0 * turns.double()  # (N,) +1 = left, -1 = right
-    phi = math.radians(heading_degrees) + alpha * torch.cumsum(sign, 0)  # (N,) phi_1..phi_N
-    moves = step * torch.stack([torch.cos(phi), torch.sin(phi)], 1)  # (N, 2) along phi_1..phi_N
-    points = torch.cat([torch.zeros(1, 2, dtype=torch.float64), torch.cumsum(moves, 0)])  # (N+1, 2)
+    sign = 1.0 - 2.0 * turns.double()  # (S,) +1 = left, -1 = right
+    phi = math.radians(heading_degrees) + alpha * torch.cumsum(sign, 0)  # (S,) phi_1..phi_S
+    moves = step * torch.stack([torch.cos(phi), torch.sin(phi)], 1)  # (S, 2) along phi_1..phi_S
+    points = torch.cat([torch.zeros(1, 2, dtype=torch.float64), torch.cumsum(moves, 0)])  # (S+1, 2)
     return points.float()
 
 
@@ -91,7 +91,7 @@ def distance_to_path(points: torch.Tensor, path: torch.Tensor) -> torch.Tensor:
 def render(z: Latents, config: RiverConfig = RiverConfig()) -> torch.Tensor:
     """The picture ``x = G(z)``: an RGB image (size, size, 3) with values in [0, 1].
 
-    The window shows ``[-L/2, L/2] x [0, L]`` with ``L = N * step``: the river enters at the middle
+    The window shows ``[-W/2, W/2] x [0, W]`` with ``W = S * step``: the river enters at the middle
     of the bottom edge. Layers, back to front: grass, trees, river.
     """
     s, length = config.size, config.n_steps * config.step

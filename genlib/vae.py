@@ -73,6 +73,24 @@ def kl_normal_std(mu: torch.Tensor, log_var: torch.Tensor) -> torch.Tensor:
     return 0.5 * (mu.pow(2) + log_var.exp() - 1.0 - log_var).sum(-1)
 
 
+def rate_per_latent(mu: torch.Tensor, log_var: torch.Tensor) -> torch.Tensor:
+    """Each latent coordinate's share of the rate, averaged over the batch: :func:`kl_normal_std`
+    applied to every coordinate on its own. (B, L) -> (L,). A coordinate whose share is near 0 is
+    *inactive*: the encoder returns the prior for it whatever x is."""
+    return kl_normal_std(mu.unsqueeze(-1), log_var.unsqueeze(-1)).mean(0)
+
+
+def reinforce_surrogate(f_z: torch.Tensor, log_q: torch.Tensor, baseline: float | torch.Tensor = 0.0) -> torch.Tensor:
+    """The score-function (REINFORCE) estimator of ∇_φ E_{q_φ}[f(z)], as a surrogate to backpropagate.
+
+    ∇_φ E_q[f(z)] = E_q[f(z) ∇_φ log q_φ(z)] needs no gradient of f and no reparameterisation, only
+    log q_φ(z) of draws z that are *not* differentiated; a baseline b that does not depend on z
+    leaves it unbiased (E_q[∇_φ log q_φ] = 0) and can shrink its variance (NVIL, Mnih & Gregor
+    2014). ``f_z`` (k, ...) is detached; the gradient of the returned (k, ...) tensor's mean is the
+    k-sample estimate."""
+    return (f_z.detach() - baseline) * log_q
+
+
 def diag_normal(mu: torch.Tensor, log_var: torch.Tensor) -> Independent:
     """N(mu, diag exp(log_var)) as a torch distribution over vectors (event shape (L,))."""
     return Independent(Normal(mu, torch.exp(0.5 * log_var)), 1)
@@ -603,7 +621,9 @@ class VAE(_LatentModel):
 
     def log_prob(self, x: torch.Tensor, k: int = 1000, y: torch.Tensor | None = None,
                  generator: torch.Generator | None = None, chunk: int | None = None) -> torch.Tensor:
-        """Estimate of log p_θ(x) by importance sampling with the encoder as proposal (= iwae_bound)."""
+        """An *estimate* of log p_θ(x), not the exact value: log (1/k) Σ_i w_i with the encoder as
+        proposal (= :meth:`iwae_bound`). Its expectation is the IWAE bound L_k ≤ log p_θ(x), so it is a
+        lower bound in expectation (a single call can land above log p_θ(x)); it tightens as k grows."""
         return self.iwae_bound(x, k, y, generator, chunk)
 
     def sample(self, n: int, y: torch.Tensor | None = None, generator: torch.Generator | None = None,

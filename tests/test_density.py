@@ -218,3 +218,67 @@ def test_kde_samples_lie_around_the_data():
     nearest = torch.cdist(x.double(), train).min(1).values
     assert float(nearest.max()) < 6 * 0.1 * math.sqrt(2)  # every sample is a kernel's width from a point
     assert float(nearest.mean()) < 0.2
+
+
+# ----------------------------------------------------------------------------- filing cabinet and helpers
+
+
+def test_filing_cabinet_is_the_empirical_pmf():
+    stored = torch.tensor([[0, 1], [2, 3], [0, 1], [4, 4]])
+    cabinet = density.FilingCabinet().fit(stored)
+    log_p = cabinet.log_prob(torch.tensor([[0, 1], [2, 3], [5, 5]]))
+    np.testing.assert_allclose(log_p[:2].numpy(), np.log([2 / 4, 1 / 4]))  # a point stored twice has 2/N
+    assert torch.isneginf(log_p[2])  # not in a drawer
+    draws = cabinet.sample(4000, generator=torch.Generator().manual_seed(0))
+    freq = (draws == torch.tensor([0, 1])).all(1).float().mean()
+    assert abs(float(freq) - 0.5) < 0.03 and set(map(tuple, draws.tolist())) <= set(map(tuple, stored.tolist()))
+
+
+def test_filing_cabinet_is_the_small_bandwidth_limit_of_the_kde_on_distinct_points():
+    stored = blobs(50)
+    cabinet = density.FilingCabinet().fit(stored)
+    assert torch.allclose(cabinet.log_prob(stored), torch.full((50,), -math.log(50), dtype=torch.float64))
+    kde = density.KDE(bandwidth=1e-4).fit(stored)  # log p_h(x_n) + D/2 log(2 pi h^2) -> log(1/N)
+    corrected = kde.log_prob(stored) + 0.5 * 2 * math.log(2 * math.pi * 1e-8)
+    assert torch.allclose(corrected, cabinet.log_prob(stored), atol=1e-6)
+
+
+def test_bandwidth_sweep_scores_each_bandwidth_like_a_fresh_kde():
+    train, val = blobs(100), blobs(60, seed=3)
+    hs = [0.05, 0.3, 1.0]
+    curves = density.bandwidth_sweep(train, {"train": train, "val": val}, hs)
+    for i, h in enumerate(hs):
+        kde = density.KDE(bandwidth=h).fit(train)
+        assert curves["val"][i] == pytest.approx(float(kde.log_prob(val).mean()))
+    assert curves["train"][0] > curves["train"][1] > curves["train"][2]  # training score favours small h
+    doubled = density.bandwidth_sweep(train, {"val": val}, hs, score=lambda lp: 2 * lp)
+    assert doubled["val"] == pytest.approx([2 * v for v in curves["val"]])
+
+
+def test_fit_em_restarts_keeps_the_best_training_run():
+    x = blobs(300)
+    best, runs = density.fit_em_restarts(x, 3, restarts=3, generator=torch.Generator().manual_seed(0))
+    assert len(runs) == 3 and best.history[-1] == max(run.history[-1] for run in runs)
+    again, _ = density.fit_em_restarts(x, 3, restarts=3, generator=torch.Generator().manual_seed(0))
+    assert torch.allclose(again.mu, best.mu)  # the generator makes the restarts reproducible
+    with pytest.raises(ValueError, match="restarts"):
+        density.fit_em_restarts(x, 3, restarts=0)
+
+
+def test_kde_cell_density_integrates_the_kde_over_each_cell():
+    train = blobs(30)
+    kde = density.KDE(bandwidth=0.3).fit(train)
+    bounds, steps = (-4.0, 4.0, -3.0, 5.0), 8
+    cells = density.kde_cell_density(kde, bounds, steps)
+    area = 8 * 8 / steps**2
+    assert cells.shape == (steps, steps)
+    # independent reference: a fine midpoint rule inside one cell (row 4 = 2nd coordinate in [1, 2])
+    fine = 60
+    u = torch.linspace(-1.0, 0.0, fine + 1)[:-1] + 0.5 / fine  # column 3: first coordinate in [-1, 0]
+    v = torch.linspace(1.0, 2.0, fine + 1)[:-1] + 0.5 / fine
+    grid = torch.cartesian_prod(u, v).double()
+    assert float(cells[4, 3]) == pytest.approx(float(kde.log_prob(grid).exp().mean()), rel=1e-3)
+    # the total mass inside the bounds is the probability of the box under the KDE
+    inside = kde.sample(20000, generator=torch.Generator().manual_seed(1))
+    in_box = ((inside[:, 0] >= -4) & (inside[:, 0] <= 4) & (inside[:, 1] >= -3) & (inside[:, 1] <= 5)).float().mean()
+    assert float(cells.sum() * area) == pytest.approx(float(in_box), abs=0.01)

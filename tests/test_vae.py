@@ -292,3 +292,48 @@ def test_gaussian_decoder_nll_counts_the_dequantisation_jacobian():
     with torch.no_grad():
         density = -model.elbo(x, generator=torch.Generator().manual_seed(0)).mean()
     assert nll["elbo"] == pytest.approx(float(density) + 64 * math.log(17), rel=1e-6)
+
+
+# ----------------------------------------------------------------------------- gradient estimators, rate per latent
+
+
+def test_rate_per_latent_sums_to_the_mean_rate():
+    gen = torch.Generator().manual_seed(0)
+    mu, log_var = torch.randn(20, 5, generator=gen), torch.randn(20, 5, generator=gen)
+    per_latent = vae.rate_per_latent(mu, log_var)
+    assert per_latent.shape == (5,)
+    assert torch.allclose(per_latent.sum(), vae.kl_normal_std(mu, log_var).mean())
+    one = kl_divergence(Normal(mu[:, 2], torch.exp(0.5 * log_var[:, 2])), Normal(0.0, 1.0)).mean()
+    assert torch.allclose(per_latent[2], one)
+
+
+def test_score_function_and_reparameterised_gradients_agree_in_mean_not_in_variance():
+    """d/dmu E[z^2] = 2 mu for z ~ N(mu, sigma^2): both estimators are unbiased, REINFORCE is noisier."""
+    gen = torch.Generator().manual_seed(0)
+    mu = torch.tensor(0.7, dtype=torch.float64, requires_grad=True)
+    sigma = 1.3
+    eps = torch.randn(200_000, generator=gen, dtype=torch.float64)
+    z_rep = vae.reparameterize(mu.expand(len(eps)), torch.full_like(eps, 2 * math.log(sigma)), eps=eps)
+    (g_rep,) = torch.autograd.grad(z_rep.pow(2).mean(), mu)
+    assert float(g_rep) == pytest.approx(1.4, abs=0.02)
+    per_sample_rep = 2 * (mu.detach() + sigma * eps)  # d/dmu of (mu + sigma eps)^2, per sample
+    z = (mu.detach() + sigma * eps)  # draws that are not differentiated
+    log_q = Normal(mu, sigma).log_prob(z)
+    surrogate = vae.reinforce_surrogate(z.pow(2), log_q)
+    (g_sf,) = torch.autograd.grad(surrogate.mean(), mu)
+    per_sample_sf = z.pow(2) * (z - mu.detach()) / sigma**2
+    assert float(g_sf) == pytest.approx(float(per_sample_sf.mean()))  # the surrogate's gradient is the formula
+    assert float(per_sample_sf.mean()) == pytest.approx(1.4, abs=0.05)
+    assert float(per_sample_rep.mean()) == pytest.approx(1.4, abs=0.02)
+    assert float(per_sample_rep.var()) == pytest.approx(4 * sigma**2, rel=0.02)  # Var[2(mu + sigma eps)]
+    assert per_sample_sf.var() > 4 * per_sample_rep.var()
+    base = vae.reinforce_surrogate(z.pow(2), Normal(mu, sigma).log_prob(z), baseline=float(z.pow(2).mean()))
+    (g_base,) = torch.autograd.grad(base.mean(), mu)
+    assert float(g_base) == pytest.approx(1.4, abs=0.05)
+
+
+def test_a_sample_drawn_without_reparameterisation_carries_no_gradient():
+    mu = torch.tensor(0.5, requires_grad=True)
+    z = Normal(mu, 1.0).sample((10,))
+    assert not z.requires_grad  # backpropagation cannot reach mu through .sample()
+    assert Normal(mu, 1.0).rsample((10,)).requires_grad
