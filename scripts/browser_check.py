@@ -232,8 +232,10 @@ def check_search(page, base: str) -> tuple[list[str], dict]:
     return list(dict.fromkeys(problems)), facts
 
 
-def check_book(built: Path, screenshots: Path | None = None, log=print) -> dict[str, list[str]]:
-    """Every problem found, by page (relative path); an empty dict when the book is sound."""
+def check_book(built: Path, screenshots: Path | None = None, log=print, pages: list[str] | None = None,
+               search: bool = True) -> dict[str, list[str]]:
+    """Every problem found, by page (relative path); an empty dict when the book is sound.
+    ``pages``: only these (relative paths); ``search``: also check the search results."""
     built = Path(built).resolve()
     if screenshots is not None:
         screenshots.mkdir(parents=True, exist_ok=True)
@@ -245,6 +247,8 @@ def check_book(built: Path, screenshots: Path | None = None, log=print) -> dict[
             page = browser.page()
             for path in pages_of(built):
                 name = path.relative_to(built).as_posix()
+                if pages is not None and name not in pages:
+                    continue
                 start = time.monotonic()
                 shot = screenshots / (name.replace("/", "__")[:-5] + ".png") if screenshots else None
                 problems, facts = check_page(page, base + name, base, built, shot)
@@ -252,10 +256,11 @@ def check_book(built: Path, screenshots: Path | None = None, log=print) -> dict[
                     f"{facts['links']} link(s), {time.monotonic() - start:.1f} s")
                 if problems:
                     report[name] = problems
-            problems, facts = check_search(page, base)
-            log(f"search: {facts}")
-            if problems:
-                report["search.html?q=..."] = problems
+            if search:
+                problems, facts = check_search(page, base)
+                log(f"search: {facts}")
+                if problems:
+                    report["search.html?q=..."] = problems
             page.close()
     finally:
         server.shutdown()

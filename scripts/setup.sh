@@ -41,7 +41,7 @@ if ! command -v chromium >/dev/null && [ ! -x /usr/bin/chromium ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "setup: installing chromium (apt) for the browser checks"
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
   else
     echo "setup: chromium is needed for the browser checks of make test (sudo apt-get install chromium)" >&2
     exit 1
