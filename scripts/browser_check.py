@@ -100,8 +100,7 @@ SEARCH_PROBE = r"""
   const pending = document.querySelectorAll('p.context[data-genlib-math="pending"]').length;
   const items = results ? results.querySelectorAll("ul.search li").length : 0;
   const summaries = results ? results.querySelectorAll("p.context").length : 0;
-  if (!status || pending) return null;
-  if (items && summaries < Math.min(items, 3)) return null;  // snippets are fetched one by one
+  if (!status || pending || !/search finished|did not match/i.test(results.textContent)) return null;
   const clone = results.cloneNode(true);
   clone.querySelectorAll("mjx-container").forEach(m => m.remove());
   return {items, summaries, math: results.querySelectorAll("p.context mjx-container").length,
@@ -222,6 +221,12 @@ def check_search(page, base: str) -> tuple[list[str], dict]:
     for term in SEARCH_TERMS:
         page.goto(f"{base}search.html?q={urllib.parse.quote(term)}")
         found = page.wait_for(SEARCH_PROBE, timeout=60)
+        while True:  # each snippet is fetched on its own: wait until their number stops growing
+            page.pump(1.0)
+            again = page.wait_for(SEARCH_PROBE, timeout=60)
+            if again["summaries"] == found["summaries"]:
+                break
+            found = again
         facts[term] = {k: found[k] for k in ("items", "summaries", "math")}
         for match in RAW_TEX.finditer(found["text"]):
             i = match.start()

@@ -8,9 +8,9 @@ the offline JavaScript in ``_vendor`` and the executed notebooks in place of the
 Jupyter Book renders them with warnings as errors into ``_build/html``. The staged copies show no
 ipywidgets: without a kernel a widget's controls move and redraw nothing, so each widget view is
 replaced by a note pointing at the static form (``widgets.animate``) in the next cell, and the saved
-widget state is dropped. The book's own Sphinx extension (``scripts/book_ext``) is staged with them. ``--update-committed`` copies
-the executed notebooks over ``book/*.ipynb``: allowed only for a book-profile run, one whose
-notebooks carry no injected parameters.
+widget state is dropped. The book's Sphinx extension (``scripts/book_ext``) is staged with them.
+``--update-committed`` copies the executed notebooks over ``book/*.ipynb``: allowed only for a
+book-profile run, one whose notebooks carry no injected parameters.
 """
 from __future__ import annotations
 
@@ -36,21 +36,24 @@ def toc_files(toc: Path) -> list[str]:
 
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
-WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
 LIVE_NOTE = ('<p class="genlib-live-note"><em>Live controls: run this notebook in JupyterLab to move '
              'them. Without a kernel, the animation below shows the same figure.</em></p>')
 
 
 def static_widgets(nb: nbformat.NotebookNode) -> int:
-    """Replace every widget view in ``nb`` by a note and drop the saved widget state (in place);
-    return how many views were replaced."""
+    """Replace every widget view of a ``widgets.live`` cell in ``nb`` by a note, drop any other widget
+    view (a progress bar: nothing to read once the run is over) and the saved widget state (in place);
+    return how many live views were replaced."""
     replaced = 0
     for cell in nb.cells:
         if cell.cell_type != "code":
             continue
+        live = "widgets.live(" in cell.source
         outputs = []
         for output in cell.get("outputs", []):
             if WIDGET_VIEW in output.get("data", {}):
+                if not live:
+                    continue
                 replaced += 1
                 output = nbformat.v4.new_output("display_data", data={"text/html": LIVE_NOTE})
             outputs.append(output)

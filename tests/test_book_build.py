@@ -2,6 +2,7 @@
 import re
 from pathlib import Path
 
+import nbformat
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,8 +37,10 @@ def test_widgets_are_replaced_by_their_static_form(built):
         page = (built / "book" / f"{source.stem}.html").read_text()
         assert "application/vnd.jupyter.widget-view+json" not in page, source.stem
         assert "application/vnd.jupyter.widget-state+json" not in page, source.stem
-        notebook = source.with_suffix(".ipynb").read_text()
-        lives = notebook.count('"application/vnd.jupyter.widget-view+json"')
+        nb = nbformat.read(source.with_suffix(".ipynb"), as_version=4)
+        lives = sum("application/vnd.jupyter.widget-view+json" in o.get("data", {})
+                    for c in nb.cells if c.cell_type == "code" and "widgets.live(" in c.source
+                    for o in c.get("outputs", []))
         assert page.count('class="genlib-live-note"') == lives, source.stem
         assert page.count('<div class="animation">') >= lives, source.stem
 

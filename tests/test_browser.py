@@ -19,8 +19,10 @@ from cdp import find_chromium  # noqa: E402
 SCREENSHOTS = ROOT / "_build" / "browser-check"
 
 # scripts/setup.sh installs Chromium; without it these tests fail unless explicitly skipped.
-pytestmark = pytest.mark.skipif(find_chromium() is None and os.environ.get("GENLIB_SKIP_BROWSER") == "1",
-                                reason="no Chromium and GENLIB_SKIP_BROWSER=1")
+# Marked book_build: slow, so the quick loop `pytest tests -k "not book_build"` leaves them out.
+NO_BROWSER = find_chromium() is None and os.environ.get("GENLIB_SKIP_BROWSER") == "1"
+pytestmark = [pytest.mark.book_build,
+              pytest.mark.skipif(NO_BROWSER, reason="no Chromium and GENLIB_SKIP_BROWSER=1")]
 
 
 def _browser_check():
@@ -82,7 +84,8 @@ def test_the_check_fails_on_a_broken_page(built_book, tmp_path):
     _break(page, ".next_frame()", ".pause_animation()")
     report = check.check_book(broken, None, pages=["book/00_preface.html"], search=False)
     found = "\n".join(report.get("book/00_preface.html", []))
-    for expected in ("image did not load", "raw TeX: …\\(\\frac{1}{\\)", "MathJax could not typeset", "request off the machine",
+    for expected in ("image did not load", "raw TeX: …\\(\\frac{1}{\\)", "MathJax could not typeset",
+                     "request off the machine",
                      "uncaught exception: SyntaxError", "display equation wider than its column",
                      "broken link (no anchor): book/01_generative_models.html#no-such-section",
                      "broken link (no file): book/no_such_page.html", "the frame does not change when stepped",

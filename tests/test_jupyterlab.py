@@ -28,6 +28,8 @@ sys.path.insert(0, str(ROOT / "scripts"))
 from cdp import Chromium, find_chromium  # noqa: E402
 
 CHAPTERS = sorted((ROOT / "book").glob("[0-9][0-9]_*.ipynb"))
+# Slow (each chapter runs again): the quick loop `pytest tests -k "not book_build"` leaves them out.
+pytestmark = pytest.mark.book_build
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 CELL_TIMEOUT = 600
 

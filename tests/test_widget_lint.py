@@ -35,12 +35,44 @@ def shows_widget(cell) -> bool:
     return cell.cell_type == "code" and any(WIDGET_VIEW in o.get("data", {}) for o in cell.get("outputs", []))
 
 
+# Widgets a reader can operate. A view made only of display widgets (a tqdm progress bar: HBox,
+# FloatProgress, HTML) needs no static form: the book drops it.
+CONTROL = re.compile(r"(Slider|Dropdown|Button|Text|Textarea|Checkbox|Toggle\w*|Select\w*|RadioButtons|"
+                     r"Picker|Combobox|Play|Password|Tab|Accordion|Stack|Output|Valid)Model$")
+
+
+def controls_in(nb, cell) -> list[str]:
+    """The operable widget models behind a cell's widget views (from the saved widget state; a view
+    whose state was not saved counts as operable)."""
+    state = nb.metadata.get("widgets", {}).get("application/vnd.jupyter.widget-state+json", {})
+    models = state.get("state", {})
+    found, todo = [], [o["data"][WIDGET_VIEW]["model_id"] for o in cell.get("outputs", [])
+                       if WIDGET_VIEW in o.get("data", {})]
+    seen = set()
+    while todo:
+        model_id = todo.pop()
+        if model_id in seen:
+            continue
+        seen.add(model_id)
+        model = models.get(model_id)
+        if model is None:
+            found.append(f"unsaved model {model_id}")
+            continue
+        if CONTROL.search(model.get("model_name", "")):
+            found.append(model["model_name"])
+        todo += re.findall(r"IPY_MODEL_([0-9a-f]+)", str(model.get("state", {})))
+    return found
+
+
 def lint(nb, name="notebook") -> list[str]:
     """Each problem a reader of the book would meet because of a widget or an animation."""
     problems = []
     cells = nb.cells
     for i, cell in enumerate(cells):
-        if shows_widget(cell):
+        if shows_widget(cell) and "widgets.live(" not in cell.source and controls_in(nb, cell):
+            problems.append(f"{name} cell {i} shows widget controls outside widgets.live "
+                            f"({', '.join(controls_in(nb, cell))}): use widgets.live + widgets.animate")
+        elif shows_widget(cell) and "widgets.live(" in cell.source:
             after = cells[i + 1] if i + 1 < len(cells) else None
             if after is None or after.cell_type != "code" or not ANIMATION.search(html_of(after)):
                 problems.append(f"{name} cell {i} shows a widget with no static form in the next cell "
@@ -83,7 +115,7 @@ def test_every_widget_has_a_static_form(notebook):
 @pytest.mark.parametrize("notebook", CHAPTERS, ids=[p.stem for p in CHAPTERS])
 def test_the_book_shows_no_widget_snapshot(notebook):
     nb = nbformat.read(notebook, as_version=4)
-    live = sum(shows_widget(c) for c in nb.cells)
+    live = sum(shows_widget(c) for c in nb.cells if "widgets.live(" in c.source)
     assert _build_book().static_widgets(nb) == live
     assert not any(shows_widget(c) for c in nb.cells) and "widgets" not in nb.metadata
     notes = sum("genlib-live-note" in html_of(c) for c in nb.cells)
@@ -113,6 +145,29 @@ def test_the_lint_fails_on_a_widget_without_a_static_form():
     cdn = _animation_cell('<link rel="stylesheet" href="https://cdn.example/x.css">\n'
                           '<div class="animation">\n  <img id="_anim_img0">')
     assert lint(nbformat.v4.new_notebook(cells=[_widget_cell(), cdn]))
+
+
+def _state(cell_models):
+    return {"application/vnd.jupyter.widget-state+json": {"version_major": 2, "version_minor": 0, "state": {
+        model_id: {"model_name": name, "state": {"children": [f"IPY_MODEL_{c}" for c in children]}}
+        for model_id, (name, children) in cell_models.items()}}}
+
+
+def test_a_progress_bar_needs_no_static_form_but_other_controls_do():
+    def bar():
+        cell = nbformat.v4.new_code_cell("model = fit(...)")
+        cell.outputs = [nbformat.v4.new_output("display_data", data={
+            WIDGET_VIEW: {"model_id": "a1", "version_major": 2, "version_minor": 0}})]
+        return cell
+
+    nb = nbformat.v4.new_notebook(cells=[bar()])
+    nb.metadata.widgets = _state({"a1": ("HBoxModel", ["b2", "c3"]), "b2": ("FloatProgressModel", []),
+                                  "c3": ("HTMLModel", [])})
+    assert lint(nb) == []
+    assert _build_book().static_widgets(nb) == 0 and nb.cells[0].outputs == []
+    nb = nbformat.v4.new_notebook(cells=[bar()])
+    nb.metadata.widgets = _state({"a1": ("VBoxModel", ["b2"]), "b2": ("IntSliderModel", [])})
+    assert lint(nb)
 
 
 def test_the_source_lint_fails_on_a_live_cell_without_animate(tmp_path):
