@@ -37,6 +37,7 @@ def test_widgets_are_replaced_by_their_static_form(built):
         page = (built / "book" / f"{source.stem}.html").read_text()
         assert "application/vnd.jupyter.widget-view+json" not in page, source.stem
         assert "application/vnd.jupyter.widget-state+json" not in page, source.stem
+        assert "embed-amd.js" not in page, f"{source.stem}: the widget manager loads with nothing to show"
         nb = nbformat.read(source.with_suffix(".ipynb"), as_version=4)
         lives = sum("application/vnd.jupyter.widget-view+json" in o.get("data", {})
                     for c in nb.cells if c.cell_type == "code" and "widgets.live(" in c.source
