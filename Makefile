@@ -7,7 +7,7 @@ STAMP := .venv/.setup-stamp
 export OMP_WAIT_POLICY := PASSIVE
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
-.PHONY: setup book run test test-unit test-notebooks notebooks sync-check clean
+.PHONY: setup book run test test-unit test-notebooks notebooks sync-check clean browser-check
 
 setup: $(STAMP)
 $(STAMP): pyproject.toml requirements-lock.txt vendor/package-lock.json scripts/setup.sh
@@ -23,7 +23,9 @@ book: $(STAMP)
 run: $(STAMP)
 	$(PY) -m genlib.run $(ARGS)
 
-# All tests: genlib's unit tests, then nbval on every committed chapter notebook.
+# All tests: genlib's unit tests, the book built and checked in headless Chromium (every page), the
+# live widgets through a kernel and in JupyterLab, then nbval on every committed chapter notebook.
+# Screenshots of each page land in _build/browser-check/.
 test: $(STAMP)
 	$(PY) -m pytest tests -q
 	$(PY) -m pytest --nbval-lax --nbval-sanitize-with tests/nbval_sanitize.cfg book -q
@@ -35,6 +37,10 @@ test-unit: $(STAMP)
 notebooks: $(STAMP)
 	$(PY) -m genlib.run --all --out _build/executed
 	$(PY) scripts/build_book.py --executed _build/executed --update-committed --no-html
+
+# The browser check alone, on the book that `make book` built.
+browser-check: $(STAMP)
+	$(PY) scripts/browser_check.py _build/html --screenshots _build/browser-check
 
 clean:
 	rm -rf _build

@@ -5,9 +5,12 @@
 
 The book's sources are staged in ``_build/src`` (configuration, table of contents, bibliography,
 the offline JavaScript in ``_vendor`` and the executed notebooks in place of the committed ones), then
-Jupyter Book renders them with warnings as errors into ``_build/html``. ``--update-committed`` copies
-the executed notebooks over ``book/*.ipynb``: allowed only for a book-profile run, one whose
-notebooks carry no injected parameters.
+Jupyter Book renders them with warnings as errors into ``_build/html``. The staged copies show no
+ipywidgets: without a kernel a widget's controls move and redraw nothing, so each widget view is
+replaced by a note pointing at the static form (``widgets.animate``) in the next cell, and the saved
+widget state is dropped. The book's Sphinx extension (``scripts/book_ext``) is staged with them.
+``--update-committed`` copies the executed notebooks over ``book/*.ipynb``: allowed only for a
+book-profile run, one whose notebooks carry no injected parameters.
 """
 from __future__ import annotations
 
@@ -32,6 +35,39 @@ def toc_files(toc: Path) -> list[str]:
     return files
 
 
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+LIVE_NOTE = ('<p class="genlib-live-note"><em>Live controls: run this notebook in JupyterLab to move '
+             'them. Without a kernel, the animation below shows the same figure.</em></p>')
+
+
+def static_widgets(nb: nbformat.NotebookNode) -> int:
+    """Replace every widget view of a ``widgets.live`` cell in ``nb`` by a note, drop any other widget
+    view (a progress bar: nothing to read once the run is over) and the saved widget state (in place);
+    return how many live views were replaced."""
+    replaced = 0
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        live = "widgets.live(" in cell.source
+        outputs = []
+        for output in cell.get("outputs", []):
+            if WIDGET_VIEW in output.get("data", {}):
+                if not live:
+                    continue
+                replaced += 1
+                output = nbformat.v4.new_output("display_data", data={"text/html": LIVE_NOTE})
+            outputs.append(output)
+        cell.outputs = outputs
+    nb.metadata.pop("widgets", None)
+    return replaced
+
+
+def stage_notebook(source: Path, target: Path) -> None:
+    nb = nbformat.read(source, as_version=4)
+    static_widgets(nb)
+    nbformat.write(nb, target)
+
+
 def stage(executed: Path, stage_dir: Path) -> list[str]:
     """Fill ``stage_dir`` with the book sources and executed notebooks; return missing chapters."""
     if stage_dir.exists():
@@ -42,6 +78,8 @@ def stage(executed: Path, stage_dir: Path) -> list[str]:
     if not (ROOT / "_vendor").is_dir():
         sys.exit("build_book: _vendor/ is missing; run `make setup` first")
     shutil.copytree(ROOT / "_vendor", stage_dir / "_vendor")
+    shutil.copytree(ROOT / "scripts" / "book_ext", stage_dir / "scripts" / "book_ext",
+                    ignore=shutil.ignore_patterns("__pycache__"))
     missing = []
     for file in toc_files(ROOT / "_toc.yml"):
         page = ROOT / f"{file}.md"
@@ -49,7 +87,7 @@ def stage(executed: Path, stage_dir: Path) -> list[str]:
         if page.exists():
             shutil.copy(page, stage_dir / f"{file}.md")
         elif notebook.exists():
-            shutil.copy(notebook, stage_dir / f"{file}.ipynb")
+            stage_notebook(notebook, stage_dir / f"{file}.ipynb")
         else:
             missing.append(file)
     return missing
