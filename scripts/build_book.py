@@ -43,7 +43,9 @@ LIVE_NOTE = ('<p class="genlib-live-note"><em>Live controls: run this notebook i
 def static_widgets(nb: nbformat.NotebookNode) -> int:
     """Replace every widget view of a ``widgets.live`` cell in ``nb`` by a note, drop any other widget
     view (a progress bar: nothing to read once the run is over) and the saved widget state (in place);
-    return how many live views were replaced."""
+    return how many live views were replaced. A live cell keeps nothing else: the figure its widget
+    drew at the initial values (an ordinary output once the runner executes it) is what the
+    ``animate`` cell after it shows, frame by frame."""
     replaced = 0
     for cell in nb.cells:
         if cell.cell_type != "code":
@@ -56,6 +58,8 @@ def static_widgets(nb: nbformat.NotebookNode) -> int:
                     continue
                 replaced += 1
                 output = nbformat.v4.new_output("display_data", data={"text/html": LIVE_NOTE})
+            elif live:
+                continue
             outputs.append(output)
         cell.outputs = outputs
     nb.metadata.pop("widgets", None)
