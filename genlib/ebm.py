@@ -13,9 +13,9 @@ The log-likelihood gradient splits into a data term and a model term (∇_θ log
 minimises the surrogate  mean E_θ(x) − mean E_θ(x̂)  (whose gradient is minus the above) with x̂ drawn
 by a few steps of Langevin dynamics,
 
-    x_{t+1} = x_t − α ∇_x E_θ(x_t) + σ ε_t,    ε_t ∼ N(0, I),
+    x_{t+1} = x_t − η ∇_x E_θ(x_t) + σ ε_t,    ε_t ∼ N(0, I),
 
-which samples p_θ as α → 0 when σ = √(2α); practice for images decouples σ from α (a "colder",
+which samples p_θ as η → 0 when σ = √(2η); practice for images decouples σ from η (a "colder",
 sharper sampler). Chains persist between updates in a replay buffer (persistent CD), a small fraction
 restarting from noise each time.
 
@@ -142,12 +142,12 @@ class EBMConfig:
     high: float = 4.0
     clamp: bool = False                # keep chains inside the box (pixels)
     n_steps: int = 20                  # Langevin steps per training update (short-run)
-    step_size: float = 0.05            # α
-    noise_scale: float | None = None   # σ (None: √(2α), the Langevin diffusion)
+    step_size: float = 0.02            # η
+    noise_scale: float | None = None   # σ (None: √(2η), the Langevin diffusion)
     clip_grad: float | None = None     # clamp each ∇_x E entry to ±clip_grad
     buffer_size: int = 2000            # persistent chains (0: every chain starts from noise)
     reinit: float = 0.05               # fraction of chains restarted from noise at each draw
-    reg: float = 0.1                   # λ: weight of the energy regulariser λ (E(x)² + E(x̂)²)
+    reg: float = 0.01                  # λ: weight of the energy regulariser λ (E(x)² + E(x̂)²)
     data_noise: float = 0.0            # std of Gaussian noise added to each training batch
 
     def __post_init__(self):
@@ -167,17 +167,38 @@ class EBMConfig:
 
     @classmethod
     def for_dataset(cls, name: str, **overrides) -> "EBMConfig":
-        """Book-profile settings: a 2-D toy (box [−4, 4]², exact Langevin) or 8×8 digits (pixels in
-        [0, 1], a wider network, a larger step with small noise, clamped chains)."""
+        """Book-profile settings: a 2-D toy (box [−4, 4]², the Langevin diffusion σ = √(2η)) or images
+        (pixels in [0, 1], clamped chains, a large clipped step with small noise as in Du & Mordatch
+        2019, and a stronger energy regulariser)."""
         from genlib import data
 
-        data.check_dataset(name, data.TOYS + ("digits",))
+        data.check_dataset(name, data.TOYS + ("digits", "mnist5k", "mnist"))
+        images = dict(low=0.0, high=1.0, clamp=True, n_steps=20, step_size=1.0, noise_scale=0.01,
+                      clip_grad=0.03, buffer_size=2000, reinit=0.05, reg=1.0, data_noise=0.01)
         if name == "digits":
-            base = dict(dims=64, hidden=128, layers=2, low=0.0, high=1.0, clamp=True, n_steps=20,
-                        step_size=1.0, noise_scale=0.01, clip_grad=0.03, buffer_size=2000, reinit=0.05,
-                        reg=1.0, data_noise=0.01)
+            base = dict(dims=64, hidden=128, layers=2, **images)
+        elif name in ("mnist5k", "mnist"):
+            base = dict(dims=784, hidden=512, layers=2, **images)
         else:
             base = {}
+        return cls(**{**base, **overrides})
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How the book trains an EBM with :func:`genlib.train.fit` (Adam; no validation loss: the CD
+    loss hovers near zero and measures nothing, so there is no early stopping)."""
+
+    epochs: int = 100
+    batch_size: int = 128
+    lr: float = 2e-3
+
+    @classmethod
+    def for_dataset(cls, name: str, **overrides) -> "TrainConfig":
+        """2-D toys: 100 epochs of batches of 128 at lr 2e-3; images: 30 epochs of 100 at lr 1e-3."""
+        from genlib import data
+
+        base = {} if name in data.TOYS else dict(epochs=30, batch_size=100, lr=1e-3)
         return cls(**{**base, **overrides})
 
 

@@ -198,6 +198,12 @@ def test_bad_data_is_refused():
     with pytest.raises(ValueError, match="NaN"):
         loss(model, (torch.tensor([[0.0, math.nan]]),))
     with pytest.raises(ValueError, match="unknown dataset"):
-        ebm.EBMConfig.for_dataset("mnist")
+        ebm.EBMConfig.for_dataset("binarized_mnist")
     with pytest.raises(TypeError, match="unknown sampler setting"):
         model.langevin(torch.zeros(2, 2), steps=3)
+
+
+def test_train_config_defaults_per_dataset():
+    assert ebm.TrainConfig.for_dataset("moons") == ebm.TrainConfig(epochs=100, batch_size=128, lr=2e-3)
+    assert ebm.TrainConfig.for_dataset("digits", epochs=5).epochs == 5
+    assert ebm.EBMConfig.for_dataset("mnist5k").dims == 784
