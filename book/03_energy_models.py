@@ -686,7 +686,7 @@ for steps in (n_steps, long_steps):
 # ```{admonition} Solution
 # :class: dropdown
 # Each update now runs 60 forward-backward passes instead of 20: in our run (seed 0) the reference
-# model trained in 17 s of CPU time instead of about 6. The "no buffer" variant changes the most:
+# model trained in about 17 s of CPU time instead of about 7 (the printed times vary with the load). The "no buffer" variant changes the most:
 # its Fréchet distance falls from about 165 to about 20 (buffer-free samples are chains from noise,
 # and 60 cold steps from noise now reach digit-like images, so the model can shape the energy
 # along that path — the short-run EBM of {cite:t}`nijkamp2019learning`). For the reference, buffer
