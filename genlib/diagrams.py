@@ -137,4 +137,50 @@ def draw_vae(ax=None):
     ax.text(10.2, 1.25, "$\\mu, \\log\\sigma^2$: closed form", fontsize=8, color="0.35", ha="center", va="top")
     ax.text(8.0, 4.55, "gradients flow back along the solid arrows: $z$ is a differentiable function of "
             "$\\mu_\\phi, \\sigma_\\phi$ (the reparameterisation)", ha="center", fontsize=9, color="C0")
+# ---- chapter 3: energy-based models
+
+
+def draw_cd_loop(ax=None):
+    """Contrastive divergence: data push the energy down, Langevin samples from a replay buffer push it up."""
+    ax = canvas(10, 4.2, ax, xlim=(0, 12.5), ylim=(0, 5))
+    box(ax, 1.3, 3.9, "data\n$x \\sim p_{data}$", width=2.0, height=0.95, kind="data")
+    box(ax, 1.3, 1.1, "replay buffer\n(persistent chains)", width=2.2, height=0.95, kind="latent")
+    box(ax, 5.0, 1.1, "Langevin, $T$ steps\n$x \\leftarrow x - \\eta\\nabla_x E_\\theta(x) + \\sigma\\varepsilon$",
+        width=3.6, height=0.95, kind="net", fontsize=9)
+    box(ax, 5.0, 3.9, "energy network\n$E_\\theta: \\mathcal{X} \\to \\mathbb{R}$", width=2.5, height=0.95, kind="net")
+    box(ax, 10.8, 2.5, "CD loss\n$\\overline{E_\\theta(x)} - \\overline{E_\\theta(\\hat x)}$\n$+\\,\\lambda\\,\\overline{E_\\theta^2}$",
+        width=2.6, height=1.5, kind="loss")
+    arrow(ax, (2.35, 3.9), (3.7, 3.9), "$x$")
+    arrow(ax, (2.45, 1.25), (3.15, 1.25), "$x_0$", offset=(0, 0.08))
+    arrow(ax, (3.15, 0.9), (2.45, 0.9), "put back $\\hat x$", offset=(-0.1, -0.62))
+    arrow(ax, (5.6, 1.62), (5.6, 3.38), "$\\hat x$", offset=(0.25, -0.1))
+    arrow(ax, (4.4, 3.38), (4.4, 1.62), "$\\nabla_x E_\\theta$", dashed=True, offset=(-0.5, -0.1))
+    arrow(ax, (6.3, 3.75), (9.45, 2.85), "$E_\\theta(x)$: push down", color="tab:green", offset=(0.3, 0.12))
+    arrow(ax, (6.9, 1.1), (9.45, 2.1), "$E_\\theta(\\hat x)$: push up", color="tab:red", offset=(0.45, -0.55))
+    arrow(ax, (10.8, 3.3), (6.3, 4.25), "$\\nabla_\\theta$: one Adam step on $\\theta$", dashed=True, offset=(0.5, 0.05))
+    return ax
+
+
+def draw_push_pull(ax=None):
+    """The lecture's picture, schematic: a 1-D energy, data (green) pushed down, samples (red) pushed up."""
+    import numpy as np
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 3))
+    x = np.linspace(-3, 3, 400)
+    energy = 0.25 * (x - 0.6) ** 2 - 1.0 * np.exp(-6 * (x + 1.7) ** 2)  # a model with a spurious dip at −1.7
+    ax.plot(x, energy, color="0.2", lw=1.5, label="$E_\\theta(x)$")
+    f = lambda v: np.interp(v, x, energy)  # noqa: E731
+    for v in (-0.6, -0.1, 0.3, 0.8):  # data, where the energy should go down
+        ax.annotate("", (v, f(v) - 0.45), (v, f(v)), arrowprops=dict(arrowstyle="-|>", color="tab:green", lw=1.5))
+        ax.plot(v, f(v), "o", color="tab:green", ms=6)
+    for v in (-1.85, -1.6, 1.5, 2.0):  # model samples, where the energy should go up
+        ax.annotate("", (v, f(v) + 0.45), (v, f(v)), arrowprops=dict(arrowstyle="-|>", color="tab:red", lw=1.5))
+        ax.plot(v, f(v), "s", color="tab:red", ms=6)
+    ax.plot([], [], "o", color="tab:green", label="data $x$: push $E$ down")
+    ax.plot([], [], "s", color="tab:red", label="samples $\\hat x \\sim p_\\theta$: push $E$ up")
+    ax.set_xlabel("$x$"), ax.set_ylabel("energy (nats)")
+    ax.set_ylim(-1.3, 3.2)
+    ax.legend(frameon=False, loc="upper center", fontsize=9)
+    ax.set_title("one CD update (schematic)")
     return ax

@@ -1,0 +1,717 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Energy-based models
+#
+# Chapter 2's densities were normalised by construction: a Gaussian, a mixture of Gaussians and a
+# kernel density all integrate to one, and that is what limited them. An **energy-based model**
+# (EBM) drops the constraint. Any network that maps a data point to one number, its *energy*
+# $E_\theta(x)$, defines a distribution,
+#
+# $$
+# p_\theta(x) = \frac{e^{-E_\theta(x)}}{Z(\theta)}, \qquad Z(\theta) = \int e^{-E_\theta(x)}\,dx ,
+# $$
+#
+# low energy meaning high probability {cite:p}`lecun2006tutorial`. The freedom has two prices. The
+# normaliser $Z(\theta)$ is an integral over the whole data space that we cannot compute, so we can
+# neither evaluate $\log p_\theta(x)$ nor take its gradient directly; and there is no direct way to
+# draw a sample. Chapter 1 called such a model an *indirect generator*: a scoring function
+# $E_\theta: \mathcal X \to \mathbb R$ plus a sampler that searches for low-energy points. This
+# chapter follows the lecture's route {cite:p}`isola2024dgm1`: derive the likelihood gradient, see
+# that it needs samples from the model, draw them by Langevin dynamics, and train by contrastive
+# divergence {cite:p}`hinton2002training` with persistent chains
+# {cite:p}`tieleman2008training,du2019implicit`. We check every step on 2-D data, where $Z$ *can* be
+# computed on a grid, and then train an EBM on the digits and watch what breaks.
+
+# %% tags=["parameters"]
+device = "cpu"            # "auto", "cpu", "cuda" or "mps"
+dataset = "moons"         # 2-D toy of sections 1-6: moons, rings, 8gaussians, spiral, swissroll
+image_dataset = "digits"  # section 7-9: "digits" (8x8, embedded) or "mnist5k" (28x28, offline)
+epochs = 100              # training epochs on the 2-D toy (1000 points, batches of 128)
+image_epochs = 30         # training epochs of the image EBM; each failure-mode variant gets half
+n_steps = 20              # Langevin steps per training update on images (short-run chains)
+long_steps = 500          # length of the long-run chains of section 8
+seed = 0
+
+# %%
+import inspect
+import math
+import time
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+import ipywidgets
+
+import genlib
+from genlib import checks, data, diagrams, ebm, metrics, plot, widgets
+from genlib.density import GaussianMixture, mean_log_prob
+from genlib.train import check_epochs, fit
+
+dev = genlib.device(device)
+gen = genlib.seed_everything(seed)
+data.check_dataset(dataset, data.TOYS)
+data.check_dataset(image_dataset, ("digits", "mnist5k", "mnist"))
+check_epochs(epochs), check_epochs(image_epochs)
+checks.positive_int("n_steps", n_steps), checks.positive_int("long_steps", long_steps)
+
+
+def show(fn):
+    """Print the source of a genlib function, to read next to its equation."""
+    print(inspect.getsource(fn))
+
+
+# %% [markdown]
+# ## 1. Unnormalised densities: ratios need no $Z$
+#
+# Whatever $Z(\theta)$ is, it is the same number for every $x$, so it cancels from any ratio:
+#
+# $$
+# \frac{p_\theta(x_1)}{p_\theta(x_2)} = \frac{e^{-E_\theta(x_1)}/Z(\theta)}{e^{-E_\theta(x_2)}/Z(\theta)}
+# = e^{E_\theta(x_2) - E_\theta(x_1)} .
+# $$
+#
+# Relative probabilities are often all we need: which of two images is more plausible, and — as
+# we will see — where a sampler should move next. `genlib.ebm.EBM` is a small MLP energy with
+# smooth (SiLU) activations. In two dimensions we can do what is impossible in general and
+# normalise it by brute force: `ebm.GridDensity` cuts a box into $200\times200$ cells and sums
+# $e^{-E_\theta}$ over their centres (the midpoint rule), giving $\log Z(\theta)$, a normalised
+# $\log p_\theta(x)$, and exact samples (pick a cell with probability proportional to
+# $e^{-E_\theta}$). An untrained network already defines a valid density this way:
+
+# %%
+box = (-4.5, 4.5, -4.5, 4.5)
+x_train, x_val = data.toy(dataset, n=1000, seed=seed), data.toy(dataset, n=1000, seed=seed + 1)
+toy_config = ebm.EBMConfig.for_dataset(dataset)
+untrained = ebm.EBM(toy_config, gen).to(dev)
+grid = ebm.GridDensity(untrained.energy, bounds=box, steps=200, device=dev)
+print(toy_config)
+
+# %% tags=["nbval-check-output"]
+x_pair = torch.tensor([[0.0, 0.0], [1.5, -1.0]], device=dev)
+with torch.no_grad():
+    energies = untrained.energy(x_pair)
+    ratio_from_energies = torch.exp(energies[1] - energies[0])
+    log_p = grid.log_prob(x_pair)
+    ratio_from_densities = torch.exp(log_p[0] - log_p[1])
+    cells = grid.log_weights()  # −E(c_j) + log h² for every cell
+    log_z = grid.log_z()
+print(f"log Z of the untrained network on the box: {float(log_z):.2f}")
+print("p(x1)/p(x2) from energies alone equals the ratio of normalised densities:",
+      bool(torch.isclose(ratio_from_energies, ratio_from_densities, rtol=1e-4)))
+print("the normalised density sums to one over the grid:", bool(torch.isclose(
+    torch.logsumexp(cells - log_z, 0), torch.tensor(0.0), atol=1e-5)))
+
+# %% [markdown]
+# In two dimensions the sum has $4\times10^4$ terms and costs milliseconds. On the $8\times8$
+# digits, a grid with only ten values per pixel would have $10^{64}$ cells: no computer will ever
+# sum them. That is why an EBM's likelihood is unknown, and why everything below avoids $Z$.
+#
+# ## 2. The likelihood gradient: push data down, push samples up
+#
+# Maximum likelihood (Chapter 1) maximises $\mathbb E_{x\sim p_\text{data}}[\log p_\theta(x)]$. With
+# $\log p_\theta(x) = -E_\theta(x) - \log Z(\theta)$ its gradient has two parts,
+#
+# $$
+# \nabla_\theta\, \mathbb E_{x\sim p_\text{data}}[\log p_\theta(x)]
+# = -\mathbb E_{x\sim p_\text{data}}[\nabla_\theta E_\theta(x)] - \nabla_\theta \log Z(\theta) .
+# $$
+#
+# The first is easy: average $\nabla_\theta E_\theta$ over a batch of data. The second looks hopeless,
+# but it is an expectation too. Step by step:
+#
+# $$
+# \begin{aligned}
+# \nabla_\theta \log Z(\theta)
+# &= \frac{1}{Z(\theta)}\,\nabla_\theta Z(\theta)
+#   && \text{chain rule: } \nabla \log f = \nabla f / f \\
+# &= \frac{1}{Z(\theta)}\,\nabla_\theta \int e^{-E_\theta(x)}\,dx
+#   && \text{definition of } Z \\
+# &= \frac{1}{Z(\theta)} \int \nabla_\theta\, e^{-E_\theta(x)}\,dx
+#   && \text{exchange gradient and integral} \\
+# &= \frac{1}{Z(\theta)} \int -e^{-E_\theta(x)}\,\nabla_\theta E_\theta(x)\,dx
+#   && \text{chain rule on } e^{-E} \\
+# &= -\int \frac{e^{-E_\theta(x)}}{Z(\theta)}\,\nabla_\theta E_\theta(x)\,dx
+#  = -\int p_\theta(x)\,\nabla_\theta E_\theta(x)\,dx
+#   && \text{definition of } p_\theta \\
+# &= -\mathbb E_{\hat x\sim p_\theta}[\nabla_\theta E_\theta(\hat x)]
+#   && \text{definition of expectation.}
+# \end{aligned}
+# $$
+#
+# So the gradient of the log-likelihood is a difference of two averages,
+#
+# $$
+# \nabla_\theta\, \mathbb E_{p_\text{data}}[\log p_\theta(x)]
+# = -\mathbb E_{x\sim p_\text{data}}[\nabla_\theta E_\theta(x)] + \mathbb E_{\hat x\sim p_\theta}[\nabla_\theta E_\theta(\hat x)]
+# \approx -\frac1N\sum_{n=1}^N \nabla_\theta E_\theta(x^{(n)}) + \frac1M\sum_{m=1}^M \nabla_\theta E_\theta(\hat x^{(m)}),
+# $$
+#
+# with $x^{(n)}$ from the data and $\hat x^{(m)}$ sampled from the model. Read as an update, it
+# **pushes the energy down at the data and up at the model's own samples** (the figure's green and
+# red arrows). Where the model puts too much mass — a spurious valley with no data in it — its
+# samples gather and the valley is filled in; where it puts too little, the data dig it out. When
+# the model's samples look exactly like the data, the two averages are equal and the update is
+# zero. We never need $Z$, only samples.
+
+# %%
+fig, axes = plt.subplots(1, 2, figsize=(15, 4.2), gridspec_kw=dict(width_ratios=[2.2, 1]))
+diagrams.draw_cd_loop(axes[0])
+axes[0].set_title("contrastive divergence with persistent chains (training loop)")
+diagrams.draw_push_pull(axes[1])
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
+# The left diagram is the training loop this chapter builds: the data and the sampler's output
+# $\hat x$ both pass through the energy network; the loss compares their mean energies; Adam changes
+# $\theta$; the sampler follows the new energy downhill, starting from chains kept in a buffer. The
+# right sketch is one update on a 1-D model with a spurious dip at $x\approx-1.7$.
+#
+# On the grid we can check the derivation with numbers. Autograd differentiates $\log Z$ computed by
+# the midpoint rule; the expectation $\mathbb E_{p_\theta}[\nabla_\theta E_\theta]$ is computed
+# separately as a weighted sum over the grid cells, $\sum_j p_j \nabla_\theta E_\theta(c_j)$ with
+# $p_j = \mathrm{softmax}(-E_\theta(c))_j$:
+
+# %% tags=["nbval-check-output"]
+params = list(untrained.parameters())
+flat = lambda grads: torch.cat([g.reshape(-1) for g in grads])  # noqa: E731
+grad_log_z = flat(torch.autograd.grad(grid.log_z(), params))
+weights_cells = torch.softmax(grid.log_weights(), 0).detach()  # p_j, (cells,)
+expected_grad_e = flat(torch.autograd.grad((weights_cells * untrained.energy(grid.centres)).sum(), params))
+print(f"{grad_log_z.numel()} parameters; max |∇ log Z + E_p[∇E]| = "
+      f"{float((grad_log_z + expected_grad_e).abs().max()):.1e}")
+print("∇_θ log Z = −E_p[∇_θ E]:", bool(torch.allclose(grad_log_z, -expected_grad_e, atol=1e-5)))
+
+# %% [markdown]
+# With *samples* instead of the exact sum the identity holds on average. Drawing $\hat x$ exactly
+# from the grid model, the sample version of the gradient (the contrastive-divergence gradient of
+# section 4) matches the exact gradient of the grid log-likelihood within its Monte Carlo error,
+# and gets closer as the number of samples $M$ grows (the test
+# `test_cd_gradient_equals_the_exact_likelihood_gradient_on_a_grid` makes the same check
+# parameter by parameter):
+
+# %% tags=["nbval-check-output"]
+x_batch = x_train[:256].to(dev)
+exact = flat(torch.autograd.grad(-grid.log_prob(x_batch).mean(), params))  # ∇ of the NLL
+rel_errors = {}
+for m_samples in (100, 1000, 10000, 100000):
+    x_hat = grid.sample(m_samples, generator=gen, jitter=False).to(dev)
+    estimate = flat(torch.autograd.grad(ebm.cd_loss(untrained, x_batch, x_hat), params))
+    rel_errors[m_samples] = float((estimate - exact).norm() / exact.norm())
+    print(f"M = {m_samples:6d} exact model samples: relative error of the sampled gradient "
+          f"{rel_errors[m_samples]:.2f}")
+print("error shrinks roughly like 1/sqrt(M):", rel_errors[100000] < rel_errors[1000] < rel_errors[100])
+
+# %% [markdown]
+# ## 3. Sampling by Langevin dynamics
+#
+# Outside two dimensions we cannot sample from a grid. But we know the *gradient* of the log-density
+# everywhere, $\nabla_x \log p_\theta(x) = -\nabla_x E_\theta(x)$ (again without $Z$), and Chapter 1
+# showed a sampler that needs nothing else. Langevin dynamics {cite:p}`roberts1996exponential`
+# walks downhill on the energy and adds noise,
+#
+# $$
+# x_{t+1} = x_t - \eta\,\nabla_x E_\theta(x_t) + \sigma\,\varepsilon_t, \qquad \varepsilon_t\sim\mathcal N(0, I),
+# $$
+#
+# with step size $\eta$ and noise scale $\sigma$. With $\sigma=\sqrt{2\eta}$ (Chapter 1's form with
+# its step $\epsilon = 2\eta$) this is the discretised Langevin diffusion: for small $\eta$ and many
+# steps $T$, $x_T$ is distributed approximately as $p_\theta$ wherever the chain started. The
+# gradient term pulls samples into low-energy valleys; the noise keeps them from all collapsing
+# onto the minimum, and its size sets how wide the valleys are sampled. In practice, image EBMs
+# decouple the two {cite:p}`du2019implicit,nijkamp2019learning`: a large step with a small noise
+# (a "cold" sampler), clipped gradients, and chains kept in the pixel box.
+
+# %%
+show(ebm.langevin)
+
+# %% [markdown]
+# Before trusting the sampler with a learned energy, test it on a known one. Here the energy of a
+# 2-D Gaussian, $E(x)=\tfrac12(x-\mu)^\top\Sigma^{-1}(x-\mu)$; 2,000 independent chains started from
+# broad noise should end with the Gaussian's mean and covariance, within the Monte Carlo error of
+# 2,000 draws (a standard error of about $\sqrt{2/2000}\approx3\%$ on a variance). A sampler with the
+# noise too small (here $\sigma=\sqrt{\eta}$) samples a narrower distribution, and the same check
+# catches it. (The tests do this with a two-component mixture too.)
+
+# %% tags=["nbval-check-output"]
+mu_known = torch.tensor([1.0, -0.5])
+cov_known = torch.tensor([[1.0, 0.6], [0.6, 0.8]])
+precision = torch.linalg.inv(cov_known)
+energy_known = lambda x: 0.5 * torch.einsum("bi,ij,bj->b", x - mu_known, precision, x - mu_known)  # noqa: E731
+x0_known = 2 * torch.randn(2000, 2, generator=gen)
+for label, sigma in (("sigma = sqrt(2 eta)", None), ("sigma = sqrt(eta)  ", math.sqrt(0.01))):
+    x_end = ebm.langevin(energy_known, x0_known, n_steps=1000, step_size=0.01, noise_scale=sigma, generator=gen)
+    m_hat, c_hat = x_end.mean(0).tolist(), torch.cov(x_end.T).tolist()
+    print(f"{label}: mean [{m_hat[0]:.1f}, {m_hat[1]:.1f}], covariance [[{c_hat[0][0]:.1f}, {c_hat[0][1]:.1f}], "
+          f"[{c_hat[1][0]:.1f}, {c_hat[1][1]:.1f}]]   (true: [1.0, -0.5], [[1.0, 0.6], [0.6, 0.8]])")
+
+# %% [markdown]
+# With $\sigma=\sqrt{2\eta}$ the chains reproduce the mean and covariance; with half the noise
+# variance the covariance is about half as large: the sampler is not sampling $p$ but a "colder"
+# $p^2/Z'$. Keep this in mind for the images below, where a cold sampler is used on purpose.
+#
+# ## 4. Contrastive divergence with a replay buffer
+#
+# Section 2's gradient is the gradient of a surrogate loss that autograd can differentiate,
+# the mean energy of the data minus the mean energy of model samples (held fixed):
+#
+# $$
+# \mathcal L_\text{CD}(\theta) = \frac1N\sum_{n} E_\theta(x^{(n)}) - \frac1M\sum_m E_\theta(\hat x^{(m)})
+# + \lambda\Big(\frac1N\sum_n E_\theta(x^{(n)})^2 + \frac1M\sum_m E_\theta(\hat x^{(m)})^2\Big).
+# $$
+#
+# The first two terms give exactly minus the log-likelihood gradient when $\hat x\sim p_\theta$. The
+# loss is unchanged by $E\to E+c$, so its value says nothing about the fit (it hovers near zero); the
+# small regulariser $\lambda\,\overline{E^2}$ pins the energies near zero and keeps them from drifting
+# off {cite:p}`du2019implicit`.
+
+# %%
+show(ebm.cd_loss)
+
+# %% [markdown]
+# Where do the $\hat x$ come from? Running Langevin chains to convergence for every update would
+# cost thousands of steps. **Contrastive divergence** {cite:p}`hinton2002training` runs only a few
+# steps, and **persistent** chains {cite:p}`tieleman2008training` do not restart: each update
+# continues the chains of the previous one, so over training every chain runs thousands of steps
+# while each update pays for $T$. The chains live in a **replay buffer**; a small fraction
+# (5%) restarts from uniform noise at each draw, so that the buffer keeps exploring new regions
+# {cite:p}`du2019implicit`. `ContrastiveDivergence` is the loss that genlib's one training loop,
+# `genlib.train.fit`, minimises: it draws chains from the model's buffer, advances them, puts them
+# back, and returns $\mathcal L_\text{CD}$.
+
+# %%
+show(ebm.ContrastiveDivergence.__call__)
+show(ebm.ContrastiveDivergence.samples)
+
+# %% [markdown]
+# We train on the 2-D toy with the Langevin diffusion ($\sigma=\sqrt{2\eta}$) so that the model's
+# samples really are samples of $p_\theta$. The loss object also measures, every 10 updates, the
+# sizes of the two gradient terms $g_\text{data} = \overline{\nabla_\theta E_\theta(x)}$ and
+# $g_\text{model} = \overline{\nabla_\theta E_\theta(\hat x)}$ and of the update $g_\text{model} - g_\text{data}$,
+# and keeps five snapshots of the weights and chains.
+
+# %%
+toy_model = ebm.EBM(toy_config, gen).to(dev)
+toy_train = ebm.TrainConfig.for_dataset(dataset, epochs=epochs)
+steps_per_epoch = math.ceil(len(x_train) / toy_train.batch_size)
+toy_cd = ebm.ContrastiveDivergence(gen, monitor_every=10, snapshot_every=max(1, epochs * steps_per_epoch // 4))
+tic = time.process_time()
+toy_history = fit(toy_model, toy_cd, x_train, epochs=toy_train.epochs, batch_size=toy_train.batch_size,
+                  lr=toy_train.lr, device=dev, generator=gen, progress=False)
+toy_seconds = time.process_time() - tic
+print(f"{toy_cd.step} updates x {toy_config.n_steps} Langevin steps in {toy_seconds:.1f} s of CPU time")
+
+
+# %%
+def energy_of(weights, config=toy_config):
+    """A fresh EBM holding a snapshot's weights."""
+    model = ebm.EBM(ebm.EBMConfig(**{**config.__dict__, "buffer_size": 0}))
+    model.load_state_dict(weights)
+    return model.to(dev).eval()
+
+
+final_chains = toy_model.sample(128, generator=gen, from_buffer=True)  # one more batch of chains
+snapshots = toy_cd.record.snapshots + [(toy_cd.step, toy_model.state_dict(), final_chains)]
+points_snap, gx_snap, gy_snap = plot.grid_points(box, 120)
+with torch.no_grad():
+    densities = [ebm.GridDensity(energy_of(w).energy, bounds=box, steps=200, device=dev)
+                 .log_prob(points_snap.to(dev)).exp().cpu().numpy().reshape(gx_snap.shape) for _, w, _ in snapshots]
+p_max = max(float(d.max()) for d in densities)
+fig, axes = plt.subplots(2, len(snapshots), figsize=(3.0 * len(snapshots) + 1, 6.0), layout="constrained")
+for col, ((step, _, x_hat), dens) in enumerate(zip(snapshots, densities)):
+    mesh = axes[0, col].pcolormesh(gx_snap, gy_snap, dens, cmap="viridis", vmin=0, vmax=p_max, shading="auto")
+    plot.scatter(np.empty((0, 2)), ax=axes[0, col], bounds=box, title=f"$p_\\theta$, update {step}")
+    plot.scatter(x_hat, ax=axes[1, col], bounds=box, color="C3", s=3, alpha=0.7,
+                 title=f"chains $\\hat x$, update {step}")
+fig.colorbar(mesh, ax=axes[0, :], label=r"density $p_\theta(x)$", shrink=0.9)
+plt.show()
+
+# %% [markdown]
+# Top: the grid-normalised density $p_\theta$ at five points of training, on one colour scale;
+# bottom: the batch of 128 persistent chains that the update at that moment used. At the start the network's energy is nearly flat and the
+# chains are uniform noise. The data dig valleys where the toy's points lie; the chains flow into
+# them and, as they gather, push the energy up wherever the model has put more mass than the data,
+# carving the shape ever more sharply.
+#
+# ## 5. At convergence the two terms cancel
+#
+# The lecture's claim, measured: below, the sizes of the two gradient terms and of the update they
+# combine into, and the mean energies of data and samples, over training.
+
+# %%
+record = toy_cd.record
+fig, axes = plt.subplots(1, 2, figsize=(11, 3.4))
+axes[0].plot(record.monitored_steps, record.g_data, color="tab:green", label=r"$\|g_{data}\|$ (data term)")
+axes[0].plot(record.monitored_steps, record.g_model, color="tab:red", ls="--", label=r"$\|g_{model}\|$ (sample term)")
+axes[0].plot(record.monitored_steps, record.g_diff, color="k", label=r"$\|g_{model} - g_{data}\|$ (the update)")
+axes[0].set_xlabel("update"), axes[0].set_ylabel("gradient norm")
+axes[0].set_title("the two gradient terms and their difference")
+axes[0].legend(frameon=False, fontsize=8, loc="center right")
+smooth = lambda v: np.convolve(v, np.ones(20) / 20, mode="valid")  # noqa: E731
+axes[1].plot(smooth(record.e_data), color="tab:green", label=r"mean $E_\theta(x)$, data")
+axes[1].plot(smooth(record.e_model), color="tab:red", ls="--", label=r"mean $E_\theta(\hat x)$, samples")
+axes[1].set_xlabel("update"), axes[1].set_ylabel("energy (nats, 20-update mean)")
+axes[1].set_title("energies of data and samples")
+axes[1].legend(frameon=False, fontsize=8)
+fig.tight_layout()
+plt.show()
+
+# %% tags=["nbval-check-output"]
+first, last = slice(0, 5), slice(-5, None)
+ratio_start = np.mean(record.g_diff[first]) / np.mean(record.g_data[first])
+ratio_end = np.mean(record.g_diff[last]) / np.mean(record.g_data[last])
+print(f"|update| / |data term|: {ratio_start:.1f} over the first 50 updates, "
+      f"{ratio_end:.1f} over the last 50")
+print("the terms nearly cancel at the end (ratio < 0.5):", ratio_end < 0.5)
+
+# %% [markdown]
+# Each term stays large — the energy surface keeps changing in $\theta$ — but after the first few
+# dozen updates the two nearly cancel: their difference, the actual update, is a fraction of either
+# (the printed ratios). It never reaches zero: both averages are estimated from 128 points, and
+# the persistent chains lag behind the model. The mean energies tell the same story: samples and
+# data end up at the same energy level. Because training stops being driven once samples look like
+# data, the loss value is no progress measure; on the grid we have a real one, the held-out
+# log-likelihood, which can be put next to Chapter 2's mixture of Gaussians on the same points:
+
+# %% tags=["nbval-check-output"]
+toy_grid = ebm.GridDensity(toy_model.energy, bounds=box, steps=200, device=dev)
+with torch.no_grad():
+    ebm_val = float(toy_grid.log_prob(x_val.to(dev)).mean())
+gmm = GaussianMixture(K=8).fit_em(x_train, generator=gen)
+gmm_val = mean_log_prob(gmm, x_val)
+outside = int(((x_val.abs() > 4.5).any(1)).sum())
+print(f"held-out log-likelihood on {dataset} (nats per point, {len(x_val)} points, {outside} outside the box):")
+print(f"  EBM, grid-normalised on the box: {ebm_val:.1f}")
+print(f"  Gaussian mixture, K = 8, EM (Chapter 2): {gmm_val:.1f}")
+
+# %% [markdown]
+# The numbers are on the same scale: continuous nats per point, both models normalised (the EBM
+# on the box; the printed count says how many validation points fall outside it, where the grid
+# model has zero density). The mixture wins: eight Gaussians describe two
+# moons well, their likelihood is maximised exactly by EM, while the EBM's gradient is estimated from
+# 20-step chains and its training stops being driven once samples look like data. The benchmark
+# (`benchmarks/ebm_digits.py`) repeats this over seeds, and on `8gaussians`, whose narrow modes
+# (standard deviation 0.15) the book's settings fit far worse than the mixture does: a sampler and
+# a regulariser tuned for one data set are not tuned for another. The EBM's advantage is not this
+# score but its form: any network can be an energy, which matters once the data are images.
+#
+# ## 6. Try it: Langevin steps down the learned landscape
+#
+# Start 400 chains from uniform noise on the box and run the trained model's sampler. The slider
+# moves through the steps; the background is the learned energy $E_\theta$ (dark = low energy).
+
+# %%
+chain = toy_model.langevin(toy_model.noise(400, gen), gen, return_chain=True, n_steps=100).cpu()  # (101, 400, 2)
+landscape_points, gx, gy = plot.grid_points(box, 120)
+with torch.no_grad():
+    landscape = toy_model.energy(landscape_points.to(dev)).cpu().numpy().reshape(gx.shape)
+landscape_levels = np.linspace(landscape.min(), landscape.min() + 10, 21)  # 10 nats: e^-10 is negligible
+
+
+def draw_langevin(fig, t=0):
+    ax = fig.add_subplot(1, 1, 1)
+    mesh = ax.contourf(gx, gy, np.minimum(landscape, landscape_levels[-1]), levels=landscape_levels, cmap="magma")
+    fig.colorbar(mesh, ax=ax, label=r"energy $E_\theta(x)$ (nats)", shrink=0.85)
+    plot.scatter(chain[t], ax=ax, bounds=box, color="cyan", s=4, alpha=0.8,
+                 title=f"Langevin step t = {t}")
+
+
+widgets.live(draw_langevin, figsize=(5, 4.2), t=(0, 100, 1))
+
+# %%
+widgets.animate(draw_langevin, [0, 1, 2, 3, 5, 8, 12, 20, 35, 60, 100], figsize=(5, 4.2), interval=700)
+
+# %% [markdown]
+# In the first steps the chains slide straight down the slopes — fastest from far out, where the
+# energy rises steeply; by step 20 or so most are in the valleys, and afterwards they drift along
+# them, pushed around by the noise.
+#
+# ## 7. Digits: short-run chains from a replay buffer
+#
+# On images we follow the recipe of {cite:t}`du2019implicit`, scaled down: pixels in $[0,1]$, an
+# MLP energy, chains kept in the box, a large step with small noise and clipped gradients, a
+# replay buffer of 2,000 chains with 5% restarts, and a stronger energy regulariser. Each update
+# runs `n_steps` Langevin steps; nothing else about the training loop changes.
+
+# %%
+images = {split: data.images(image_dataset, split) for split in ("train", "test")}
+x_img, x_img_test = images["train"].scaled(), images["test"].scaled()
+shape = images["train"].shape
+img_config = ebm.EBMConfig.for_dataset(image_dataset, n_steps=n_steps)
+print(img_config)
+
+
+def train_images(config, epochs_here, label):
+    """An image EBM trained by persistent CD through genlib.train.fit; one summary line."""
+    gen_here = genlib.seed_everything(seed)
+    model = ebm.EBM(config, gen_here).to(dev)
+    loss = ebm.ContrastiveDivergence(gen_here)
+    settings = ebm.TrainConfig.for_dataset(image_dataset, epochs=epochs_here)
+    tic = time.process_time()
+    fit(model, loss, x_img, epochs=settings.epochs, batch_size=settings.batch_size, lr=settings.lr, device=dev,
+        generator=gen_here, progress=False)
+    print(f"{label}: {loss.step} updates in {time.process_time() - tic:.1f} s of CPU time")
+    return model
+
+
+img_model = train_images(img_config, image_epochs, "persistent CD")
+
+# %% [markdown]
+# Three ways to read samples off the trained model: the buffer's persistent chains (what training
+# saw), and fresh chains started from uniform noise, run for $T=$ `n_steps` (a short run, as in
+# training) or for `long_steps` steps (a long run, closer to what the energy itself prefers).
+# Sample quality uses the book's shared measure (`genlib.metrics.sample_quality`): a Fréchet
+# distance between features of a small digit classifier, and precision / recall, always next to
+# their floor — the same numbers for the training images against the test images.
+
+# %%
+floor = metrics.quality_floor(image_dataset)
+gen_samples = genlib.seed_everything(seed + 1)
+with torch.no_grad():
+    e_data_img = float(img_model.energy(x_img.to(dev)).mean())
+samples_img = {"buffer (persistent)": img_model.sample(300, generator=gen_samples, from_buffer=True).cpu()}
+long_chain_x = img_model.noise(300, gen_samples)
+long_energy = []
+for t in range(long_steps + 1):
+    if t == n_steps:
+        samples_img[f"noise, {n_steps} steps"] = long_chain_x.cpu()
+    with torch.no_grad():
+        long_energy.append(float(img_model.energy(long_chain_x).mean()))
+    if t < long_steps:
+        long_chain_x = img_model.langevin(long_chain_x, gen_samples, n_steps=1)
+samples_img[f"noise, {long_steps} steps"] = long_chain_x.cpu()
+quality_img = {name: metrics.sample_quality(x, x_img_test, image_dataset) for name, x in samples_img.items()}
+
+# %% tags=["nbval-check-output"]
+print(f"floor (train vs test images): Fréchet {floor['frechet']:.1f}, "
+      f"precision {floor['precision']:.2f}, recall {floor['recall']:.2f}")
+for name, q in quality_img.items():
+    print(f"{name:22s}: Fréchet {q['frechet']:6.0f}, precision {q['precision']:.1f}, recall {q['recall']:.1f}")
+
+# %%
+fig, axes = plt.subplots(1, 4, figsize=(15, 4.3))
+plot.image_grid(x_img_test[:64], shape, nrow=8, ax=axes[0], vmax=1, title="test images")
+for ax, (name, x) in zip(axes[1:], samples_img.items()):
+    plot.image_grid(x[:64], shape, nrow=8, ax=ax, vmax=1,
+                    title=f"{name}\nFréchet {quality_img[name]['frechet']:.0f}")
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
+# The buffer's chains look like digits and score closest to the floor: they have been advanced
+# by thousands of short runs, each under a slightly different energy, and the energy was trained
+# to make exactly these chains look like the data. Fresh chains tell a different story. After
+# `n_steps` steps from noise they are grey, blotchy and only vaguely digit-like — the model never
+# had to learn to turn noise into digits in one short run, because its chains (except the 5% that
+# restart) did not start from noise. Run much longer, they fall into a few deep, over-saturated
+# minima: the energy's lowest points are *not* digits. The energy along the long run shows why:
+
+# %%
+fig, ax = plt.subplots(figsize=(6, 3.2))
+ax.plot(np.arange(long_steps + 1), long_energy, color="tab:red", label=r"mean $E_\theta(\hat x_t)$, chains from noise")
+ax.axhline(e_data_img, color="tab:green", ls="--", label=r"mean $E_\theta(x)$, training images")
+ax.axvline(n_steps, color="0.5", ls=":", lw=1, label=f"t = {n_steps} (training's chain length)")
+ax.set_xscale("symlog", linthresh=10)
+ax.set_xlim(0, long_steps)
+ax.set_xlabel("Langevin step t"), ax.set_ylabel("energy (nats)")
+ax.set_title("long-run chains go below the data's energy")
+ax.legend(frameon=False, fontsize=8)
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
+# The chains pass the data's energy level and keep going down: under this energy, saturated blobs are
+# *more* probable than digits. Short-run persistent CD learns an energy whose short-run chains
+# (from the buffer) produce good samples, not necessarily an energy whose true distribution
+# $p_\theta$ is the data's. {cite:t}`nijkamp2019learning,nijkamp2020anatomy` analyse this
+# "non-convergent" regime: with chains this short, the model is best read as a sampler (a buffer
+# plus $T$ steps), not as a density. Sampling $p_\theta$ faithfully needs long chains during
+# training too — and long chains are what the book profile cannot afford.
+#
+# ## 8. What breaks: step size, chain length, the buffer
+#
+# Training is fragile, and the sampler is part of the model. Four variants of the recipe above,
+# each changing one thing and trained for half as long (the reference is retrained for the same
+# budget), with samples read off the way each was trained (its buffer, or noise when it has none):
+
+# %%
+variants = {
+    "reference": {},
+    "step 10x smaller": dict(step_size=img_config.step_size / 10),
+    "step 30x larger": dict(step_size=img_config.step_size * 30),
+    "2 steps per update": dict(n_steps=2),
+    "no buffer (from noise)": dict(buffer_size=0),
+}
+variant_samples, variant_quality = {}, {}
+for name, change in variants.items():
+    model_v = train_images(ebm.EBMConfig(**{**img_config.__dict__, **change}), max(1, image_epochs // 2), name)
+    x_v = model_v.sample(300, generator=gen_samples, from_buffer=True).cpu()
+    variant_samples[name] = x_v
+    variant_quality[name] = metrics.sample_quality(x_v, x_img_test, image_dataset)
+
+# %% tags=["nbval-check-output"]
+for name, q in variant_quality.items():
+    print(f"{name:24s}: Fréchet {q['frechet']:6.0f}, precision {q['precision']:.1f}, recall {q['recall']:.1f}")
+
+# %%
+fig, axes = plt.subplots(1, len(variants), figsize=(3.2 * len(variants), 3.9))
+for ax, (name, x) in zip(axes, variant_samples.items()):
+    plot.image_grid(x[:36], shape, nrow=6, ax=ax, vmax=1,
+                    title=f"{name}\nFréchet {variant_quality[name]['frechet']:.0f}")
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
+# * **Step 10× smaller**, or **2 steps per update**: the chains move too little between updates.
+#   The model pushes up the energy of noise-like samples near where they start, and has no reason
+#   to shape the energy anywhere near the digits; its samples stay noisy.
+# * **Step 30× larger**: a step can move a pixel by $30\times0.03=0.9$ (the clipped gradient times
+#   the step), nearly the whole $[0,1]$ range, so chains hop between saturated corners of the box.
+#   Strokes come out blocky and black-and-white.
+# * **No buffer**: every update starts chains from uniform noise and runs `n_steps` steps. In
+#   this budget the chains end in speckled images: the model raises the energy of speckle, but 20
+#   cold steps from noise never get near the digits for it to shape the energy there. Short-run
+#   training from noise {cite:p}`nijkamp2019learning` needs more steps per update and longer training.
+#
+# The measured distances rank the variants the same way as the eye. None of these changes the
+# loss's formula: the sampler settings decide what an EBM learns.
+#
+# ## 9. Where EBMs sit: an indirect generator, and its cost
+#
+# Chapter 1 split generators into *direct* ones, which map noise to a sample in one pass, and
+# *indirect* ones, which define a score and search it. An EBM is the purest indirect generator: its
+# network computes $E_\theta: \mathcal X\to\mathbb R$ and nothing else; every sample costs a chain of
+# forward *and* backward passes. We time one Langevin step of 100 chains on the digit model, a
+# finished sample at the chain lengths used above, and — for scale — one forward pass of the same
+# network, the cost a direct generator of the same size would pay per batch.
+
+# %%
+def seconds_per_call(fn, repeats=20):
+    """Median wall time of fn() over ``repeats`` calls (after one warm-up call)."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        tic = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - tic)
+    return float(np.median(times))
+
+
+x_timing = img_model.noise(100, gen)
+step_seconds = seconds_per_call(lambda: img_model.langevin(x_timing, gen, n_steps=1))
+with torch.no_grad():
+    forward_seconds = seconds_per_call(lambda: img_model.energy(x_timing))
+print(f"one Langevin step, 100 chains: {1e3 * step_seconds:.2f} ms "
+      f"({1e6 * step_seconds / 100:.1f} µs per chain step)")
+print(f"one forward pass, 100 images: {1e3 * forward_seconds:.2f} ms (what a direct generator of this size pays)")
+for steps in (n_steps, long_steps):
+    print(f"a finished sample with {steps:3d} steps: {1e3 * steps * step_seconds / 100:.2f} ms per image "
+          f"= {steps * step_seconds / forward_seconds:.0f}x one forward pass")
+
+# %% [markdown]
+# (Timings depend on the machine and its load, and are not compared by the book's tests.) A
+# Langevin step costs a forward and a backward pass through the network, a few forward passes'
+# worth, and a sample costs $T$ of them. The persistent buffer hides this cost during training by spreading each chain over many
+# updates, but a fresh sample from noise pays in full, and section 7 showed that short chains
+# from noise are not good samples. Chapter 7's diffusion models also generate by many small
+# denoising steps, but learn the step itself, so that a fixed, modest number of steps from noise
+# gives good samples.
+#
+# ## Summary
+#
+# * An EBM is $p_\theta=e^{-E_\theta}/Z(\theta)$ for any network $E_\theta: \mathcal X\to\mathbb R$.
+#   Ratios and $\nabla_x\log p_\theta$ need no $Z$; likelihoods do.
+# * $\nabla_\theta \log Z(\theta)=\mathbb E_{p_\theta}[\nabla_\theta E_\theta]$, so the likelihood
+#   gradient is "push the energy of data down, push the energy of model samples up"; checked on a
+#   grid, exactly and with samples.
+# * Langevin dynamics samples from $\nabla_x E_\theta$ alone; with $\sigma=\sqrt{2\eta}$ it recovers a
+#   known Gaussian's moments, with less noise it samples a colder distribution.
+# * Contrastive divergence with persistent chains (a replay buffer) trains an EBM through the same
+#   `fit` loop as every other model; at convergence the two gradient terms cancel.
+# * On digits, buffer samples look like digits, but short chains from noise do not, and long ones
+#   over-saturate: the learned energy is a good short-run sampler more than a faithful density.
+#   Step size, chain length and the buffer decide what is learned.
+#
+# ## Exercises
+#
+# **1. A Gaussian EBM by CD.** Take the energy $E_\theta(x)=\tfrac12 (x-\theta)^2$ in one dimension
+# ($Z=\sqrt{2\pi}$ for every $\theta$). Write the CD gradient with exact model samples and show
+# that its expectation is $\theta - \bar x$, the gradient of the Gaussian negative log-likelihood.
+# What is the fixed point of gradient descent?
+#
+# ```{admonition} Solution
+# :class: dropdown
+# $\nabla_\theta E_\theta(x)=\theta-x$. The CD gradient is
+# $\frac1N\sum_n(\theta-x^{(n)})-\frac1M\sum_m(\theta-\hat x^{(m)})=\bar{\hat x}-\bar x$, and with
+# $\hat x\sim\mathcal N(\theta,1)$ its expectation is $\theta-\bar x$. The Gaussian NLL
+# $\frac1N\sum_n\tfrac12(x^{(n)}-\theta)^2+\tfrac12\log 2\pi$ has the same gradient (here $Z$ does
+# not depend on $\theta$, so $\nabla_\theta\log Z=0=\mathbb E_{p_\theta}[\theta-\hat x]$, as section 2
+# says it must). The fixed point is $\theta=\bar x$, the maximum-likelihood mean: the update
+# vanishes exactly when the samples' mean equals the data's, the 1-D version of "the two terms
+# cancel".
+# ```
+#
+# **2. How cold is a cold sampler?** For the energy of $\mathcal N(0, s^2)$ in one dimension, find
+# the stationary variance of the chain $x_{t+1}=x_t-\eta\nabla E(x_t)+\sigma\varepsilon_t$. What does
+# it give for $\sigma=\sqrt{2\eta}$, and for the digit sampler's $\eta=1,\sigma=0.01$ on an energy
+# with curvature $1/s^2 = 1$?
+#
+# ```{admonition} Solution
+# :class: dropdown
+# $x_{t+1}=(1-\eta/s^2)x_t+\sigma\varepsilon_t$, so the stationary variance $v$ solves
+# $v=(1-\eta/s^2)^2v+\sigma^2$: $v=\sigma^2/\big(1-(1-\eta/s^2)^2\big)=\sigma^2 s^4/\big(\eta(2s^2-\eta)\big)$
+# (stable for $\eta<2s^2$). With $\sigma^2=2\eta$: $v=s^2\cdot\frac{2s^2}{2s^2-\eta}\to s^2$ as
+# $\eta\to0$, the bias seen in the tests (about $\eta/(2s^2)$ relative). With $\eta=1,\sigma=0.01$
+# and $s=1$: $v=10^{-4}$, a standard deviation of $0.01$ instead of $1$ — the chain barely
+# explores; it is almost gradient descent. (Run
+# `ebm.langevin(lambda x: 0.5 * (x**2).sum(1), torch.randn(5000, 1), 200, 1.0, 0.01).var()`
+# to see about `1e-4`.) That is why the image sampler finds sharp minima and why its samples
+# reflect where the energy is lowest, not the full distribution.
+# ```
+#
+# **3. More steps per update.** Rerun the chapter with 60 Langevin steps per update
+# (`python -m genlib.run 03 n_steps=60`). What does it cost, and how do the samples from noise,
+# the long-run chains and the "no buffer" variant change?
+#
+# ```{admonition} Solution
+# :class: dropdown
+# Each update now runs 60 forward-backward passes instead of 20: in our run (seed 0) the reference
+# model trained in about 17 s of CPU time instead of about 7 (the printed times vary with the load). The "no buffer" variant changes the most:
+# its Fréchet distance falls from about 165 to about 20 (buffer-free samples are chains from noise,
+# and 60 cold steps from noise now reach digit-like images, so the model can shape the energy
+# along that path — the short-run EBM of {cite:t}`nijkamp2019learning`). For the reference, buffer
+# samples improve a little (Fréchet about 7 → 6), chains from noise after `n_steps` steps improve
+# (about 61 → 48), and the 500-step chains over-saturate much less (about 257 → 79): longer chains
+# in training give an energy whose long runs stay closer to the data. Compare the printed
+# distances of the two runs, not only the pictures.
+# ```
+#
+# **4. The grid as a teacher.** On the 2-D toy, replace the Langevin samples in training by exact
+# samples from `ebm.GridDensity(model.energy, box, 100).sample(128, jitter=False)` at every update
+# (write a loss `loss(model, batch)` for `fit` that does this). How does the held-out
+# log-likelihood compare with the persistent-chain model of section 5, and what does that say
+# about where the gap to Chapter 2's mixture comes from?
+#
+# ```{admonition} Solution
+# :class: dropdown
+# The loss is `lambda model, batch: ebm.cd_loss(model, batch[0], ebm.GridDensity(model.energy, box,
+# 100).sample(len(batch[0]), jitter=False).to(batch[0].device), model.config.reg)`. With exact model
+# samples the surrogate's gradient is an unbiased estimate of the grid model's exact likelihood
+# gradient (section 2's check), so training is plain stochastic maximum likelihood. In our run
+# (book settings, seed 0) it reached a held-out log-likelihood of −2.60 nats per point against the
+# persistent-chain model's −2.64 (printed in section 5 as −2.6): about the same. On this toy the
+# chains were not what held the EBM back; the gap to the mixture's −2.26 comes from the rest — a
+# small network, the energy regulariser $\lambda$, and 800 Adam updates. Exact samples cost a pass over
+# all $10^4$ grid cells per update: fine in 2-D, impossible in 64 dimensions, which is the whole
+# reason for Langevin chains.
+# ```
