@@ -224,9 +224,9 @@ print("error shrinks roughly like 1/sqrt(M):", rel_errors[100000] < rel_errors[1
 # x_{t+1} = x_t - \eta\,\nabla_x E_\theta(x_t) + \sigma\,\varepsilon_t, \qquad \varepsilon_t\sim\mathcal N(0, I),
 # $$
 #
-# with step size $\eta$ and noise scale $\sigma$. With $\sigma=\sqrt{2\eta}$ (Chapter 1's form with
-# its step $\epsilon = 2\eta$) this is the discretised Langevin diffusion: for small $\eta$ and many
-# steps $T$, $x_T$ is distributed approximately as $p_\theta$ wherever the chain started. The
+# with step size $\eta$ and noise scale $\sigma$. With $\sigma=\sqrt{2\eta}$ (Chapter 1 wrote the same
+# step with $\eta/2$ in front of the gradient, so its step size is twice this one) this is the
+# discretised Langevin diffusion: for small $\eta$ and many steps $T$, $x_T$ is distributed approximately as $p_\theta$ wherever the chain started. The
 # gradient term pulls samples into low-energy valleys; the noise keeps them from all collapsing
 # onto the minimum, and its size sets how wide the valleys are sampled. In practice, image EBMs
 # decouple the two {cite:p}`du2019implicit,nijkamp2019learning`: a large step with a small noise
