@@ -127,6 +127,11 @@ def draw_dependency(dep, pixel: tuple[int, int], ax=None, title: str | None = No
                                            ec="0.5", lw=0.6))
             else:
                 ax.add_patch(plt.Rectangle(xy, 1, 1, fc="#fde2c8", ec="#e6550d", lw=0.6, hatch="///"))
+    for i in range(H):  # row and column indices of the pixels
+        ax.text(-0.15, H - 0.5 - i, str(i), ha="right", va="center", fontsize=fontsize - 2, color="0.4")
+    for j in range(W):
+        ax.text(j + 0.5, H + 0.1, str(j), ha="center", va="bottom", fontsize=fontsize - 2, color="0.4")
+    ax.set_xlim(-0.8, W + 0.1), ax.set_ylim(-0.1, H + 0.7)
     if title:
         ax.set_title(title, fontsize=fontsize + 1)
     return ax
