@@ -1,0 +1,202 @@
+"""Autoregressive models (Chapter 6): causality by gradients, the blind spot, exact normalisation by
+enumeration, samplers against each other and against log_prob, and one-step training dry runs."""
+import itertools
+import math
+
+import pytest
+import torch
+
+from genlib import autoregressive as ar
+from genlib import data
+from genlib.train import fit
+
+SMALL = dict(channels=8, head=16)
+
+
+def model(arch="gated", shape=(5, 4), levels=3, seed=0, **kw):
+    torch.manual_seed(seed)
+    net = ar.PixelCNN(ar.PixelCNNConfig(shape=shape, levels=levels, arch=arch, **{**SMALL, **kw}))
+    with torch.no_grad():  # random biases too, so that no zero-initialised path hides a dependency
+        for p in net.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    return net.double()
+
+
+def test_masks_are_the_ones_drawn_in_the_chapter():
+    assert ar.mask_a(3).tolist() == [[1, 1, 1], [1, 0, 0], [0, 0, 0]]
+    assert ar.mask_b(3).tolist() == [[1, 1, 1], [1, 1, 0], [0, 0, 0]]
+    assert ar.mask_vertical(3, first=True).tolist() == [[1, 1, 1], [0, 0, 0], [0, 0, 0]]
+    assert ar.mask_vertical(3, first=False).tolist() == [[1, 1, 1], [1, 1, 1], [0, 0, 0]]
+    assert ar.mask_horizontal(5, first=True).tolist() == [[1, 1, 0, 0, 0]]
+    assert ar.mask_horizontal(5, first=False).tolist() == [[1, 1, 1, 0, 0]]
+
+
+@pytest.mark.parametrize("arch", ar.ARCHS)
+@pytest.mark.parametrize("n_classes", [0, 3])
+def test_output_never_depends_on_the_current_or_later_pixels(arch, n_classes):
+    net = model(arch, shape=(5, 4), n_layers=3, n_classes=n_classes)
+    gen = torch.Generator().manual_seed(0)
+    for i, j in itertools.product(range(5), range(4)):
+        dep = ar.dependency(net, i, j, n=4, generator=gen)
+        later = ~ar.raster_before((5, 4), i, j)
+        assert float(dep[later].abs().max()) == 0.0, f"{arch}: output ({i}, {j}) sees a later pixel"
+        if (i, j) != (0, 0):
+            assert dep.sum() > 0  # and it does depend on something earlier
+
+
+def test_plain_pixelcnn_has_its_blind_spot_exactly_in_the_cone_complement():
+    layers = 4  # mask A + 3 mask-B layers, all 3x3
+    net = model("pixelcnn", shape=(7, 8), n_layers=layers - 1, kernel=3, kernel_a=3)
+    gen = torch.Generator().manual_seed(1)
+    for i, j in [(6, 3), (4, 6), (3, 0), (6, 7), (1, 5)]:
+        seen = ar.dependency(net, i, j, n=6, generator=gen) > 0
+        assert torch.equal(seen, ar.cone((7, 8), i, j, layers)), (i, j)
+    blind = ar.raster_before((7, 8), 6, 3) & ~ar.cone((7, 8), 6, 3, layers=99)
+    assert blind[5, 5] and blind[4, 6] and not blind[5, 4]  # above-right wedge: j' > j + d
+
+
+def test_gated_pixelcnn_has_no_blind_spot():
+    net = model("gated", shape=(6, 6), n_layers=5)  # reach 5 rows up, 5 columns each side
+    seen = ar.dependency(net, 5, 5, n=6, generator=torch.Generator().manual_seed(2)) > 0
+    assert torch.equal(seen, ar.raster_before((6, 6), 5, 5))  # every earlier pixel of the last one
+    seen = ar.dependency(net, 3, 1, n=6, generator=torch.Generator().manual_seed(3)) > 0
+    assert torch.equal(seen, ar.raster_before((6, 6), 3, 1))
+
+
+@pytest.mark.parametrize("arch", ar.ARCHS)
+def test_dependency_stays_inside_reach(arch):
+    net = model(arch, shape=(9, 9), n_layers=2, kernel_a=5)
+    up, left, right = net.reach()
+    seen = ar.dependency(net, 8, 4, n=4, generator=torch.Generator().manual_seed(4)) > 0
+    rows, cols = torch.nonzero(seen, as_tuple=True)
+    assert rows.min() >= 8 - up and cols.min() >= 4 - left and cols.max() <= 4 + right
+    assert rows.min() == 8 - up  # the bound is reached: reach() is not loose
+
+
+@pytest.mark.parametrize("arch", ar.ARCHS)
+@pytest.mark.parametrize("n_classes", [0, 2])
+def test_log_prob_sums_to_one_over_all_3x3_binary_images(arch, n_classes):
+    net = model(arch, shape=(3, 3), levels=2, n_layers=2, n_classes=n_classes)
+    images = torch.tensor(list(itertools.product([0, 1], repeat=9)))  # (512, 9), every image
+    for label in range(max(n_classes, 1)):
+        y = torch.full((512,), label) if n_classes else None
+        total = torch.logsumexp(net.log_prob(images, y).detach(), 0)
+        assert abs(float(total)) < 1e-10
+
+
+@pytest.mark.parametrize("arch", ar.ARCHS)
+def test_log_prob_is_the_chain_rule_one_pixel_at_a_time(arch):
+    net = model(arch, shape=(5, 4), levels=3, n_layers=2)
+    x = torch.randint(0, 3, (6, 5, 4), generator=torch.Generator().manual_seed(5))
+    chain = torch.zeros(6, dtype=torch.float64)
+    for i, j in itertools.product(range(5), range(4)):
+        masked = x * ar.raster_before((5, 4), i, j)  # later pixels replaced by 0: must not matter
+        log_p = torch.log_softmax(net.logits_at(masked, i, j), 1)
+        chain += log_p[torch.arange(6), x[:, i, j]]
+    assert torch.allclose(net.log_prob(x), chain, atol=1e-10)
+
+
+@pytest.mark.parametrize("arch", ar.ARCHS)
+def test_window_logits_equal_full_logits_everywhere(arch):
+    net = model(arch, shape=(9, 10), n_layers=2)
+    x = torch.randint(0, 3, (3, 9, 10), generator=torch.Generator().manual_seed(6))
+    full = net.logits(x)
+    for i, j in itertools.product(range(9), range(10)):
+        assert torch.allclose(net.logits_at(x, i, j), full[:, :, i, j], atol=1e-10), (i, j)
+
+
+@pytest.mark.parametrize("arch", ar.ARCHS)
+def test_fast_sampler_gives_the_naive_samples_for_the_same_random_numbers(arch):
+    net = model(arch, shape=(9, 10), n_layers=2, n_classes=2)
+    u = torch.rand(5, 9, 10, generator=torch.Generator().manual_seed(7))
+    y = torch.tensor([0, 1, 0, 1, 1])
+    naive, fast = net.sample(5, y, u=u), net.sample(5, y, u=u, fast=True)
+    assert torch.equal(naive, fast)
+    other = net.sample(5, y, u=torch.rand(5, 9, 10, generator=torch.Generator().manual_seed(8)))
+    assert not torch.equal(naive, other)
+
+
+def test_completion_keeps_the_known_pixels_and_samples_the_rest():
+    net = model("gated", shape=(4, 4), n_layers=2)
+    observed = torch.randint(0, 3, (50, 16), generator=torch.Generator().manual_seed(9))
+    known = torch.zeros(4, 4, dtype=torch.bool)
+    known[:2] = True  # the top half is given
+    known = known.flatten().expand(50, 16)
+    out = net.sample(observed=observed, known=known, generator=torch.Generator().manual_seed(10))
+    assert torch.equal(out[:, :8], observed[:, :8])
+    assert not torch.equal(out[:, 8:], observed[:, 8:])
+    fast = net.sample(observed=observed, known=known, generator=torch.Generator().manual_seed(10), fast=True)
+    assert torch.equal(out, fast)
+
+
+def test_sample_frequencies_match_exp_log_prob():
+    net = model("gated", shape=(2, 2), levels=2, n_layers=2)
+    images = torch.tensor(list(itertools.product([0, 1], repeat=4)))  # (16, 4)
+    p = net.log_prob(images).exp()
+    n = 20_000
+    x = net.sample(n, generator=torch.Generator().manual_seed(11), fast=True)
+    codes = (x * torch.tensor([8, 4, 2, 1])).sum(1)
+    freq = torch.bincount(codes, minlength=16).double() / n
+    assert torch.all((freq - p).abs() <= 4 * torch.sqrt(p * (1 - p) / n) + 1e-3)
+
+
+def test_categorical_inverse_cdf_picks_the_interval_u_falls_in():
+    probs = torch.tensor([[0.2, 0.5, 0.3]]).expand(5, 3)
+    u = torch.tensor([0.0, 0.19, 0.21, 0.69, 0.71])
+    assert ar.categorical_inverse_cdf(probs, u).tolist() == [0, 0, 1, 1, 2]
+
+
+def test_bits_per_dim_is_nats_over_d_log_2():
+    net = model("pixelcnn", shape=(3, 3), levels=5, n_layers=1)
+    x = torch.randint(0, 5, (4, 9), generator=torch.Generator().manual_seed(12))
+    assert torch.allclose(net.bits_per_dim(x), -net.log_prob(x) / (9 * math.log(2)))
+
+
+def test_bad_inputs_and_configs_raise_one_line_errors():
+    net = model("gated", shape=(3, 3), levels=4, n_layers=1)
+    with pytest.raises(ValueError, match="integers 0..3"):
+        net.log_prob(torch.full((2, 9), 4))
+    with pytest.raises(ValueError, match=r"shape \(batch, 9\)"):
+        net.log_prob(torch.zeros(2, 8, dtype=torch.long))
+    with pytest.raises(ValueError, match="arch"):
+        ar.PixelCNNConfig(arch="rnn")
+    with pytest.raises(ValueError, match="kernel must be an odd"):
+        ar.PixelCNNConfig(kernel=4)
+    with pytest.raises(ValueError, match="levels"):
+        ar.PixelCNNConfig(levels=1)
+    with pytest.raises(ValueError, match="pass labels y"):
+        model("gated", shape=(3, 3), n_classes=2, n_layers=1).log_prob(torch.zeros(1, 9, dtype=torch.long))
+
+
+@pytest.mark.parametrize("arch", ar.ARCHS)
+@pytest.mark.parametrize("n_classes", [0, 10])
+def test_one_training_step_on_digits(arch, n_classes):
+    train = data.digits("train")
+    torch.manual_seed(0)
+    net = ar.PixelCNN(ar.PixelCNNConfig(arch=arch, n_classes=n_classes, **SMALL, n_layers=2))
+    batch = (train.x[:64], train.y[:64]) if n_classes else (train.x[:64],)
+    before = float(ar.batch_loss(net, batch))
+    history = fit(net, ar.batch_loss, batch, epochs=1, batch_size=64, lr=1e-2, progress=False)
+    assert history.epochs == 1 and math.isfinite(history.train[0])
+    assert float(ar.batch_loss(net, batch)) < before
+    assert 0 < ar.evaluate_nll(net, *batch)["bpd"] < math.log2(17) + 1
+
+
+def test_char_model_chain_rule_and_one_training_step():
+    text = ar.text_corpus(3000)
+    vocab = ar.Vocabulary(text)
+    assert vocab.decode(vocab.encode("Once upon a time")) == "Once upon a time"
+    torch.manual_seed(0)
+    net = ar.CharModel(len(vocab), context=8, embed=4, hidden=32)
+    contexts, targets = ar.windows(vocab.encode(text), 8)
+    assert contexts.shape == (3000, 8) and torch.equal(contexts[1:, -1], targets[:-1])
+    history = fit(net, ar.char_loss, (contexts, targets), epochs=1, batch_size=256, progress=False)
+    assert math.isfinite(history.train[0])
+    codes = vocab.encode("Once upon")
+    terms = net.log_prob(codes)  # (T,): log p(c_t | c_<t)
+    by_hand = [torch.log_softmax(net(ar.windows(codes[: t + 1], 8)[0][-1:]), 1)[0, codes[t]] for t in range(len(codes))]
+    assert torch.allclose(terms, torch.stack(by_hand), atol=1e-6)
+    out = net.sample(codes, 5, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(out[: len(codes)], codes) and len(out) == len(codes) + 5
+    with pytest.raises(ValueError, match="not in the vocabulary"):
+        vocab.encode("\x01")
