@@ -5,8 +5,8 @@ with a simple base density p_Z = N(0, I). The change of variables gives the dens
 
     log p_X(x) = log p_Z(f(x)) + log |det ∂f(x)/∂x|,
 
-and sampling is one pass through the inverse: z ~ N(0, I), x = f⁻¹(z). With f = f_K ∘ … ∘ f_1 the
-log-determinant is a sum over layers, Σ_k log |det ∂h_k/∂h_{k-1}| (h_0 = x, h_K = z), so every layer
+and sampling is one pass through the inverse: z ~ N(0, I), x = f⁻¹(z). With f = f_M ∘ … ∘ f_1 the
+log-determinant is a sum over layers, Σ_m log |det ∂h_m/∂h_{m-1}| (h_0 = x, h_M = z), so every layer
 needs a cheap log-determinant and a cheap inverse. Coupling layers (Dinh et al. 2015, 2017) keep the
 coordinates picked by a binary mask m and transform the others given them,
 
@@ -16,9 +16,9 @@ whose Jacobian is triangular (after reordering) whatever the networks s and t ar
 x = m ⊙ z + (1 − m) ⊙ (z − t(m ⊙ z)) ⊙ exp(−s(m ⊙ z)). NICE's additive coupling is the case s = 0
 (volume preserving). Masks alternate between layers so that every coordinate gets transformed.
 
-Discrete images (``levels`` grey levels) are dequantised, y = (x + u) / levels with u ~ U[0, 1)^D,
+Discrete images (V = ``levels`` grey levels) are dequantised, y = (x + u) / V with u ~ U[0, 1)^D,
 and squeezed through a logit (a bijection with its own log-determinant); the density of y bounds
-the discrete log-likelihood, log P(x) ≥ E_u[log p(y)] − D log(levels) (:func:`genlib.metrics.discrete_log_prob`).
+the discrete log-likelihood, log P(x) ≥ E_u[log p(y)] − D log V (:func:`genlib.metrics.discrete_log_prob`).
 
 Every bijection here has ``forward(x) -> (z, log_det)`` with log_det = log |det ∂z/∂x| per row
 (shape (B,)) and ``inverse(z) -> (x, log_det)`` with log_det = log |det ∂x/∂z| (the negative of the
@@ -62,11 +62,11 @@ class Bijection(nn.Module):
 class MonotoneWarp(Bijection):
     """A 1-D strictly increasing map, applied to every coordinate with its own parameters:
 
-        f(x) = a x + b + Σ_k w_k tanh((x − c_k) / h_k),    a = e^α > 0,  w_k = softplus(ω_k) ≥ 0,
+        f(x) = a x + b + Σ_j γ_j tanh((x − κ_j) / λ_j),   a = e^{log_a} > 0,  γ_j = softplus(·) ≥ 0,  λ_j > 0,
 
-    so f'(x) = a + Σ_k (w_k / h_k) sech²((x − c_k) / h_k) > 0 and log |det| = Σ_d log f'(x_d).
-    There is no closed-form inverse: since |f(x) − a x − b| ≤ Σ_k w_k = W, the solution of f(x) = z
-    lies in [(z − b − W)/a, (z − b + W)/a], and :meth:`inverse` bisects that interval (then takes
+    so f'(x) = a + Σ_j (γ_j / λ_j) sech²((x − κ_j) / λ_j) > 0 and log |det| = Σ_d log f'(x_d).
+    There is no closed-form inverse: since |f(x) − a x − b| ≤ Σ_j γ_j = Γ, the solution of f(x) = z
+    lies in [(z − b − Γ)/a, (z − b + Γ)/a], and :meth:`inverse` bisects that interval (then takes
     one Newton step, which leaves the root in place and gives autograd the derivative 1 / f'(x)).
     """
 
@@ -75,34 +75,34 @@ class MonotoneWarp(Bijection):
         checks.positive_int("dims", dims), checks.positive_int("n_bumps", n_bumps)
         self.log_a = nn.Parameter(torch.zeros(dims))
         self.b = nn.Parameter(torch.zeros(dims))
-        self.omega = nn.Parameter(torch.full((dims, n_bumps), -2.0))  # w_k = softplus(ω_k), small at first
-        self.c = nn.Parameter(torch.linspace(-span, span, n_bumps).repeat(dims, 1))  # (dims, K) centres
-        self.log_h = nn.Parameter(torch.zeros(dims, n_bumps))  # widths h_k = exp(log_h)
+        self.raw_gamma = nn.Parameter(torch.full((dims, n_bumps), -2.0))  # γ_j = softplus(raw), small at first
+        self.kappa = nn.Parameter(torch.linspace(-span, span, n_bumps).repeat(dims, 1))  # (dims, J) centres
+        self.log_lambda = nn.Parameter(torch.zeros(dims, n_bumps))  # (dims, J) log widths
 
-    def _terms(self, x: torch.Tensor):
-        u = (x.unsqueeze(-1) - self.c) / self.log_h.exp()  # (B, D, K)
-        return u, nn.functional.softplus(self.omega)  # w (D, K)
+    def _map_and_slope(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """f(x) and f'(x), both (B, D)."""
+        gamma, lam = nn.functional.softplus(self.raw_gamma), self.log_lambda.exp()  # (D, J)
+        u = (x.unsqueeze(-1) - self.kappa) / lam  # (B, D, J)
+        f = self.log_a.exp() * x + self.b + (gamma * torch.tanh(u)).sum(-1)
+        slope = self.log_a.exp() + (gamma / lam / torch.cosh(u).pow(2)).sum(-1)
+        return f, slope
 
     def forward(self, x):
-        u, w = self._terms(x)
-        z = self.log_a.exp() * x + self.b + (w * torch.tanh(u)).sum(-1)  # (B, D)
-        slope = self.log_a.exp() + (w / self.log_h.exp() / torch.cosh(u).pow(2)).sum(-1)  # f'(x) (B, D)
-        return z, slope.log().sum(-1)
+        z, slope = self._map_and_slope(x)
+        return z, slope.log().sum(-1)  # log |det| = Σ_d log f'(x_d)
 
     def inverse(self, z, iterations: int = 60):
         with torch.no_grad():
-            a, W = self.log_a.exp(), nn.functional.softplus(self.omega).sum(-1)
-            lo, hi = (z - self.b - W) / a, (z - self.b + W) / a  # f(lo) <= z <= f(hi)
+            a, Gamma = self.log_a.exp(), nn.functional.softplus(self.raw_gamma).sum(-1)
+            lo, hi = (z - self.b - Gamma) / a, (z - self.b + Gamma) / a  # f(lo) <= z <= f(hi)
             for _ in range(iterations):  # bisection: the bracket halves every step
                 mid = (lo + hi) / 2
-                below = self.forward(mid)[0] < z
+                below = self._map_and_slope(mid)[0] < z
                 lo, hi = torch.where(below, mid, lo), torch.where(below, hi, mid)
             x0 = (lo + hi) / 2
         # one Newton step from the root: the value stays x0, and autograd sees ∂x/∂z = 1 / f'(x0)
-        u, w = self._terms(x0)
-        slope = self.log_a.exp() + (w / self.log_h.exp() / torch.cosh(u).pow(2)).sum(-1)
-        x = x0 - (self.forward(x0)[0] - z) / slope
-        return x, -slope.log().sum(-1)
+        f, slope = self._map_and_slope(x0)
+        return x0 - (f - z) / slope, -slope.log().sum(-1)
 
 
 class AffineCoupling(Bijection):
@@ -250,7 +250,7 @@ class FlowConfig:
     dims: int = 64                         # D, the data's (and the latent's) dimension
     shape: tuple[int, int] | None = (8, 8)  # how the D pixels fold into an image (checkerboard masks)
     levels: int = 17                       # grey levels of the data (0: continuous data)
-    n_layers: int = 8                      # coupling layers (K)
+    n_layers: int = 8                      # coupling layers (M)
     coupling: str = "affine"               # "affine" (RealNVP) | "additive" (NICE)
     mask: str = "checkerboard"             # "checkerboard" | "half" | "random"
     alternate: bool = True                 # flip the mask from one layer to the next
@@ -285,12 +285,13 @@ class FlowConfig:
     @classmethod
     def toy(cls, **overrides) -> "FlowConfig":
         """The 2-D toys' flow: continuous data, alternating halves (x1 then x2), small networks."""
-        base = dict(dims=2, shape=None, levels=0, n_layers=8, mask="half", hidden=64, dropout=0.0)
+        base = dict(dims=2, shape=None, levels=0, n_layers=8, mask="half", hidden=64, dropout=0.0,
+                    actnorm=False)
         return cls(**{**base, **overrides})
 
 
 class Flow(nn.Module):
-    """A chain of bijections x = h_0 -> h_1 -> … -> h_K = z under a standard normal base.
+    """A chain of bijections x = h_0 -> h_1 -> … -> h_M = z under a standard normal base.
 
     For images (``config.levels > 0``) the first bijection is :class:`Logit` and ``log_prob`` takes
     integer images: it dequantises them and returns one draw of the bound on log P(x). ``layers``
@@ -313,7 +314,7 @@ class Flow(nn.Module):
 
     # -- the two directions
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """z = f(x) and log |det ∂f/∂x| = Σ_k log |det ∂h_k/∂h_{k-1}|. (B, D) -> (B, D), (B,)."""
+        """z = f(x) and log |det ∂f/∂x| = Σ_m log |det ∂h_m/∂h_{m-1}|. (B, D) -> (B, D), (B,)."""
         log_det = x.new_zeros(len(x))
         for layer in self.layers:
             x, ld = layer(x)
@@ -329,14 +330,14 @@ class Flow(nn.Module):
         return z, log_det
 
     def trajectory(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """[h_0 = x, h_1, …, h_K = z]: the data pushed through the flow one layer at a time."""
+        """[h_0 = x, h_1, …, h_M = z]: the data pushed through the flow one layer at a time."""
         out = [x]
         for layer in self.layers:
             out.append(layer(out[-1])[0])
         return out
 
     def inverse_trajectory(self, z: torch.Tensor) -> list[torch.Tensor]:
-        """[h_K = z, …, h_0 = x]: base samples pulled back into data space one layer at a time."""
+        """[h_M = z, …, h_0 = x]: base samples pulled back into data space one layer at a time."""
         out = [z]
         for layer in reversed(self.layers):
             out.append(layer.inverse(out[-1])[0])
@@ -350,7 +351,7 @@ class Flow(nn.Module):
 
     def log_prob(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """Continuous data: the exact log-density. Integer images (``levels > 0``): one unbiased
-        draw of the dequantisation bound log p((x + u) / levels) − D log(levels) ≤ log P(x). (B,)."""
+        draw of the dequantisation bound log p((x + u) / V) − D log V ≤ log P(x), V = levels. (B,)."""
         if self.dims is not None:
             checks.images("x", x, dims=self.dims)
         if not self.levels:
@@ -368,8 +369,8 @@ class Flow(nn.Module):
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None, temperature: float = 1.0,
                continuous: bool = False) -> torch.Tensor:
-        """One pass through the inverse: z ~ N(0, T² I), x = f⁻¹(z). (n, D). For images, the integer
-        levels floor(levels · y) (or the continuous y in [0, 1] with ``continuous=True``)."""
+        """One pass through the inverse: z ~ N(0, σ_z² I) with σ_z = ``temperature``, x = f⁻¹(z). (n, D).
+        For images, the integer levels floor(V · y) (or the continuous y in [0, 1) with ``continuous=True``)."""
         checks.positive_int("n", n), checks.positive("temperature", temperature)
         param = next(self.parameters(), None)
         device = param.device if param is not None else torch.device("cpu")
@@ -390,7 +391,7 @@ class Flow(nn.Module):
 
 
 def build_layers(config: FlowConfig) -> list[Bijection]:
-    """[Logit (images only)] + K × [ActNorm (optional), coupling], masks alternating."""
+    """[Logit (images only)] + M × [ActNorm (optional), coupling], masks alternating."""
     generator = torch.Generator().manual_seed(config.seed)
     layers: list[Bijection] = [Logit(config.alpha)] if config.levels else []
     for k in range(config.n_layers):

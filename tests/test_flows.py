@@ -133,7 +133,7 @@ def test_one_dimensional_flow_matches_the_analytic_change_of_variables():
     # a monotone warp with no bumps is affine: x ~ N(−b/a, 1/a²)
     warp = flows.MonotoneWarp(1, n_bumps=1)
     with torch.no_grad():
-        warp.log_a.fill_(math.log(2.0)), warp.b.fill_(1.0), warp.omega.fill_(-50.0)
+        warp.log_a.fill_(math.log(2.0)), warp.b.fill_(1.0), warp.raw_gamma.fill_(-50.0)
     x = torch.linspace(-3, 3, 20, dtype=torch.float64).unsqueeze(1)
     got = flows.Flow(layers=[warp.double()]).log_prob(x).detach().numpy()
     assert np.allclose(got, stats.norm(-0.5, 0.5).logpdf(x.squeeze(1).numpy()), atol=1e-8)
@@ -258,3 +258,17 @@ def test_a_trained_toy_flow_beats_the_standard_normal():
     fit(model, flows.batch_loss, x, epochs=40, batch_size=128, lr=3e-3, progress=False)
     base = -flows.std_normal_log_prob(x).mean().item()
     assert flows.evaluate_nll(model, x) < base - 1.0
+
+
+def test_flow_diagrams_draw():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from genlib import diagrams
+
+    for draw in (diagrams.draw_coupling_layer, diagrams.draw_flow_chain):
+        ax = draw()
+        assert len(ax.patches) >= 6 and any("det" in t.get_text() for t in ax.texts)
+        plt.close(ax.figure)
