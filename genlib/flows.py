@@ -1,0 +1,434 @@
+r"""Normalizing flows: exact likelihoods through invertible maps (Chapter 7).
+
+A flow is an invertible, differentiable map f from data x to a latent z of the *same* dimension,
+with a simple base density p_Z = N(0, I). The change of variables gives the density of x exactly,
+
+    log p_X(x) = log p_Z(f(x)) + log |det ∂f(x)/∂x|,
+
+and sampling is one pass through the inverse: z ~ N(0, I), x = f⁻¹(z). With f = f_M ∘ … ∘ f_1 the
+log-determinant is a sum over layers, Σ_m log |det ∂h_m/∂h_{m-1}| (h_0 = x, h_M = z), so every layer
+needs a cheap log-determinant and a cheap inverse. Coupling layers (Dinh et al. 2015, 2017) keep the
+coordinates picked by a binary mask m and transform the others given them,
+
+    z = m ⊙ x + (1 − m) ⊙ (x ⊙ exp(s(m ⊙ x)) + t(m ⊙ x)),    log |det| = Σ_d (1 − m_d) s_d,
+
+whose Jacobian is triangular (after reordering) whatever the networks s and t are; the inverse is
+x = m ⊙ z + (1 − m) ⊙ (z − t(m ⊙ z)) ⊙ exp(−s(m ⊙ z)). NICE's additive coupling is the case s = 0
+(volume preserving). Masks alternate between layers so that every coordinate gets transformed.
+
+Discrete images (V = ``levels`` grey levels) are dequantised, y = (x + u) / V with u ~ U[0, 1)^D,
+and squeezed through a logit (a bijection with its own log-determinant); the density of y bounds
+the discrete log-likelihood, log P(x) ≥ E_u[log p(y)] − D log V (:func:`genlib.metrics.discrete_log_prob`).
+
+Every bijection here has ``forward(x) -> (z, log_det)`` with log_det = log |det ∂z/∂x| per row
+(shape (B,)) and ``inverse(z) -> (x, log_det)`` with log_det = log |det ∂x/∂z| (the negative of the
+forward one at the matching point). :class:`Flow` chains them under a standard normal base and has
+the verbs of every genlib family: ``log_prob``, ``sample``, ``loss``.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from genlib import checks
+from genlib.metrics import discrete_log_prob
+
+COUPLINGS = ("affine", "additive")
+MASKS = ("checkerboard", "half", "random")
+LOG_2PI = math.log(2 * math.pi)
+
+
+def std_normal_log_prob(z: torch.Tensor) -> torch.Tensor:
+    """log N(z; 0, I) summed over the last dimension: −½ Σ_d (z_d² + log 2π). (B, D) -> (B,)."""
+    return -0.5 * (z.pow(2) + LOG_2PI).sum(-1)
+
+
+# ----------------------------------------------------------------------------- bijections
+
+
+class Bijection(nn.Module):
+    """An invertible map with a tractable log-determinant; subclasses define both directions."""
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # x -> z, log|det ∂z/∂x|
+        raise NotImplementedError
+
+    def inverse(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # z -> x, log|det ∂x/∂z|
+        raise NotImplementedError
+
+
+class MonotoneWarp(Bijection):
+    """A 1-D strictly increasing map, applied to every coordinate with its own parameters:
+
+        f(x) = a x + b + Σ_j γ_j tanh((x − κ_j) / λ_j),   a = e^{log_a} > 0,  γ_j = softplus(·) ≥ 0,  λ_j > 0,
+
+    so f'(x) = a + Σ_j (γ_j / λ_j) sech²((x − κ_j) / λ_j) > 0 and log |det| = Σ_d log f'(x_d).
+    There is no closed-form inverse: since |f(x) − a x − b| ≤ Σ_j γ_j = Γ, the solution of f(x) = z
+    lies in [(z − b − Γ)/a, (z − b + Γ)/a], and :meth:`inverse` bisects that interval (then takes
+    one Newton step, which leaves the root in place and gives autograd the derivative 1 / f'(x)).
+    """
+
+    def __init__(self, dims: int = 1, n_bumps: int = 4, span: float = 3.0):
+        super().__init__()
+        checks.positive_int("dims", dims), checks.positive_int("n_bumps", n_bumps)
+        self.log_a = nn.Parameter(torch.zeros(dims))
+        self.b = nn.Parameter(torch.zeros(dims))
+        self.raw_gamma = nn.Parameter(torch.full((dims, n_bumps), -2.0))  # γ_j = softplus(raw), small at first
+        self.kappa = nn.Parameter(torch.linspace(-span, span, n_bumps).repeat(dims, 1))  # (dims, J) centres
+        self.log_lambda = nn.Parameter(torch.zeros(dims, n_bumps))  # (dims, J) log widths
+
+    def _map_and_slope(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """f(x) and f'(x), both (B, D)."""
+        gamma, lam = nn.functional.softplus(self.raw_gamma), self.log_lambda.exp()  # (D, J)
+        u = (x.unsqueeze(-1) - self.kappa) / lam  # (B, D, J)
+        f = self.log_a.exp() * x + self.b + (gamma * torch.tanh(u)).sum(-1)
+        slope = self.log_a.exp() + (gamma / lam / torch.cosh(u).pow(2)).sum(-1)
+        return f, slope
+
+    def forward(self, x):
+        z, slope = self._map_and_slope(x)
+        return z, slope.log().sum(-1)  # log |det| = Σ_d log f'(x_d)
+
+    def inverse(self, z, iterations: int = 60):
+        with torch.no_grad():
+            a, Gamma = self.log_a.exp(), nn.functional.softplus(self.raw_gamma).sum(-1)
+            lo, hi = (z - self.b - Gamma) / a, (z - self.b + Gamma) / a  # f(lo) <= z <= f(hi)
+            for _ in range(iterations):  # bisection: the bracket halves every step
+                mid = (lo + hi) / 2
+                below = self._map_and_slope(mid)[0] < z
+                lo, hi = torch.where(below, mid, lo), torch.where(below, hi, mid)
+            x0 = (lo + hi) / 2
+        # one Newton step from the root: the value stays x0, and autograd sees ∂x/∂z = 1 / f'(x0)
+        f, slope = self._map_and_slope(x0)
+        return x0 - (f - z) / slope, -slope.log().sum(-1)
+
+
+class AffineCoupling(Bijection):
+    """RealNVP's affine coupling (module docstring). ``mask`` (D,) is 1 on the coordinates that pass
+    through unchanged and condition the rest. The log-scale is bounded, s = s_max tanh(ŝ / s_max),
+    so one layer can stretch a coordinate at most e^{s_max} times; the conditioner's last layer
+    starts at zero, so the layer starts as the identity. ``additive=True`` gives NICE (s = 0)."""
+
+    def __init__(self, mask: torch.Tensor, hidden: int = 64, layers: int = 2, dropout: float = 0.0,
+                 s_max: float = 2.0, additive: bool = False):
+        super().__init__()
+        self.register_buffer("mask", mask.float().clone())  # (D,)
+        self.additive, self.s_max = additive, float(s_max)
+        dims = len(mask)
+        self.net = conditioner(dims, dims * (1 if additive else 2), hidden, layers, dropout)
+
+    def shift_log_scale(self, x_kept: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """t(m ⊙ x) and s(m ⊙ x), both zero on the kept coordinates. (B, D) -> (B, D), (B, D)."""
+        out = self.net(x_kept)
+        if self.additive:
+            return out * (1 - self.mask), torch.zeros_like(x_kept)
+        t, s_raw = out.chunk(2, dim=-1)
+        s = self.s_max * torch.tanh(s_raw / self.s_max)
+        return t * (1 - self.mask), s * (1 - self.mask)
+
+    def forward(self, x):
+        t, s = self.shift_log_scale(self.mask * x)
+        z = self.mask * x + (1 - self.mask) * (x * s.exp() + t)  # t, s vanish where mask = 1
+        return z, s.sum(-1)
+
+    def inverse(self, z):
+        t, s = self.shift_log_scale(self.mask * z)  # m ⊙ z = m ⊙ x: the same t and s
+        x = self.mask * z + (1 - self.mask) * (z - t) * (-s).exp()
+        return x, -s.sum(-1)
+
+
+def conditioner(n_in: int, n_out: int, hidden: int, layers: int, dropout: float = 0.0) -> nn.Sequential:
+    """The s, t network of a coupling: (Linear -> GELU -> dropout) × layers -> Linear, last layer zero."""
+    mods, width = [], n_in
+    for _ in range(layers):
+        mods += [nn.Linear(width, hidden), nn.GELU()] + ([nn.Dropout(dropout)] if dropout > 0 else [])
+        width = hidden
+    last = nn.Linear(width, n_out)
+    nn.init.zeros_(last.weight), nn.init.zeros_(last.bias)
+    return nn.Sequential(*mods, last)
+
+
+class ActNorm(Bijection):
+    """Per-coordinate affine normalisation z = (x − loc) ⊙ exp(−log_scale) (Kingma & Dhariwal 2018),
+    log |det| = −Σ_d log_scale_d. The first batch seen in training mode sets loc and log_scale to its
+    mean and log standard deviation (data-dependent initialisation); after that they are learned."""
+
+    def __init__(self, dims: int):
+        super().__init__()
+        self.loc = nn.Parameter(torch.zeros(dims))
+        self.log_scale = nn.Parameter(torch.zeros(dims))
+        self.register_buffer("initialized", torch.tensor(False))
+
+    @torch.no_grad()
+    def initialize(self, x: torch.Tensor) -> None:
+        self.loc.copy_(x.mean(0))
+        self.log_scale.copy_(torch.log(x.std(0, unbiased=False) + 1e-3))
+        self.initialized.fill_(True)
+
+    def forward(self, x):
+        if self.training and not bool(self.initialized) and len(x) > 1:
+            self.initialize(x)
+        z = (x - self.loc) * (-self.log_scale).exp()
+        return z, (-self.log_scale.sum()).expand(len(x))
+
+    def inverse(self, z):
+        return z * self.log_scale.exp() + self.loc, self.log_scale.sum().expand(len(z))
+
+
+class Permute(Bijection):
+    """A fixed permutation of the coordinates: volume preserving, log |det| = 0."""
+
+    def __init__(self, permutation: torch.Tensor):
+        super().__init__()
+        self.register_buffer("perm", permutation.long().clone())
+        self.register_buffer("inv", torch.argsort(self.perm))
+
+    def forward(self, x):
+        return x[:, self.perm], x.new_zeros(len(x))
+
+    def inverse(self, z):
+        return z[:, self.inv], z.new_zeros(len(z))
+
+
+class Logit(Bijection):
+    """Pixels in [0, 1] -> the real line: s = logit(α + (1 − 2α) y), so that the flow works on an
+    unbounded space and the squeeze α keeps s finite at y = 0. Per coordinate,
+    log |ds/dy| = log(1 − 2α) − log p − log(1 − p) with p = α + (1 − 2α) y (RealNVP's preprocessing)."""
+
+    def __init__(self, alpha: float = 0.05):
+        super().__init__()
+        self.alpha = checks.in_unit_interval("alpha", alpha)
+
+    def forward(self, y):
+        p = self.alpha + (1 - 2 * self.alpha) * y
+        s = torch.log(p) - torch.log1p(-p)
+        log_det = (math.log(1 - 2 * self.alpha) - torch.log(p) - torch.log1p(-p)).sum(-1)
+        return s, log_det
+
+    def inverse(self, s):
+        p = torch.sigmoid(s)
+        y = (p - self.alpha) / (1 - 2 * self.alpha)
+        log_det = (torch.nn.functional.logsigmoid(s) + torch.nn.functional.logsigmoid(-s)
+                   - math.log(1 - 2 * self.alpha)).sum(-1)
+        return y, log_det
+
+
+# ----------------------------------------------------------------------------- masks
+
+
+def make_mask(kind: str, dims: int, index: int, shape: tuple[int, int] | None = None,
+              generator: torch.Generator | None = None) -> torch.Tensor:
+    """The ``index``-th layer's mask (D,) of 0/1: "checkerboard" (pixels with (row + col) even, then
+    odd, alternating; needs ``shape``), "half" (first half of the coordinates, then the second half)
+    or "random" (a random half, drawn from ``generator``). Half the coordinates are kept."""
+    checks.choice("mask", kind, MASKS)
+    if kind == "checkerboard":
+        if shape is None or shape[0] * shape[1] != dims:
+            raise ValueError(f"a checkerboard mask needs an image shape with {dims} pixels, got {shape!r}")
+        rows, cols = torch.meshgrid(torch.arange(shape[0]), torch.arange(shape[1]), indexing="ij")
+        mask = ((rows + cols) % 2 == index % 2).flatten()
+    elif kind == "half":
+        mask = torch.arange(dims) < (dims + 1) // 2
+        mask = mask if index % 2 == 0 else ~mask
+    else:
+        mask = torch.zeros(dims, dtype=torch.bool)
+        mask[torch.randperm(dims, generator=generator)[: (dims + 1) // 2]] = True
+    return mask.float()
+
+
+# ----------------------------------------------------------------------------- the flow
+
+
+@dataclass(frozen=True)
+class FlowConfig:
+    """A coupling flow's shape. Defaults: the book profile's digits model. ``levels = 0`` means
+    continuous data (the 2-D toys); ``levels > 0`` means integer images that are dequantised and
+    passed through a logit before the couplings."""
+
+    dims: int = 64                         # D, the data's (and the latent's) dimension
+    shape: tuple[int, int] | None = (8, 8)  # how the D pixels fold into an image (checkerboard masks)
+    levels: int = 17                       # grey levels of the data (0: continuous data)
+    n_layers: int = 8                      # coupling layers (M)
+    coupling: str = "affine"               # "affine" (RealNVP) | "additive" (NICE)
+    mask: str = "checkerboard"             # "checkerboard" | "half" | "random"
+    alternate: bool = True                 # flip the mask from one layer to the next
+    hidden: int = 256                      # width of each conditioner MLP
+    net_layers: int = 2                    # hidden layers of each conditioner MLP
+    dropout: float = 0.2                   # dropout in the conditioners (1,000 training images overfit)
+    actnorm: bool = True                   # an ActNorm before every coupling
+    s_max: float = 2.0                     # bound on each log-scale, |s| <= s_max
+    alpha: float = 0.05                    # logit squeeze for images (Logit)
+    seed: int = 0                          # draws the "random" masks
+
+    def __post_init__(self):
+        checks.positive_int("dims", self.dims)
+        checks.non_negative_int("levels", self.levels)
+        checks.positive_int("n_layers", self.n_layers)
+        checks.choice("coupling", self.coupling, COUPLINGS)
+        checks.choice("mask", self.mask, MASKS)
+        checks.positive_int("hidden", self.hidden)
+        checks.non_negative_int("net_layers", self.net_layers)
+        checks.in_unit_interval("dropout", self.dropout)
+        checks.positive("s_max", self.s_max)
+        if not 0 < checks.finite_number("alpha", self.alpha) < 0.5:
+            raise ValueError(f"alpha must be in (0, 0.5), got {self.alpha!r}")
+        if self.levels == 1:
+            raise ValueError("levels must be 0 (continuous data) or at least 2, got 1")
+        if self.mask == "checkerboard" and (self.shape is None or self.shape[0] * self.shape[1] != self.dims):
+            raise ValueError(f"mask 'checkerboard' needs shape with {self.dims} pixels, got {self.shape!r}; "
+                             f"use mask='half' for non-image data")
+        if self.dims < 2:
+            raise ValueError(f"a coupling flow needs dims >= 2 (one half conditions the other), got {self.dims}")
+
+    @classmethod
+    def toy(cls, **overrides) -> "FlowConfig":
+        """The 2-D toys' flow: continuous data, alternating halves (x1 then x2), small networks."""
+        base = dict(dims=2, shape=None, levels=0, n_layers=8, mask="half", hidden=64, dropout=0.0,
+                    actnorm=False)
+        return cls(**{**base, **overrides})
+
+
+class Flow(nn.Module):
+    """A chain of bijections x = h_0 -> h_1 -> … -> h_M = z under a standard normal base.
+
+    For images (``config.levels > 0``) the first bijection is :class:`Logit` and ``log_prob`` takes
+    integer images: it dequantises them and returns one draw of the bound on log P(x). ``layers``
+    can also be given directly (tests, the 1-D example); then the data are continuous.
+    """
+
+    def __init__(self, config: FlowConfig | None = None, layers: list[Bijection] | None = None):
+        super().__init__()
+        self.config = config
+        if layers is None:
+            if config is None:
+                raise ValueError("Flow needs a FlowConfig or a list of layers")
+            layers = build_layers(config)
+        self.layers = nn.ModuleList(layers)
+        self.dims = config.dims if config is not None else None
+
+    @property
+    def levels(self) -> int:
+        return self.config.levels if self.config is not None else 0
+
+    # -- the two directions
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """z = f(x) and log |det ∂f/∂x| = Σ_m log |det ∂h_m/∂h_{m-1}|. (B, D) -> (B, D), (B,)."""
+        log_det = x.new_zeros(len(x))
+        for layer in self.layers:
+            x, ld = layer(x)
+            log_det = log_det + ld
+        return x, log_det
+
+    def inverse(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """x = f⁻¹(z), layers in reverse order, and log |det ∂f⁻¹/∂z|. (B, D) -> (B, D), (B,)."""
+        log_det = z.new_zeros(len(z))
+        for layer in reversed(self.layers):
+            z, ld = layer.inverse(z)
+            log_det = log_det + ld
+        return z, log_det
+
+    def trajectory(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """[h_0 = x, h_1, …, h_M = z]: the data pushed through the flow one layer at a time."""
+        out = [x]
+        for layer in self.layers:
+            out.append(layer(out[-1])[0])
+        return out
+
+    def inverse_trajectory(self, z: torch.Tensor) -> list[torch.Tensor]:
+        """[h_M = z, …, h_0 = x]: base samples pulled back into data space one layer at a time."""
+        out = [z]
+        for layer in reversed(self.layers):
+            out.append(layer.inverse(out[-1])[0])
+        return out
+
+    # -- densities
+    def log_density(self, y: torch.Tensor) -> torch.Tensor:
+        """log p(y) = log N(f(y); 0, I) + log |det ∂f/∂y| for continuous y (B, D) -> (B,)."""
+        z, log_det = self(y)
+        return std_normal_log_prob(z) + log_det
+
+    def log_prob(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Continuous data: the exact log-density. Integer images (``levels > 0``): one unbiased
+        draw of the dequantisation bound log p((x + u) / V) − D log V ≤ log P(x), V = levels. (B,)."""
+        if self.dims is not None:
+            checks.images("x", x, dims=self.dims)
+        if not self.levels:
+            return self.log_density(checks.support("x", x, "real"))
+        checks.support("x", x, "categorical", levels=self.levels)
+        u = torch.rand(x.shape, generator=generator, device=None if generator is None else generator.device)
+        y = (x.float() + u.to(x.device)) / self.levels  # dequantised, in [0, 1)
+        return discrete_log_prob(self.log_density(y), x.shape[1], self.levels)
+
+    def loss(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Mean negative log-likelihood in nats per example (for images: the negative bound)."""
+        return -self.log_prob(x, generator).mean()
+
+    # -- sampling
+    @torch.no_grad()
+    def sample(self, n: int, generator: torch.Generator | None = None, temperature: float = 1.0,
+               continuous: bool = False) -> torch.Tensor:
+        """One pass through the inverse: z ~ N(0, σ_z² I) with σ_z = ``temperature``, x = f⁻¹(z). (n, D).
+        For images, the integer levels floor(V · y) (or the continuous y in [0, 1) with ``continuous=True``)."""
+        checks.positive_int("n", n), checks.positive("temperature", temperature)
+        param = next(self.parameters(), None)
+        device = param.device if param is not None else torch.device("cpu")
+        dims = self.dims if self.dims is not None else self._infer_dims()
+        z = torch.randn(n, dims, generator=generator, device=None if generator is None else generator.device)
+        x = self.inverse(temperature * z.to(device))[0]
+        if not self.levels:
+            return x
+        y = x.clamp(0, 1 - 1e-6)
+        return y if continuous else torch.floor(y * self.levels).long()
+
+    def _infer_dims(self) -> int:
+        for layer in self.layers:
+            for name in ("mask", "loc", "log_a"):
+                if hasattr(layer, name):
+                    return len(getattr(layer, name))
+        raise ValueError("cannot tell the flow's dimension; pass a FlowConfig")
+
+
+def build_layers(config: FlowConfig) -> list[Bijection]:
+    """[Logit (images only)] + M × [ActNorm (optional), coupling], masks alternating."""
+    generator = torch.Generator().manual_seed(config.seed)
+    layers: list[Bijection] = [Logit(config.alpha)] if config.levels else []
+    for k in range(config.n_layers):
+        if config.actnorm:
+            layers.append(ActNorm(config.dims))
+        mask = make_mask(config.mask, config.dims, k if config.alternate else 0, config.shape, generator)
+        layers.append(AffineCoupling(mask, config.hidden, config.net_layers, config.dropout, config.s_max,
+                                     additive=config.coupling == "additive"))
+    return layers
+
+
+def batch_loss(model: Flow, batch) -> torch.Tensor:
+    """``model.loss`` on a batch tuple ``(x,)``: the loss that :func:`genlib.train.fit` takes."""
+    return model.loss(batch[0])
+
+
+@torch.no_grad()
+def evaluate_nll(model: Flow, x: torch.Tensor, draws: int = 10, batch_size: int = 512,
+                 generator: torch.Generator | None = None) -> float:
+    """Test NLL in nats per example: −mean log p(x) for continuous data; for images the negative
+    dequantisation bound, each image's bound averaged over ``draws`` draws of u."""
+    checks.positive_int("draws", draws)
+    model.eval()
+    total = 0.0
+    for start in range(0, len(x), batch_size):
+        xb = x[start:start + batch_size]
+        repeats = draws if model.levels else 1
+        total += float(torch.stack([model.log_prob(xb, generator) for _ in range(repeats)]).mean(0).sum())
+    return -total / len(x)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How the book profile trains a digits flow with :func:`genlib.train.fit`."""
+
+    epochs: int = 150
+    batch_size: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 1e-5
+    patience: int = 20
