@@ -23,6 +23,7 @@ from torch import nn
 
 Batch = Sequence[torch.Tensor]
 LossFn = Callable[[nn.Module, Batch], torch.Tensor]
+StepFn = Callable[[nn.Module, Batch], torch.Tensor]  # takes its own optimiser step(s); returns the loss
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -95,6 +96,7 @@ def fit(
     device: torch.device | str = "cpu",
     generator: torch.Generator | None = None,
     progress: bool = True,
+    step: StepFn | None = None,
 ) -> History:
     """Train ``model`` by minimising ``loss(model, batch)`` with Adam; return its :class:`History`.
 
@@ -102,7 +104,9 @@ def fit(
     batch handed to ``loss`` is a tuple of their rows, on ``device``. With ``patience``, training
     stops after that many epochs without a better validation loss and the best weights are
     restored. With ``checkpoint``, the state after every epoch is written there atomically, and
-    ``resume=True`` continues from it.
+    ``resume=True`` continues from it. ``step(model, batch)``, if given, replaces the default update
+    (``loss`` → backward → Adam step) on each training batch and returns the batch's loss; it owns
+    its optimisers (a GAN's two players), which the checkpoint does not hold.
     """
     check_epochs(epochs)
     train, val = _as_tuple(train), (None if val is None else _as_tuple(val))
@@ -117,7 +121,7 @@ def fit(
         for epoch in bar:
             tic = time.perf_counter()
             history.train.append(_train_epoch(model, loss, optimizer, train, batch_size, device,
-                                              generator, epoch))
+                                              generator, epoch, step))
             if val is not None:
                 history.val.append(evaluate(model, loss, val, device=device))
             history.seconds.append(time.perf_counter() - tic)
@@ -145,20 +149,21 @@ def _as_tuple(data: torch.Tensor | Batch) -> tuple[torch.Tensor, ...]:
     return tensors
 
 
-def _train_epoch(model, loss, optimizer, train, batch_size, device, generator, epoch) -> float:
+def _train_epoch(model, loss, optimizer, train, batch_size, device, generator, epoch, update=None) -> float:
     model.train()
     total, count = 0.0, 0
     for step, batch in enumerate(batches(train, batch_size, shuffle=True, generator=generator)):
         batch = tuple(t.to(device) for t in batch)
-        value = loss(model, batch)
+        value = loss(model, batch) if update is None else update(model, batch)
         if not torch.isfinite(value):
             raise NonFiniteLossError(
                 f"loss is {float(value.detach())} at epoch {epoch + 1}, step {step + 1}; "
                 f"try a smaller learning rate or check the data for NaNs"
             )
-        optimizer.zero_grad(set_to_none=True)
-        value.backward()
-        optimizer.step()
+        if update is None:
+            optimizer.zero_grad(set_to_none=True)
+            value.backward()
+            optimizer.step()
         total += float(value.detach()) * len(batch[0])
         count += len(batch[0])
     return total / count

@@ -103,3 +103,39 @@ def test_an_interrupt_returns_the_history_so_far(tmp_path):
 def test_unequal_tensors_are_rejected():
     with pytest.raises(ValueError, match="differ in length"):
         train.fit(nn.Linear(3, 1), mse, (torch.zeros(5, 3), torch.zeros(4, 1)), progress=False)
+
+
+def test_a_step_hook_replaces_the_update_and_owns_its_optimiser():
+    data = regression()
+    model = nn.Linear(3, 1)
+    sgd = torch.optim.SGD(model.parameters(), lr=0.05)
+    seen = []
+
+    def step(m, batch):  # the caller's own update: plain SGD on the squared error
+        value = mse(m, batch)
+        sgd.zero_grad()
+        value.backward()
+        sgd.step()
+        seen.append(float(value.detach()) * len(batch[0]))
+        return value.detach()
+
+    reference = nn.Linear(3, 1)
+    reference.load_state_dict(model.state_dict())
+    history = train.fit(model, mse, data, epochs=2, batch_size=64, generator=torch.Generator().manual_seed(0),
+                        progress=False, step=step)
+    assert len(seen) == 8 and history.train[0] == pytest.approx(sum(seen[:4]) / 256)
+    # the same SGD steps by hand, in the same batch order: fit's own Adam never touched the weights
+    ref_sgd = torch.optim.SGD(reference.parameters(), lr=0.05)
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(2):
+        for batch in train.batches(data, 64, shuffle=True, generator=gen):
+            ref_sgd.zero_grad()
+            mse(reference, batch).backward()
+            ref_sgd.step()
+    assert torch.allclose(model.weight, reference.weight, atol=1e-6)
+
+
+def test_a_step_hook_returning_nan_is_caught():
+    with pytest.raises(train.NonFiniteLossError, match="loss is nan at epoch 1, step 1"):
+        train.fit(nn.Linear(3, 1), mse, regression(), epochs=1, progress=False,
+                  step=lambda m, b: torch.tensor(math.nan))
