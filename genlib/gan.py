@@ -17,9 +17,11 @@ log(1 − D) = −softplus(a)), each to be *minimised*:
 * generator, non-saturating: −E[log D(G(z))]                                (same fixed point, strong gradient)
 
 Training alternates k discriminator steps with one generator step (:class:`AdversarialStep`, a
-``step=`` for :func:`genlib.train.fit`). Mode collapse on a ring of Gaussians is countered here by
-*packing* (PacGAN, Lin et al. 2018): the discriminator judges ``pack`` samples at once, all real or all
-generated, so a generator that repeats itself is easy to spot.
+``step=`` for :func:`genlib.train.fit`). Two counters to mode collapse are options of the
+discriminator: a *minibatch feature* (``minibatch_std``: the batch's standard deviation is one more
+input, as in Karras et al. 2018, a simple form of Salimans et al. 2016's minibatch discrimination),
+and *packing* (``pack``, PacGAN, Lin et al. 2018: ``pack`` samples judged at once, all real or all
+generated). Either way a generator that repeats itself is easy to spot.
 
 Models: MLPs for 2-D data and flat images, DCGAN-style convolutional networks (Radford et al. 2016)
 for 8x8 and 28x28 images, and class-conditional variants (Mirza & Osindero 2014) that feed a one-hot
@@ -54,6 +56,7 @@ class GANConfig:
     output: str = "linear"               # generator output: "linear" (real data) | "sigmoid" (pixels in [0, 1])
     n_classes: int = 0                   # > 0: conditional GAN (one-hot label to G and D)
     pack: int = 1                        # PacGAN: samples the discriminator judges together (1 = plain GAN)
+    minibatch_std: bool = False          # give D the minibatch's standard deviation as an extra feature
 
     def __post_init__(self):
         checks.positive_int("dims", self.dims)
@@ -134,16 +137,17 @@ class Discriminator(nn.Module):
         super().__init__()
         self.config = c = config
         if c.arch == "mlp":
-            self.net = _mlp(c.pack * (c.dims + c.n_classes), c.hidden, c.layers, 1, lambda: nn.LeakyReLU(0.2))
-        else:  # DCGAN: two stride-2 convolutions with leaky ReLUs; packs stacked as channels
+            inputs = c.pack * (c.dims + c.n_classes) + int(c.minibatch_std)
+            self.net = _mlp(inputs, c.hidden, c.layers, 1, lambda: nn.LeakyReLU(0.2))
+        else:  # DCGAN: two stride-2 convolutions with leaky ReLUs; packs and one-hot label maps as channels
             h, w = c.shape[0] // 4, c.shape[1] // 4
+            channels = c.pack * (1 + c.n_classes)
             self.features = nn.Sequential(
-                nn.Unflatten(1, (c.pack, *c.shape)),                                   # (B/m, m, H, W)
-                nn.Conv2d(c.pack, c.hidden, 4, 2, 1), nn.LeakyReLU(0.2),               # (B/m, C, H/2, W/2)
+                nn.Conv2d(channels, c.hidden, 4, 2, 1), nn.LeakyReLU(0.2),             # (B/m, C, H/2, W/2)
                 nn.Conv2d(c.hidden, 2 * c.hidden, 4, 2, 1), nn.LeakyReLU(0.2),         # (B/m, 2C, H/4, W/4)
                 nn.Flatten(),                                                          # (B/m, 2C H W / 16)
             )
-            self.head = nn.Linear(2 * c.hidden * h * w + c.pack * c.n_classes, 1)
+            self.head = nn.Linear(2 * c.hidden * h * w, 1)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         c = self.config
@@ -152,11 +156,16 @@ class Discriminator(nn.Module):
         label = one_hot(y, c.n_classes)
         if c.arch == "mlp":
             inputs = x if label is None else torch.cat([x, label], 1)     # (B, D + C)
-            return self.net(inputs.reshape(len(x) // c.pack, -1)).squeeze(1)  # (B/m,)
-        h = self.features(x.reshape(len(x) // c.pack, -1))               # (B/m, F)
-        if label is not None:
-            h = torch.cat([h, label.reshape(len(x) // c.pack, -1)], 1)    # (B/m, F + m C)
-        return self.head(h).squeeze(1)                                    # (B/m,)
+            inputs = inputs.reshape(len(x) // c.pack, -1)                 # (B/m, m (D + C))
+            if c.minibatch_std:  # one number for the whole batch: mean over dims of the std over samples
+                spread = x.std(0).mean().expand(len(inputs), 1)           # (B/m, 1)
+                inputs = torch.cat([inputs, spread], 1)
+            return self.net(inputs).squeeze(1)                            # (B/m,)
+        images = x.reshape(len(x), 1, *c.shape)                           # (B, 1, H, W)
+        if label is not None:                                             # label as constant maps
+            images = torch.cat([images, label[:, :, None, None].expand(-1, -1, *c.shape)], 1)  # (B, 1 + C, H, W)
+        images = images.reshape(len(x) // c.pack, -1, *c.shape)           # (B/m, m (1 + C), H, W)
+        return self.head(self.features(images)).squeeze(1)                # (B/m,)
 
 
 class GAN(nn.Module):
@@ -361,9 +370,9 @@ class RingExperiment:
     lr_g: float = 1e-3       # the generator learns 10x faster than the discriminator,
     lr_d: float = 1e-4       # as in the mode-collapse demonstrations of Metz et al. (2017)
     n_eval: int = 2500       # samples counted per evaluation
-    evals: int = 30          # evaluations (and snapshots) over training
+    evals: int = 20          # evaluations (and snapshots) over training
 
-    def run(self, seed: int, pack: int = 1) -> dict:
+    def run(self, seed: int, pack: int = 1, minibatch_std: bool = False) -> dict:
         """Train one GAN (``pack`` = 1: plain; > 1: PacGAN) from ``seed``; return its samples, the
         snapshots and, at each evaluation, the modes covered and the high-quality fraction."""
         from genlib import data, metrics, seed_everything
@@ -371,7 +380,7 @@ class RingExperiment:
 
         gen = seed_everything(seed)
         x = data.toy("8gaussians", self.n, seed=seed, noise=self.std)
-        model = GAN(GANConfig(hidden=self.hidden, latent_dim=self.latent_dim, pack=pack))
+        model = GAN(GANConfig(hidden=self.hidden, latent_dim=self.latent_dim, pack=pack, minibatch_std=minibatch_std))
         every = max(1, self.steps // self.evals)
         step = AdversarialStep(model, TrainConfig(lr_g=self.lr_g, lr_d=self.lr_d, snapshot_every=every,
                                                   snapshot_size=self.n_eval), gen)

@@ -70,10 +70,10 @@ def test_r1_penalty_of_a_linear_discriminator_is_half_gamma_norm_w_squared():
 def test_a_trained_discriminator_approaches_d_star_on_two_known_densities():
     torch.manual_seed(0)
     g = torch.Generator().manual_seed(0)
-    real = 1.0 + 0.5 * torch.randn(20_000, 1, generator=g)   # p_data = N(1, 0.5²)
-    fake = -0.5 + 1.0 * torch.randn(20_000, 1, generator=g)  # p_g = N(-0.5, 1)
+    real = 1.0 + 0.5 * torch.randn(10_000, 1, generator=g)   # p_data = N(1, 0.5²)
+    fake = -0.5 + 1.0 * torch.randn(10_000, 1, generator=g)  # p_g = N(-0.5, 1)
     disc = gan.Discriminator(gan.GANConfig(dims=1, hidden=32))
-    fit(disc, gan.two_sample_loss, (real, fake), epochs=8, batch_size=256, lr=3e-3, generator=g, progress=False)
+    fit(disc, gan.two_sample_loss, (real, fake), epochs=10, batch_size=256, lr=3e-3, generator=g, progress=False)
     x = torch.linspace(-1.5, 2.0, 50)
     d_star = gan.optimal_discriminator(torch.tensor(norm.pdf(x, 1.0, 0.5)), torch.tensor(norm.pdf(x, -0.5, 1.0)))
     with torch.no_grad():
@@ -94,6 +94,23 @@ def test_packed_discriminator_judges_groups():
     x = torch.randn(8, 2)
     swapped = torch.cat([x[4:], x[:4]])
     assert torch.allclose(model.discriminator(swapped), model.discriminator(x).flip(0))
+
+
+def test_minibatch_std_feature_makes_each_judgement_depend_on_the_batch():
+    torch.manual_seed(0)
+    x = torch.randn(16, 2)
+    others = torch.cat([x[:1], 5 * torch.randn(15, 2)])  # same first sample, different company
+    plain = gan.Discriminator(gan.GANConfig())
+    assert torch.allclose(plain(x)[0], plain(others)[0])
+    mbstd = gan.Discriminator(gan.GANConfig(minibatch_std=True))
+    assert not torch.allclose(mbstd(x)[0], mbstd(others)[0])
+    # the extra input is the batch's standard deviation averaged over coordinates
+    first = mbstd.net[0]
+    expected = first(torch.cat([x, x.std(0).mean().expand(16, 1)], 1))
+    hidden = {}
+    first.register_forward_hook(lambda module, inputs, output: hidden.update(out=output))
+    mbstd(x)
+    assert torch.allclose(hidden["out"], expected)
 
 
 @pytest.mark.parametrize("name,shape", [("digits", (8, 8)), ("mnist", (28, 28))])
@@ -147,6 +164,7 @@ def test_adversarial_step_takes_k_discriminator_steps_per_generator_step():
 @pytest.mark.parametrize("config", [
     gan.GANConfig(hidden=16),
     gan.GANConfig(hidden=16, pack=4),
+    gan.GANConfig(hidden=16, minibatch_std=True),
     gan.GANConfig.for_dataset("digits", hidden=8),
     gan.GANConfig.for_dataset("digits", arch="conv", hidden=8, n_classes=10),
 ])
