@@ -181,14 +181,14 @@ plt.show()
 # $$
 #
 # **The optimum of the game.** Substitute $D^*$ and add and subtract $\log 4$. With the mixture
-# $m=\tfrac12(p_{\text{data}}+p_g)$, $D^*=p_{\text{data}}/(2m)$ and $1-D^*=p_g/(2m)$, so
+# $M=\tfrac12(p_{\text{data}}+p_g)$, $D^*=p_{\text{data}}/(2M)$ and $1-D^*=p_g/(2M)$, so
 #
 # $$
-# V(D^*,G)=\mathbb E_{p_{\text{data}}}\Big[\log\frac{p_{\text{data}}}{m}\Big]+\mathbb E_{p_g}\Big[\log\frac{p_g}{m}\Big]-\log 4
+# V(D^*,G)=\mathbb E_{p_{\text{data}}}\Big[\log\frac{p_{\text{data}}}{M}\Big]+\mathbb E_{p_g}\Big[\log\frac{p_g}{M}\Big]-\log 4
 # =2\,\mathrm{JS}(p_{\text{data}}\,\|\,p_g)-\log 4,
 # $$
 #
-# where $\mathrm{JS}(p\|q)=\tfrac12\mathrm{KL}(p\|m)+\tfrac12\mathrm{KL}(q\|m)$ is the Jensen–Shannon
+# where $\mathrm{JS}(p\|q)=\tfrac12\mathrm{KL}(p\|M)+\tfrac12\mathrm{KL}(q\|M)$, $M=\tfrac12(p+q)$, is the Jensen–Shannon
 # divergence. It is non-negative and zero only when $p_g=p_{\text{data}}$: the generator's best
 # move against a perfect discriminator is to reproduce the data distribution, where $D^*=\tfrac12$
 # everywhere and $V=-\log 4$. Where maximum likelihood minimises $\mathrm{KL}(p_{\text{data}}\|p_\theta)$
@@ -743,23 +743,24 @@ print(f"|dD/dx| through continuous pixels: {grad_cont.abs().sum() > 0}; "
 # distances between distributions (Wasserstein GANs).
 # ```
 #
-# **2. What the non-saturating generator minimises.** With $D=D^*$, show that
-# $\mathbb E_{p_g}[-\log D^*(x)]=\mathrm{KL}(p_g\|p_{\text{data}})-2\,\mathrm{JS}(p_{\text{data}}\|p_g)+
-# \mathbb E_{p_g}\big[\log\big(1+p_g/p_{\text{data}}\big)\big]-\mathbb E_{p_g}\big[\log(p_g/p_{\text{data}})\big]$
-# simplifies to a combination that contains $\mathrm{KL}(p_g\|p_{\text{data}})$, the *reverse* KL.
-# Why does the reverse KL tolerate missing modes?
+# **2. What the non-saturating generator minimises.** With $D=D^*$, write the non-saturating
+# generator loss $\mathbb E_{p_g}[-\log D^*(x)]$ with $\mathrm{KL}(p_g\|p_{\text{data}})$ and
+# $\mathrm{JS}(p_{\text{data}}\|p_g)$. The first is the *reverse* KL; why does it tolerate missing modes?
 #
 # ```{admonition} Solution
 # :class: dropdown
-# $-\log D^*=\log\frac{p_{\text{data}}+p_g}{p_{\text{data}}}=\log\frac{p_g}{p_{\text{data}}}+\log\frac{p_{\text{data}}+p_g}{p_g}$,
-# so $\mathbb E_{p_g}[-\log D^*]=\mathrm{KL}(p_g\|p_{\text{data}})+\mathbb E_{p_g}[\log(2m/p_g)]
-# =\mathrm{KL}(p_g\|p_{\text{data}})-\mathrm{KL}(p_g\|m)+\log 2$ with $m=\tfrac12(p_{\text{data}}+p_g)$;
-# using $\mathrm{KL}(p_{\text{data}}\|m)+\mathrm{KL}(p_g\|m)=2\,\mathrm{JS}$ this is
-# $\mathrm{KL}(p_g\|p_{\text{data}})-2\,\mathrm{JS}+\mathrm{KL}(p_{\text{data}}\|m)+\log 2$
-# {cite:p}`arjovsky2017towards`. The reverse KL $\mathbb E_{p_g}[\log p_g/p_{\text{data}}]$ is an
-# expectation under the *generator*: it punishes samples where the data has no mass (bad quality)
-# heavily, but a mode of the data that the generator never visits costs nothing. Maximum likelihood's
-# $\mathrm{KL}(p_{\text{data}}\|p_g)$ is the opposite: a missed mode costs $\log 0=-\infty$.
+# $-\log D^*=\log\frac{p_{\text{data}}+p_g}{p_{\text{data}}}=\log\frac{p_g}{p_{\text{data}}}+\log\frac{2M}{p_g}$
+# with $M=\tfrac12(p_{\text{data}}+p_g)$, so
+# $\mathbb E_{p_g}[-\log D^*]=\mathrm{KL}(p_g\|p_{\text{data}})-\mathrm{KL}(p_g\|M)+\log 2$; since
+# $\mathrm{KL}(p_{\text{data}}\|M)+\mathrm{KL}(p_g\|M)=2\,\mathrm{JS}$, this is
+# $\mathrm{KL}(p_g\|p_{\text{data}})-2\,\mathrm{JS}+\mathrm{KL}(p_{\text{data}}\|M)+\log 2$.
+# {cite:t}`arjovsky2017towards` show that its gradient in $\theta$, with $D^*$ held fixed, is that of
+# $\mathrm{KL}(p_g\|p_{\text{data}})-2\,\mathrm{JS}$. The reverse KL
+# $\mathbb E_{p_g}[\log p_g/p_{\text{data}}]$ is an expectation under the *generator*: samples where
+# the data has no mass (bad quality) cost a lot, but a mode of the data that the generator never
+# visits costs nothing. Maximum likelihood's $\mathrm{KL}(p_{\text{data}}\|p_g)$ is the opposite: a
+# missed mode costs $\log 0=-\infty$. That asymmetry is one explanation of why GANs trade diversity for
+# quality.
 # ```
 #
 # **3. Packing instead.** Rerun the ring with PacGAN (papermill: `-p mitigation pack`, with the
