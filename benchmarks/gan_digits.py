@@ -11,7 +11,7 @@ seed and as the median (min–max), the modes covered and the fraction of high-q
 papers on this protocol report the plain GAN covering about 1 of 8 modes and PacGAN4 7.8 (Lin et al.
 2018, their Table 3 with their networks and a longer run; not re-run here).
 
-``--digits`` trains the chapter's DCGAN (``--epochs``, default the book profile's 60) on the 1,000
+``--digits`` trains the chapter's DCGAN, unconditional (``--epochs``, default 60; the book profile trains 40) on the 1,000
 training digits and reports the classifier-feature Fréchet distance and precision/recall of 447
 samples against the 447 test images, next to the floor (training images vs test images), and the
 training time. These are not Inception FIDs: see ``genlib.metrics``.
