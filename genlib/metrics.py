@@ -168,3 +168,44 @@ def quality_floor(dataset: str = "digits", k: int = 3) -> dict:
 
     train, test = data.images(dataset, "train"), data.images(dataset, "test")
     return sample_quality(train.x.float() / (train.levels - 1), test.x.float() / (test.levels - 1), dataset, k)
+
+
+# ----------------------------------------------------------------------------- modes of a Gaussian mixture
+#
+# The mode-collapse protocol of the GAN literature (VEEGAN, PacGAN): samples from a generator
+# trained on a ring (or grid) of narrow Gaussians are assigned to their nearest mode; a sample is
+# *high quality* when it lies within 3 standard deviations of that mode, and a mode is *covered*
+# when it receives at least ``min_count`` high-quality samples.
+
+
+def ring_centres(k: int = 8, radius: float = 2.5) -> torch.Tensor:
+    """Means of ``k`` Gaussians evenly spaced on a circle, the first at angle 0: shape (k, 2).
+    The defaults are ``genlib.data.toy("8gaussians")``'s."""
+    angle = 2 * math.pi * torch.arange(k, dtype=torch.float64) / k
+    return (radius * torch.stack([torch.cos(angle), torch.sin(angle)], 1)).float()
+
+
+def grid_centres(side: int = 5, spacing: float = 2.0) -> torch.Tensor:
+    """Means of a ``side`` x ``side`` grid of Gaussians centred on the origin: shape (side², 2)."""
+    ticks = (torch.arange(side, dtype=torch.float32) - (side - 1) / 2) * spacing
+    return torch.cartesian_prod(ticks, ticks)
+
+
+def mode_coverage(x: torch.Tensor, centres: torch.Tensor, std: float, min_count: int = 1) -> dict:
+    """Modes covered and the fraction of high-quality samples among ``x`` (N, 2).
+
+    Each sample goes to its nearest centre (``centres`` (K, 2)); it is high quality when its distance
+    is below ``3 std``. Returns ``modes`` (how many centres got ≥ ``min_count`` high-quality samples),
+    ``high_quality`` (fraction of all samples) and ``counts`` (K,) high-quality samples per mode.
+    """
+    x = torch.as_tensor(x, dtype=torch.float32).detach().cpu()
+    centres = torch.as_tensor(centres, dtype=torch.float32)
+    if x.dim() != 2 or x.shape[1] != centres.shape[1] or len(x) == 0:
+        raise ValueError(f"x must have shape (N, {centres.shape[1]}) with N >= 1, got {tuple(x.shape)}")
+    if not std > 0:
+        raise ValueError(f"std must be > 0, got {std!r}")
+    distance, nearest = torch.cdist(x, centres).min(1)  # (N,), (N,)
+    good = distance < 3 * std
+    counts = torch.bincount(nearest[good], minlength=len(centres))  # (K,)
+    return {"modes": int((counts >= min_count).sum()), "high_quality": float(good.float().mean()),
+            "counts": counts}

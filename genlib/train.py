@@ -29,6 +29,7 @@ from genlib._core import device as _device
 
 Batch = Sequence[torch.Tensor]
 LossFn = Callable[[nn.Module, Batch], torch.Tensor]
+StepFn = Callable[[nn.Module, Batch], torch.Tensor]  # takes its own optimiser step(s); returns the loss
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -112,6 +113,7 @@ def fit(
     progress: bool = True,
     precision: str = "fp32",
     compile: bool = False,
+    step: StepFn | None = None,
 ) -> History:
     """Train ``model`` by minimising ``loss(model, batch)`` with Adam; return its :class:`History`.
 
@@ -128,6 +130,10 @@ def fit(
     Validation and the history are reduced across processes; only rank 0 writes checkpoints and
     shows progress. ``precision="bf16"`` computes the loss under bfloat16 autocast; ``compile=True``
     runs the loss through :func:`torch.compile`. Both are off in the book profile.
+
+    ``step(model, batch)``, if given, replaces the default update (``loss`` → backward → Adam step)
+    on each training batch and returns the batch's loss; it owns its optimisers (a GAN's two
+    players), which the checkpoint does not hold. It runs in a single process only.
     """
     check_epochs(epochs)
     checks.positive_int("batch_size", batch_size)
@@ -137,6 +143,8 @@ def fit(
         checks.non_negative_int("patience", patience)
     checks.choice("precision", precision, PRECISIONS)
     rank, world = _init_distributed(device)
+    if step is not None and world > 1:
+        raise ValueError("a custom step= update runs in a single process; launch without torchrun")
     device = _local_device(device, world)
     train = _as_tuple(train, "train")
     val = None if val is None else _as_tuple(val, "val")
@@ -157,7 +165,8 @@ def fit(
     try:
         for epoch in bar:
             tic = time.perf_counter()
-            train_loss = _train_epoch(trainer, optimizer, train, batch_size, device, generator, epoch, autocast)
+            train_loss = _train_epoch(trainer, optimizer, train, batch_size, device, generator, epoch, autocast,
+                                      None if step is None else lambda batch: step(model, batch))
             val_loss = None if val is None else evaluate(model, loss, val, device=device)
             # the epoch counts only once both are known: an interrupt in between leaves no half-record
             history.train.append(train_loss)
@@ -192,8 +201,10 @@ def _as_tuple(data: torch.Tensor | Batch, name: str = "data") -> tuple[torch.Ten
     return tensors
 
 
-def _train_epoch(trainer, optimizer, train, batch_size, device, generator, epoch, autocast) -> float:
-    """One pass over ``train`` in shuffled global batches; the mean training loss over all rows."""
+def _train_epoch(trainer, optimizer, train, batch_size, device, generator, epoch, autocast,
+                 update=None) -> float:
+    """One pass over ``train`` in shuffled global batches; the mean training loss over all rows.
+    ``update(batch)``, if given, makes the step itself and returns the batch's loss."""
     rank, world = _rank_and_world()
     trainer.train()
     total = torch.zeros(2, dtype=torch.float64)  # (sum of losses, count) over all processes
@@ -204,7 +215,7 @@ def _train_epoch(trainer, optimizer, train, batch_size, device, generator, epoch
             mine, n_mine = tuple(t[:1] for t in batch), 0
         mine = tuple(t.to(device) for t in mine)
         with autocast:
-            value = trainer(*mine)  # mean loss over this process's rows
+            value = trainer(*mine) if update is None else update(mine)  # mean loss over this process's rows
         # DDP averages gradients over the W processes; weighting each mean by W n_mine / n_all makes
         # that average the gradient of the mean loss over the whole global batch.
         weighted = value * (world * n_mine / n_all)
@@ -214,9 +225,10 @@ def _train_epoch(trainer, optimizer, train, batch_size, device, generator, epoch
                 f"loss is {float(step_total[0] / step_total[1])} at epoch {epoch + 1}, step {step + 1}; "
                 f"try a smaller learning rate or check the data for NaNs"
             )
-        optimizer.zero_grad(set_to_none=True)
-        weighted.backward()
-        optimizer.step()
+        if update is None:
+            optimizer.zero_grad(set_to_none=True)
+            weighted.backward()
+            optimizer.step()
         total += step_total
     return float(total[0] / total[1])
 

@@ -77,3 +77,55 @@ def test_quality_floor_is_far_below_noise(tmp_path, monkeypatch):
     assert floor["frechet"] < noise["frechet"] / 5
     assert floor["precision"] > 0.5 and noise["precision"] < floor["precision"]
     metrics.classifier.cache_clear()
+
+
+# ----------------------------------------------------------------------------- mode counting
+
+
+def _ring_samples(n_per_mode, modes, std, seed=0, radius=2.5):
+    g = torch.Generator().manual_seed(seed)
+    centres = metrics.ring_centres(8, radius)[modes]  # (m, 2)
+    return (centres.repeat_interleave(n_per_mode, 0) + std * torch.randn(len(modes) * n_per_mode, 2, generator=g))
+
+
+def test_ring_centres_match_the_8gaussians_toy():
+    from genlib import data
+    x = data.toy("8gaussians", 4000, seed=0, noise=0.01)
+    nearest = torch.cdist(x, metrics.ring_centres()).min(1).values
+    assert nearest.max() < 0.06  # every toy point sits on one of our centres
+    assert metrics.grid_centres(5, 2.0).shape == (25, 2) and metrics.grid_centres(5, 2.0).abs().max() == 4.0
+
+
+def test_mode_coverage_all_modes():
+    x = _ring_samples(200, list(range(8)), std=0.05)
+    out = metrics.mode_coverage(x, metrics.ring_centres(), std=0.05)
+    # 3σ in 2-D holds 1 - exp(-9/2) = 98.9% of a Gaussian's mass
+    assert out["modes"] == 8 and out["high_quality"] == pytest.approx(1 - math.exp(-4.5), abs=0.01)
+    assert out["counts"].tolist() == pytest.approx([198] * 8, abs=5)
+
+
+def test_mode_coverage_one_mode():
+    x = _ring_samples(1600, [3], std=0.05)
+    out = metrics.mode_coverage(x, metrics.ring_centres(), std=0.05)
+    assert out["modes"] == 1 and out["counts"].argmax() == 3 and out["high_quality"] > 0.97
+
+
+def test_mode_coverage_off_mode_noise_is_not_high_quality():
+    g = torch.Generator().manual_seed(1)
+    centre_blob = 0.3 * torch.randn(1000, 2, generator=g)  # at the origin: far from every mode
+    out = metrics.mode_coverage(centre_blob, metrics.ring_centres(), std=0.05)
+    assert out["modes"] == 0 and out["high_quality"] == 0.0
+    # half good samples on 4 modes, half noise between modes: 4 modes, about half high quality
+    angle = 2 * math.pi * (torch.arange(8) + 0.5) / 8
+    between = 2.5 * torch.stack([angle.cos(), angle.sin()], 1).repeat_interleave(100, 0)
+    mixed = torch.cat([_ring_samples(200, [0, 2, 4, 6], std=0.05), between])
+    out = metrics.mode_coverage(mixed, metrics.ring_centres(), std=0.05)
+    assert out["modes"] == 4 and out["high_quality"] == pytest.approx(0.5 * (1 - math.exp(-4.5)), abs=0.01)
+    assert metrics.mode_coverage(mixed, metrics.ring_centres(), std=0.05, min_count=250)["modes"] == 0
+
+
+def test_mode_coverage_rejects_bad_input():
+    with pytest.raises(ValueError, match=r"x must have shape \(N, 2\)"):
+        metrics.mode_coverage(torch.zeros(5, 3), metrics.ring_centres(), std=0.05)
+    with pytest.raises(ValueError, match="std must be > 0"):
+        metrics.mode_coverage(torch.zeros(5, 2), metrics.ring_centres(), std=0.0)

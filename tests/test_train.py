@@ -220,3 +220,37 @@ def test_bf16_autocast_trains_and_unknown_precision_is_one_line():
     assert history.train[-1] < history.train[0]
     with pytest.raises(ValueError, match="unknown precision 'fp8'; choose one of: fp32, bf16"):
         train.fit(model, mse, regression(), epochs=1, precision="fp8", progress=False)
+def test_a_step_hook_replaces_the_update_and_owns_its_optimiser():
+    data = regression()
+    model = nn.Linear(3, 1)
+    sgd = torch.optim.SGD(model.parameters(), lr=0.05)
+    seen = []
+
+    def step(m, batch):  # the caller's own update: plain SGD on the squared error
+        value = mse(m, batch)
+        sgd.zero_grad()
+        value.backward()
+        sgd.step()
+        seen.append(float(value.detach()) * len(batch[0]))
+        return value.detach()
+
+    reference = nn.Linear(3, 1)
+    reference.load_state_dict(model.state_dict())
+    history = train.fit(model, mse, data, epochs=2, batch_size=64, generator=torch.Generator().manual_seed(0),
+                        progress=False, step=step)
+    assert len(seen) == 8 and history.train[0] == pytest.approx(sum(seen[:4]) / 256)
+    # the same SGD steps by hand, in the same batch order: fit's own Adam never touched the weights
+    ref_sgd = torch.optim.SGD(reference.parameters(), lr=0.05)
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(2):
+        for batch in train.batches(data, 64, shuffle=True, generator=gen):
+            ref_sgd.zero_grad()
+            mse(reference, batch).backward()
+            ref_sgd.step()
+    assert torch.allclose(model.weight, reference.weight, atol=1e-6)
+
+
+def test_a_step_hook_returning_nan_is_caught():
+    with pytest.raises(train.NonFiniteLossError, match="loss is nan at epoch 1, step 1"):
+        train.fit(nn.Linear(3, 1), mse, regression(), epochs=1, progress=False,
+                  step=lambda m, b: torch.tensor(math.nan))
