@@ -489,10 +489,11 @@ print("Tweedie score = finite-difference gradient of log q(x_t):",
       torch.allclose(dm.score_from_eps(x_1d, t_1d, eps_posterior_mean, toy_schedule), finite_difference, atol=1e-6))
 
 # %% [markdown]
-# On the toy, the learned score field points from the noised points back towards the roll; at
-# small $t$ it points to the nearest part of the roll, at large $t$ only towards the middle of the
-# data. Following it with annealed Langevin dynamics — a few Langevin steps at each noise level,
-# from the largest to the smallest, step size proportional to the noise variance, as in
+# On the toy, the learned score field (left, middle) points from the noised points back towards the
+# data. At this training budget it resolves little of the roll's shape — mostly it points towards
+# the middle of the data, more strongly far out — which is the same underfitting that makes the
+# samples fuzzy. Following it with annealed Langevin dynamics (right) — a few Langevin steps at each
+# noise level, from the largest to the smallest, step size proportional to the noise variance, as in
 # {cite:t}`song2019generative` — is a second sampler for the same network, with no reverse chain in
 # sight.
 
