@@ -343,4 +343,31 @@ def draw_gan_game(ax=None, conditional: bool = False):
         arrow(ax, (3.6, 3.85), (3.6, 1.7), dashed=True)
         arrow(ax, (4.25, 4.15), (8.2, 4.15), style="-", dashed=True)
         arrow(ax, (8.2, 4.15), (8.2, 2.7), dashed=True)
+# ---- chapter 8: diffusion
+
+
+def draw_diffusion_chain(ax=None, labels=("x_0", "x_1", "x_{t-1}", "x_t", "x_T")):
+    """The forward chain q(x_t | x_{t−1}) (left to right, fixed noise) above the learned reverse chain
+    p_θ(x_{t−1} | x_t) (right to left), with the data at x_0 and pure noise N(0, I) at x_T."""
+    ax = canvas(10, 3.2, ax, xlim=(0, 12.5), ylim=(0.2, 4.2))
+    xs = [1, 3.5, 6, 8.5, 11]
+    for i, (x, label) in enumerate(zip(xs, labels)):
+        node(ax, x, 2.2, f"${label}$", radius=0.5, observed=(i == 0))
+    for i, (a, b) in enumerate(zip(xs[:-1], xs[1:])):
+        gap = i in (1, 3)  # "..." between x_1 and x_{t-1}, and between x_t and x_T
+        if gap:
+            ax.text((a + b) / 2, 2.2, "· · ·", ha="center", va="center", fontsize=14)
+            continue
+        q = "$q(x_t \\mid x_{t-1})$" if i == 2 else None
+        p = "$p_\\theta(x_{t-1} \\mid x_t)$" if i == 2 else None
+        arrow(ax, (a + 0.5, 2.45), (b - 0.5, 2.45), style="-|>", color="0.25")
+        arrow(ax, (b - 0.5, 1.95), (a + 0.5, 1.95), style="-|>", color="tab:blue", dashed=True)
+        if q:
+            ax.text((a + b) / 2, 2.75, q, ha="center", va="bottom", fontsize=10)
+            ax.text((a + b) / 2, 1.65, p, ha="center", va="top", fontsize=10, color="tab:blue")
+    ax.text(1, 3.05, "data", ha="center", fontsize=9)
+    ax.text(11, 3.05, "noise $\\mathcal{N}(0, I)$", ha="center", fontsize=9)
+    ax.text(6.25, 3.85, "forward: add a little Gaussian noise (fixed, no parameters)", ha="center", fontsize=10)
+    ax.text(6.25, 0.55, "reverse: remove it, one step at a time (learned)", ha="center", fontsize=10,
+            color="tab:blue")
     return ax

@@ -1,0 +1,876 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Diffusion models
+#
+# Every generator in this book turns simple noise into data. A VAE does it in one jump, through a
+# decoder; an autoregressive model (Chapter 6) one pixel at a time. A **diffusion model** does it in
+# many small steps, and it learns those steps by running the opposite process, which needs no
+# learning at all: take a training image and *just add noise*, a little at a time, until nothing of
+# the image is left {cite:p}`sohldickstein2015deep,ho2020ddpm`. A network trained to undo one step
+# of that corruption, applied over and over to pure noise, produces new images.
+#
+# The framing of this chapter follows the MIT 6.7960 lecture on deep generative models
+# {cite:p}`isola2024generative1`: the forward and reverse processes, the stripped-down training
+# algorithm ("train a denoiser to reverse these sequences"), and generative modelling as a
+# *sequence of supervised problems*. We then meet the parts that make diffusion work in practice:
+# predicting the noise instead of the image, the score view, a likelihood bound in nats, fewer
+# sampling steps, and flow matching, a close relative.
+
+# %% [markdown]
+# ## Parameters
+#
+# `toy` is the 2-D data set of the pictures, `dataset` the images. `T` and `toy_T` are the numbers
+# of diffusion steps for the images and for the toy; `epochs` and `toy_epochs` the passes over the
+# training sets (each model then trains a quarter as many more epochs at a tenth of the learning
+# rate). `width` is the U-Net's base number of channels. `steps_grid` lists the sampling step
+# counts compared in section 10, each with `n_quality` samples; the likelihood bound of section 8
+# uses `bound_images` test images and `bound_t_samples` random timesteps per image.
+
+# %% tags=["parameters"]
+device = "cpu"          # "auto", "cpu", "cuda" or "mps"
+dataset = "digits"      # "digits", "mnist5k" (offline 28x28) or "mnist" (download)
+toy = "swissroll"       # a 2-D toy: swissroll, moons, rings, 8gaussians, spiral
+epochs = 10             # passes over the image training set, per image model
+toy_epochs = 60         # passes over the toy data, per toy model
+T = 1000                # diffusion steps for the images
+toy_T = 100             # diffusion steps for the toy
+schedule = "linear"     # noise schedule: "linear" or "cosine"
+width = 16              # U-Net base channels
+steps_grid = [5, 10, 20]  # sampling steps compared in section 10
+n_quality = 300         # samples per point of the quality curves
+bound_images = 64       # test images for the likelihood bound
+bound_t_samples = 32    # random timesteps per image for the bound
+seed = 0
+
+# %%
+import inspect
+import math
+import time
+from dataclasses import replace
+
+import ipywidgets
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+import genlib
+from genlib import checks, data, diagrams, metrics, plot, widgets
+from genlib import diffusion as dm
+from genlib.train import check_epochs, fit
+
+dev = genlib.device(device)
+gen = genlib.seed_everything(seed)
+data.check_dataset(dataset, ("digits", "mnist5k", "mnist"))
+data.check_dataset(toy, data.TOYS)
+check_epochs(epochs), check_epochs(toy_epochs)
+for name, value in [("T", T), ("toy_T", toy_T), ("width", width), ("n_quality", n_quality),
+                    ("bound_images", bound_images), ("bound_t_samples", bound_t_samples)]:
+    checks.positive_int(name, value)
+checks.choice("schedule", schedule, dm.SCHEDULES)
+if not isinstance(steps_grid, (list, tuple)) or not steps_grid or any(
+        isinstance(s, bool) or not isinstance(s, int) or not 1 <= s <= T for s in steps_grid):
+    raise ValueError(f"steps_grid must be a non-empty list of integers in 1..T (papermill: -y 'steps_grid: [5, 20]'), "
+                     f"got {steps_grid!r}")
+steps_grid = sorted(set(steps_grid))
+
+
+def show(fn):
+    """Print the source of a genlib function, to read next to its equation."""
+    print(inspect.getsource(fn))
+
+
+def train_model(model, train_data, val_data, n_epochs, batch_size, lr):
+    """Adam (genlib.train.fit) for n_epochs, then n_epochs/4 more at lr/10; one summary line."""
+    tic = time.process_time()
+    history = fit(model, dm.batch_loss, train_data, val_data, epochs=n_epochs, batch_size=batch_size, lr=lr,
+                  device=dev, generator=gen, progress=False)
+    fit(model, dm.batch_loss, train_data, val_data, epochs=max(1, n_epochs // 4), batch_size=batch_size,
+        lr=lr / 10, device=dev, generator=gen, progress=False)
+    model.eval()
+    seconds = time.process_time() - tic
+    print(f"{type(model).__name__} ({model.config.net}, {model.config.objective if isinstance(model, dm.Diffusion) else 'velocity'}): "
+          f"{n_epochs + max(1, n_epochs // 4)} epochs in {seconds:.1f} s of CPU time")
+    return seconds
+
+
+# %% [markdown]
+# ## 1. Just add noise
+#
+# Fix a number of steps $T$ and a **noise schedule** $0<\beta_1<\dots<\beta_T<1$. The forward
+# process corrupts a data point $x_0$ step by step:
+#
+# $$
+# x_t=\sqrt{1-\beta_t}\,x_{t-1}+\sqrt{\beta_t}\,\varepsilon_t,\qquad \varepsilon_t\sim\mathcal N(0,I),
+# \qquad\text{i.e.}\qquad q(x_t\mid x_{t-1})=\mathcal N\big(\sqrt{1-\beta_t}\,x_{t-1},\ \beta_t I\big).
+# $$
+#
+# The factor $\sqrt{1-\beta_t}$ shrinks the signal while noise is added, so that the variance stays
+# bounded: if $x_{t-1}$ has unit variance, so does $x_t$. After enough steps nothing of $x_0$ is
+# left and $x_T$ is (very nearly) a draw from $\mathcal N(0,I)$. The generative model runs the chain
+# the other way, from noise to data, with learned steps $p_\theta(x_{t-1}\mid x_t)$:
+
+# %%
+ax = diagrams.draw_diffusion_chain()
+ax.set_title("Forward (fixed) and reverse (learned) Markov chains")
+plt.show()
+
+# %% [markdown]
+# The figure below runs the forward process literally, one step at a time, on the swiss roll
+# (scaled to unit standard deviation, like the noise) and on test digits (pixels scaled to
+# $[-1,1]$). The toy uses $T$ = `toy_T` steps, the images $T$ = `T`; the columns are the same
+# fractions of the way.
+
+# %%
+raw = data.toy(toy, 2000, seed=seed)
+x_toy = raw / raw.std()  # (N, 2), unit standard deviation overall
+splits = {s: data.images(dataset, s) for s in ("train", "val", "test")}
+train, val, test = splits["train"], splits["val"], splits["test"]
+levels, shape, D = train.levels, train.shape, train.dims
+x_train, x_val, x_test = (dm.to_unit_range(s.x, levels) for s in (train, val, test))  # (N, D) in [-1, 1]
+
+toy_config = dm.DiffusionConfig.for_dataset(toy, T=toy_T, schedule=schedule)
+image_config = dm.DiffusionConfig.for_dataset(dataset, T=T, schedule=schedule, width=width)
+toy_schedule = dm.NoiseSchedule(dm.make_betas(schedule, toy_T))
+image_schedule = dm.NoiseSchedule(dm.make_betas(schedule, T))
+print(f"toy: {tuple(x_toy.shape)}; {dataset}: train {tuple(x_train.shape)}, val {tuple(x_val.shape)}, "
+      f"test {tuple(x_test.shape)}, {levels} levels scaled to [-1, 1]")
+
+
+def forward_chain(x0, schedule_, stops, generator):
+    """Run q(x_t | x_{t-1}) step by step; keep x_t at the times in ``stops``."""
+    kept, x = {0: x0}, x0
+    for t in range(1, max(stops) + 1):
+        x = dm.q_step(x, t, schedule_, generator=generator)
+        if t in stops:
+            kept[t] = x
+    return kept
+
+
+fractions = [0, 0.05, 0.1, 0.25, 0.5, 1.0]
+toy_stops = [round(f * toy_T) for f in fractions]
+image_stops = [round(f * T) for f in fractions]
+toy_forward = forward_chain(x_toy, toy_schedule, toy_stops, gen)
+digits_forward = forward_chain(x_test[:6], image_schedule, image_stops, gen)
+
+fig, axes = plt.subplots(2, len(fractions), figsize=(13, 4.6), gridspec_kw={"height_ratios": [1.15, 1]})
+for ax, t in zip(axes[0], toy_stops):
+    plot.scatter(toy_forward[t], ax=ax, s=1, bounds=(-3.5, 3.5, -3.5, 3.5), title=f"t = {t} of {toy_T}")
+for ax, t in zip(axes[1], image_stops):
+    plot.image_grid(dm.from_unit_range(digits_forward[t]), shape, nrow=3, ax=ax, vmax=1.0,
+                    title=f"t = {t} of {T}")
+fig.suptitle("The forward process: the swiss roll (top) and test digits (bottom) dissolve into noise")
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
+# How fast the image dissolves is set by the schedule. The quantity that matters turns out to be
+# the product $\bar\alpha_t=\prod_{s\le t}(1-\beta_s)$ (next section): $\sqrt{\bar\alpha_t}$ is how
+# much of $x_0$ survives in $x_t$ and $\sqrt{1-\bar\alpha_t}$ how much noise has replaced it. The
+# linear schedule of {cite:t}`ho2020ddpm` ($\beta_t$ from $10^{-4}$ to $0.02$ over 1000 steps; genlib
+# rescales the two ends by $1000/T$ for other $T$) destroys most of the signal by the middle of the
+# chain; the cosine schedule of {cite:t}`nichol2021improved` spends more steps at moderate noise.
+
+# %%
+fig, axes = plt.subplots(1, 2, figsize=(10, 3.2))
+for name in dm.SCHEDULES:
+    sch = dm.NoiseSchedule(dm.make_betas(name, T))
+    t_axis = np.arange(T + 1)
+    axes[0].plot(t_axis, sch.alpha_bar.sqrt().numpy(), label=f"{name}: signal $\\sqrt{{\\bar\\alpha_t}}$")
+    axes[0].plot(t_axis, (1 - sch.alpha_bar).sqrt().numpy(), ls="--", label=f"{name}: noise $\\sqrt{{1-\\bar\\alpha_t}}$")
+    axes[1].semilogy(t_axis[1:], sch.beta[1:].numpy(), label=name)
+axes[0].set_xlabel("step t"), axes[0].set_ylabel("coefficient"), axes[0].legend(frameon=False, fontsize=8)
+axes[0].set_title(f"How much signal and noise x_t holds (T = {T})")
+axes[1].set_xlabel("step t"), axes[1].set_ylabel("$\\beta_t$ (log scale)"), axes[1].legend(frameon=False)
+axes[1].set_title("Noise added per step")
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
+# ## 2. The closed form $q(x_t\mid x_0)$
+#
+# A sum of independent Gaussians is Gaussian, so the chain can be collapsed. Write
+# $\alpha_t=1-\beta_t$. Two steps give
+#
+# $$
+# x_t=\sqrt{\alpha_t}\big(\sqrt{\alpha_{t-1}}\,x_{t-2}+\sqrt{1-\alpha_{t-1}}\,\varepsilon_{t-1}\big)
+# +\sqrt{1-\alpha_t}\,\varepsilon_t ,
+# $$
+#
+# whose noise part has variance $\alpha_t(1-\alpha_{t-1})+(1-\alpha_t)=1-\alpha_t\alpha_{t-1}$. By
+# induction,
+#
+# $$
+# q(x_t\mid x_0)=\mathcal N\big(\sqrt{\bar\alpha_t}\,x_0,\ (1-\bar\alpha_t)I\big),\qquad
+# x_t=\sqrt{\bar\alpha_t}\,x_0+\sqrt{1-\bar\alpha_t}\,\varepsilon ,\qquad \bar\alpha_t=\prod_{s=1}^t\alpha_s .
+# $$
+#
+# This is what makes training cheap: any $x_t$ is one line away from $x_0$, without running the
+# chain. genlib's two functions, the step and the closed form:
+
+# %%
+show(dm.q_step)
+show(dm.q_sample)
+
+# %% [markdown]
+# A numerical check: start 100,000 copies of the same $x_0$, run $t$ steps of the chain, and compare
+# the sample mean and variance with $\sqrt{\bar\alpha_t}\,x_0$ and $1-\bar\alpha_t$ — and with
+# 100,000 draws from the closed form.
+
+# %% tags=["nbval-check-output"]
+check_gen = torch.Generator().manual_seed(1)
+x0_check = torch.full((100_000, 1), 0.8, dtype=torch.float64)
+t_check = T // 4
+iterated = forward_chain(x0_check, image_schedule, [t_check], check_gen)[t_check]
+closed = dm.q_sample(x0_check, t_check, image_schedule, generator=check_gen)
+ab = image_schedule.alpha_bar[t_check].item()
+print(f"t = {t_check}: exact mean {math.sqrt(ab) * 0.8:.3f}, variance {1 - ab:.3f}")
+print(f"iterated chain: mean {iterated.mean():.3f}, variance {iterated.var():.3f}")
+print(f"closed form:    mean {closed.mean():.3f}, variance {closed.var():.3f}")
+print("agree within Monte Carlo error:",
+      abs(iterated.mean().item() - closed.mean().item()) < 0.02 and abs(iterated.var().item() - closed.var().item()) < 0.02)
+
+# %% [markdown]
+# ## 3. The reverse process and the stripped-down training algorithm
+#
+# To generate we run the chain backwards: draw $x_T\sim\mathcal N(0,I)$ and step
+#
+# $$
+# p_\theta(x_{t-1}\mid x_t)=\mathcal N\big(\mu_\theta(x_t,t),\ \sigma_t^2 I\big)
+# $$
+#
+# down to $x_0$. When each forward step adds only a little noise, the true reverse step
+# $q(x_{t-1}\mid x_t)$ is itself close to Gaussian {cite:p}`sohldickstein2015deep`, so this family is
+# the right one, and only its mean has to be learned. The lecture's algorithm does exactly that:
+# generate training sequences by diffusing each training image, then train a denoiser
+# $f_\theta$ to reverse them, one step at a time:
+#
+# $$
+# \theta^*=\arg\min_\theta\ \sum_{n=1}^N\sum_{t=1}^T\ \big\lVert f_\theta(x_t^{(n)},t)-x_{t-1}^{(n)}\big\rVert^2 .
+# $$
+#
+# A regression to the mean: the minimiser is $f^*(x_t,t)=\mathbb E[x_{t-1}\mid x_t]$, the mean of
+# the true reverse step. genlib draws one random $t$ per image per minibatch instead of the whole
+# sequence (the same objective, in expectation), and gets $x_{t-1}$ from the closed form and $x_t$
+# by one more forward step (`objective="x_prev"` below). The sampler then uses
+# $\mu_\theta=f_\theta$ and $\sigma_t^2=\tilde\beta_t$ (defined in the next section).
+
+# %%
+show(dm.Diffusion.loss)
+
+# %%
+stripped = dm.Diffusion(replace(toy_config, objective="x_prev"))
+seconds_stripped = train_model(stripped, x_toy, None, toy_epochs, 256, 5e-3)
+toy_reference = data.toy(toy, 2000, seed=seed + 1) / raw.std()  # fresh points for comparisons
+
+
+def toy_quality(samples):
+    """k-NN precision and recall (genlib.metrics) on the raw 2-D coordinates, against fresh toy points."""
+    precision, recall = metrics.precision_recall(toy_reference.double().numpy(), samples.double().numpy())
+    return {"precision": precision, "recall": recall}
+
+
+stripped_samples = stripped.sample(2000, generator=gen)
+
+# %% [markdown]
+# ## 4. Predicting the noise: the same regression, reparameterised
+#
+# The reverse step has a closed form once we also condition on $x_0$. By Bayes' rule,
+# $q(x_{t-1}\mid x_t,x_0)\propto q(x_t\mid x_{t-1})\,q(x_{t-1}\mid x_0)$, a product of two Gaussians
+# in $x_{t-1}$, so
+#
+# $$
+# q(x_{t-1}\mid x_t,x_0)=\mathcal N\big(\tilde\mu_t(x_t,x_0),\ \tilde\beta_t I\big),\quad
+# \tilde\mu_t=\frac{\sqrt{\bar\alpha_{t-1}}\,\beta_t}{1-\bar\alpha_t}\,x_0+\frac{\sqrt{\alpha_t}\,(1-\bar\alpha_{t-1})}{1-\bar\alpha_t}\,x_t,\quad
+# \tilde\beta_t=\frac{1-\bar\alpha_{t-1}}{1-\bar\alpha_t}\,\beta_t .
+# $$
+#
+# The stripped-down target $x_{t-1}$ is a draw from this Gaussian, so its regression minimiser is
+# $\mathbb E[x_{t-1}\mid x_t]=\mathbb E[\tilde\mu_t\mid x_t]$, and every target carries irreducible
+# noise of variance $\tilde\beta_t$ per coordinate. Now substitute
+# $x_0=(x_t-\sqrt{1-\bar\alpha_t}\,\varepsilon)/\sqrt{\bar\alpha_t}$ from the closed form:
+#
+# $$
+# \tilde\mu_t=\frac{1}{\sqrt{\alpha_t}}\Big(x_t-\frac{\beta_t}{\sqrt{1-\bar\alpha_t}}\,\varepsilon\Big).
+# $$
+#
+# The only unknown in the mean is the noise $\varepsilon$ that was added. So parameterise
+# $\mu_\theta(x_t,t)=\frac{1}{\sqrt{\alpha_t}}\big(x_t-\frac{\beta_t}{\sqrt{1-\bar\alpha_t}}\varepsilon_\theta(x_t,t)\big)$
+# and the squared error of the means becomes a weighted squared error of the noise,
+# $\lVert\tilde\mu_t-\mu_\theta\rVert^2=\frac{\beta_t^2}{\alpha_t(1-\bar\alpha_t)}\lVert\varepsilon-\varepsilon_\theta\rVert^2$.
+# {cite:t}`ho2020ddpm` drop the weight and train
+#
+# $$
+# L_{\text{simple}}=\mathbb E_{t,x_0,\varepsilon}\big\lVert\varepsilon-\varepsilon_\theta\big(\sqrt{\bar\alpha_t}x_0+\sqrt{1-\bar\alpha_t}\varepsilon,\ t\big)\big\rVert^2 .
+# $$
+#
+# Same optimum (the posterior mean), different target: $\varepsilon$ has unit variance at every $t$,
+# whereas the stripped-down target differs from its input $x_t$ by an amount of order
+# $\sqrt{\beta_t}$, buried in noise of the same order. The check below verifies the two
+# identities with the true $\varepsilon$ on random inputs.
+
+# %% tags=["nbval-check-output"]
+g = torch.Generator().manual_seed(2)
+x0_r = torch.randn(256, 2, generator=g, dtype=torch.float64)
+t_r = torch.randint(1, toy_T + 1, (256,), generator=g)
+eps_r, eps_wrong = torch.randn(256, 2, generator=g, dtype=torch.float64), torch.randn(256, 2, generator=g, dtype=torch.float64)
+xt_r = dm.q_sample(x0_r, t_r, toy_schedule, eps_r)
+mu_tilde, _ = dm.q_posterior(x0_r, xt_r, t_r, toy_schedule)
+print("posterior mean = mean written through the true noise:",
+      torch.allclose(mu_tilde, dm.mean_from_eps(xt_r, t_r, eps_r, toy_schedule), atol=1e-10))
+beta, alpha, abar = (toy_schedule.at(k, t_r, x0_r)[:, 0] for k in ("beta", "alpha", "alpha_bar"))
+lhs = (mu_tilde - dm.mean_from_eps(xt_r, t_r, eps_wrong, toy_schedule)).pow(2).sum(1)
+rhs = beta**2 / (alpha * (1 - abar)) * (eps_r - eps_wrong).pow(2).sum(1)
+print("mean error = weighted noise error:", torch.allclose(lhs, rhs, rtol=1e-8))
+
+# %% [markdown]
+# Train the noise predictor with the same network, schedule and budget as the stripped-down model,
+# and sample both with the full chain of $T$ = `toy_T` ancestral steps:
+
+# %%
+toy_model = dm.Diffusion(toy_config)
+seconds_toy = train_model(toy_model, x_toy, None, toy_epochs, 256, 5e-3)
+toy_samples, toy_path = toy_model.sample(2000, generator=gen, trajectory=True)
+
+fig, axes = plt.subplots(1, 3, figsize=(11, 3.8))
+plot.scatter(x_toy, ax=axes[0], s=1, bounds=(-3, 3, -3, 3), title="training data")
+for ax, (name, s) in zip(axes[1:], [("stripped-down: predict x_{t-1}", stripped_samples),
+                                    ("DDPM: predict the noise", toy_samples)]):
+    q = toy_quality(s)
+    plot.scatter(s, ax=ax, s=1, bounds=(-3, 3, -3, 3),
+                 title=f"{name}\nprecision {q['precision']:.2f}, recall {q['recall']:.2f}")
+fig.tight_layout()
+plt.show()
+
+# %% tags=["nbval-check-output"]
+quality_stripped, quality_eps = toy_quality(stripped_samples), toy_quality(toy_samples)
+print(f"k-NN precision on the 2-D points (higher is better): stripped-down {quality_stripped['precision']:.1f}, "
+      f"noise prediction {quality_eps['precision']:.1f}")
+
+# %% [markdown]
+# The titles give the $k$-NN precision (the fraction of samples that land among fresh data points:
+# quality) and recall (the fraction of data points that the samples cover: diversity) of
+# `genlib.metrics`, computed on the 2-D coordinates themselves. (A Fréchet distance would be
+# useless here: it compares only means and covariances, and a round blob has the roll's.) Which
+# objective wins at this small budget is what the printed precisions say, not a law; the argument
+# for noise prediction is its better-conditioned target, and that matters more as the steps get
+# smaller (exercise 2). All sample clouds in this chapter are fuzzier than the roll: `toy_epochs` is
+# small so that the chapter runs in about a minute on a CPU; the MLP sees the input through Fourier
+# features (sines and cosines of $x$ at a few frequencies, {cite:p}`tancik2020fourier`), which lets it bend around the thin roll
+# in so few steps, and the points tighten with longer training (the `paper` profile).
+#
+# ## 5. Digits from noise
+#
+# For images the noise predictor is a small **U-Net** {cite:p}`ronneberger2015unet`: convolutions
+# at full and at reduced resolution, with skip connections that carry the fine detail from the
+# encoder half to the decoder half, and the time step fed to every block through a sinusoidal
+# embedding. The output has the input's shape, one noise estimate per pixel.
+
+# %%
+show(dm.UNet.forward)
+unet = dm.Diffusion(image_config)
+print(f"U-Net: {sum(p.numel() for p in unet.parameters()):,} parameters")
+seconds_unet = train_model(unet, x_train, None, epochs, 64, 2e-3)
+
+# %% [markdown]
+# Ancestral sampling uses all $T$ steps. Each sample below started from its own $x_T$ — a different
+# roll of the dice gives a different digit — and the rows at the bottom follow eight of them from
+# pure noise (left) to the final image (right).
+
+# %%
+tic = time.process_time()
+digit_samples, digit_path = unet.sample(16, generator=gen, trajectory=True)
+seconds_full_chain = time.process_time() - tic
+show_times = [round(f * T) for f in (1.0, 0.8, 0.6, 0.4, 0.3, 0.2, 0.1, 0.05, 0.0)]
+by_time = dict(digit_path)
+fig, axes = plt.subplots(1, 2, figsize=(11, 3.6), gridspec_kw={"width_ratios": [1, 2.2]})
+plot.image_grid(dm.from_unit_range(digit_samples), shape, nrow=4, ax=axes[0], vmax=1.0,
+                title=f"16 samples, {T} ancestral steps")
+trajectory = torch.stack([by_time[t][:8] for t in show_times], 1).reshape(-1, D)  # (8 * 9, D)
+plot.image_grid(dm.from_unit_range(trajectory), shape, nrow=len(show_times), ax=axes[1], vmax=1.0,
+                title="denoising trajectories; columns t = " + ", ".join(map(str, show_times)))
+fig.tight_layout()
+plt.show()
+print(f"full chain: {T} network evaluations per sample, {seconds_full_chain:.1f} s of CPU time for 16 samples")
+
+# %% [markdown]
+# The trajectories show the coarse-to-fine order of generation: for most of the chain the images
+# are noise; the digit's rough shape appears around the middle, and the last few tenths of the chain
+# only sharpen strokes.
+#
+# ## 6. Generative modelling as a sequence of supervised problems
+#
+# The lecture's central lesson: a hard unsupervised problem, "model $p(x)$", is turned into a
+# *sequence of supervised problems*, each a plain regression or classification that a network
+# learns from labelled pairs. Diffusion and the autoregressive models of Chapter 6 are two ways to
+# choose the sequence. Diffusion makes the image progressively noisier and learns to take one step
+# back (input: $x_t$; label: $x_{t-1}$, or the noise); an autoregressive model hides the image
+# progressively, one pixel at a time in raster order, and learns to predict the next pixel from the
+# ones before it (input: $x_{<i}$; label: $x_i$). Both generate by running their sequence from the
+# empty end — all noise, or no pixels — to a full image. Below, the same test digit goes through
+# both sequences (drawn with this chapter's data; the PixelCNN of Chapter 6 is the model that learns
+# the second row).
+
+# %%
+digit = x_test[0:1]
+ar_cuts = [round(f * D) for f in (0, 0.125, 0.3, 0.5, 0.7, 0.875, 1.0)]
+diff_times = [T, round(0.6 * T), round(0.4 * T), round(0.25 * T), round(0.1 * T), round(0.02 * T), 0]
+fixed_eps = torch.randn(1, D, generator=gen)
+fig, axes = plt.subplots(2, len(ar_cuts), figsize=(12, 4.2))
+for ax, t in zip(axes[0], diff_times):
+    xt = dm.q_sample(digit, t, image_schedule, fixed_eps)
+    ax.imshow(dm.from_unit_range(xt).reshape(shape), cmap="gray_r", vmin=0, vmax=1)
+    ax.set_title(f"$x_{{{t}}}$", fontsize=10)
+for ax, i in zip(axes[1], ar_cuts):
+    shown = np.full(D, np.nan)
+    shown[:i] = dm.from_unit_range(digit)[0, :i].numpy()
+    ax.imshow(np.ma.masked_invalid(shown.reshape(shape)), cmap="gray_r", vmin=0, vmax=1)
+    ax.set_facecolor("#f4c7a1")
+    if i < D:
+        r, c = divmod(i, shape[1])
+        ax.add_patch(plt.Rectangle((c - 0.5, r - 0.5), 1, 1, fill=False, ec="tab:red", lw=2))
+    ax.set_title(f"$x_{{<{i}}}$" if i < D else "all pixels", fontsize=10)
+for ax in axes.flat:
+    ax.set_xticks([]), ax.set_yticks([])
+axes[0, 0].set_ylabel("diffusion\nsupervised: $x_t \\to x_{t-1}$", fontsize=9)
+axes[1, 0].set_ylabel("autoregressive\nsupervised: $x_{<i} \\to x_i$", fontsize=9)
+fig.suptitle("Two sequences of supervised problems, generated left to right "
+             "(red square: the next pixel to predict; orange: not yet generated)", fontsize=10)
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
+# The two sequences differ in what each step can see. The autoregressive step sees part of the image
+# exactly and must produce a full *distribution* over the next pixel (a 17-way softmax on digits),
+# so its likelihood is exact; it needs one network evaluation per pixel, $D$ in all, in a fixed order.
+# The diffusion step sees all pixels at once but blurred by noise, and its output can be a Gaussian
+# because each step is small; the number of steps $T$ is a choice, independent of the image size,
+# and section 10 shows how far it can be cut.
+#
+# ## 7. The score view
+#
+# The noise predictor has a second meaning. For any density, **Tweedie's formula**
+# {cite:p}`efron2011tweedie` says that the posterior mean of a Gaussian-corrupted signal is one
+# gradient step away from the observation: if $x_t=\sqrt{\bar\alpha_t}x_0+\sqrt{1-\bar\alpha_t}\varepsilon$,
+# then $\mathbb E[\sqrt{\bar\alpha_t}x_0\mid x_t]=x_t+(1-\bar\alpha_t)\nabla_{x_t}\log q(x_t)$.
+# Rearranged with the closed form,
+#
+# $$
+# \nabla_{x_t}\log q(x_t)=-\frac{\mathbb E[\varepsilon\mid x_t]}{\sqrt{1-\bar\alpha_t}}
+# \approx-\frac{\varepsilon_\theta(x_t,t)}{\sqrt{1-\bar\alpha_t}} ,
+# $$
+#
+# so the noise predictor, trained by least squares to estimate $\mathbb E[\varepsilon\mid x_t]$, is
+# a **score** estimate of the noised data density, one for every noise level
+# {cite:p}`vincent2011connection,song2019generative`. Chapter 3 sampled an energy-based model with
+# Langevin dynamics, $x\leftarrow x+\tfrac{\delta}{2}\nabla_x\log p(x)+\sqrt\delta\,z$, which needs
+# exactly this gradient. The check below uses one-dimensional Gaussian data, where everything is
+# exact: $\mathbb E[\varepsilon\mid x_t]$ in closed form, and the score from a finite difference of
+# $\log q(x_t)$.
+
+# %% tags=["nbval-check-output"]
+m_1d, s2_1d, t_1d = -0.4, 0.6, toy_T // 3
+ab_1d = toy_schedule.alpha_bar[t_1d]
+x_1d = torch.linspace(-3, 3, 25, dtype=torch.float64)[:, None]
+var_t = ab_1d * s2_1d + 1 - ab_1d  # q(x_t) = N(sqrt(ab) m, ab s2 + 1 - ab)
+eps_posterior_mean = torch.sqrt(1 - ab_1d) * (x_1d - torch.sqrt(ab_1d) * m_1d) / var_t  # E[eps | x_t]
+q_t = torch.distributions.Normal(torch.sqrt(ab_1d) * m_1d, var_t.sqrt())
+h = 1e-5
+finite_difference = (q_t.log_prob(x_1d + h) - q_t.log_prob(x_1d - h)) / (2 * h)
+print("Tweedie score = finite-difference gradient of log q(x_t):",
+      torch.allclose(dm.score_from_eps(x_1d, t_1d, eps_posterior_mean, toy_schedule), finite_difference, atol=1e-6))
+
+# %% [markdown]
+# On the toy, the learned score field (left, middle) points from the noised points back towards the
+# data. At this training budget it resolves little of the roll's shape — mostly it points towards
+# the middle of the data, more strongly far out — which is the same underfitting that makes the
+# samples fuzzy. Following it with annealed Langevin dynamics (right) — a few Langevin steps at each
+# noise level, from the largest to the smallest, step size proportional to the noise variance, as in
+# {cite:t}`song2019generative` — is a second sampler for the same network, with no reverse chain in
+# sight.
+
+# %%
+fig, axes = plt.subplots(1, 3, figsize=(12, 4))
+grid, gx, gy = plot.grid_points((-3, 3, -3, 3), 17)
+for ax, t in zip(axes[:2], [round(0.1 * toy_T), round(0.4 * toy_T)]):
+    noised = dm.q_sample(x_toy[:600], t, toy_schedule, generator=gen)
+    with torch.no_grad():
+        score = dm.score_from_eps(grid, t, toy_model.eps(grid, t), toy_schedule)
+    ax.scatter(*noised.T, s=2, alpha=0.4, color="tab:orange", label=f"data noised to t = {t}")
+    ax.quiver(gx, gy, score[:, 0].reshape(gx.shape), score[:, 1].reshape(gx.shape), color="0.25",
+              angles="xy", scale_units="xy", scale=2 * score.norm(dim=1).max().item() / 0.35 / 2)
+    ax.set_xlim(-3, 3), ax.set_ylim(-3, 3), ax.set_aspect("equal"), ax.set_xlabel("$x_1$"), ax.set_ylabel("$x_2$")
+    ax.set_title(f"learned score $-\\varepsilon_\\theta/\\sqrt{{1-\\bar\\alpha_t}}$ at t = {t}")
+    ax.legend(loc="lower left", fontsize=8, frameon=True)
+
+
+@torch.no_grad()
+def annealed_langevin(model, n, sweeps=3, scale=0.1, generator=None):
+    """Langevin steps x += (δ/2) score + sqrt(δ) z at t = T..1, δ = scale (1 − ᾱ_t)."""
+    sch = model.schedule
+    x = torch.randn(n, model.config.dims, generator=generator)
+    for t in range(model.T, 0, -1):
+        delta = scale * (1 - sch.alpha_bar[t].item())
+        for _ in range(sweeps):
+            score = dm.score_from_eps(x, t, model.eps(x, t), sch)
+            x = x + delta / 2 * score + math.sqrt(delta) * torch.randn(x.shape, generator=generator)
+    return x
+
+
+langevin_samples = annealed_langevin(toy_model, 1000, generator=gen)
+q = toy_quality(langevin_samples)
+plot.scatter(langevin_samples, ax=axes[2], s=1, bounds=(-3, 3, -3, 3),
+             title=f"annealed Langevin with the learned score\nprecision {q['precision']:.2f}, recall {q['recall']:.2f}")
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
+# ## 8. A likelihood: the variational bound in nats
+#
+# The reverse chain is a latent-variable model whose latents are $x_{1:T}$, and the forward process
+# is a fixed encoder $q(x_{1:T}\mid x_0)$. Chapter 4's ELBO applies unchanged, and because both
+# chains are Markov and Gaussian it splits into one term per step {cite:p}`ho2020ddpm`:
+#
+# $$
+# -\log p_\theta(x_0)\le
+# \underbrace{\mathrm{KL}\big(q(x_T\mid x_0)\,\|\,\mathcal N(0,I)\big)}_{L_T}
+# +\sum_{t=2}^T\underbrace{\mathbb E_q\,\mathrm{KL}\big(q(x_{t-1}\mid x_t,x_0)\,\|\,p_\theta(x_{t-1}\mid x_t)\big)}_{L_{t-1}}
+# \underbrace{-\ \mathbb E_q\log p_\theta(x_0\mid x_1)}_{L_0} .
+# $$
+#
+# Each $L_{t-1}$ is a KL between two Gaussians with the same variance $\tilde\beta_t$, so it is
+# $\lVert\tilde\mu_t-\mu_\theta\rVert^2/(2\tilde\beta_t)$: the weighted noise regression of
+# section 4. $L_T$ has no parameters and is nearly zero. To put the number on the same scale as
+# Chapter 4's digits — a probability of the **integer** image, in nats — genlib makes three choices,
+# those of {cite:t}`ho2020ddpm`:
+#
+# * the 17 grey levels are scaled to $[-1,1]$, $y=2x/16-1$, so neighbouring levels are $2/16$ apart;
+# * the last step is a **discretised Gaussian** decoder: $P_\theta(x_0\mid x_1)$ is the mass that
+#   $\mathcal N(\mu_\theta(x_1,1),\beta_1)$ puts on each pixel's bin $[y-1/16,\,y+1/16]$ (the end bins
+#   extend to $\pm\infty$, so the 17 masses sum to one), and $L_0=-\log P_\theta(x_0\mid x_1)$;
+# * the sum over $t$ is estimated without bias by Monte Carlo: here `bound_t_samples` random steps
+#   per image, scaled by $(T-1)/k$, and one draw of $x_t$ per step, on `bound_images` test images.
+#   `benchmarks/diffusion_digits.py` computes every $t$ on the whole test split.
+#
+# The result is an upper bound on $-\log P_\theta(x)$ of the discrete image, comparable with the
+# VAE's $-$ELBO and $-$IWAE of Chapter 4 (also bounds on a discrete likelihood) and with the
+# uniform model's $64\log 17$.
+
+# %%
+show(dm.Diffusion.bound)
+
+# %% tags=["nbval-check-output"]
+tic = time.process_time()
+bound_terms = unet.bound(test.x[:bound_images], levels, t_samples=bound_t_samples, generator=gen)
+seconds_bound = time.process_time() - tic
+mean_terms = {k: v.mean().item() for k, v in bound_terms.items()}
+standard_error = bound_terms["total"].std().item() / math.sqrt(bound_images)
+print(f"variational bound on {bound_images} test images ({bound_t_samples} timesteps each): "
+      f"{mean_terms['total']:.0f} ± {standard_error:.0f} nats per image "
+      f"({metrics.nats_to_bpd(mean_terms['total'], D):.2f} bits/dim)")
+print(f"  L_T {mean_terms['prior']:.3f}, sum of L_(t-1) {mean_terms['diffusion']:.0f}, L_0 {mean_terms['decoder']:.2f}")
+print(f"uniform model: {metrics.uniform_nats(D, levels):.0f} nats per image")
+print("every term non-negative:", all((bound_terms[k] >= 0).all().item() for k in ("prior", "diffusion", "decoder")))
+
+# %% [markdown]
+# For scale, Chapter 4's benchmark (`benchmarks/vae_digits.py`, an MLP VAE with a categorical
+# decoder on the same split) reports a test $-$IWAE of about 92 nats per image. Compare the printed
+# bound with that and with the uniform model printed beside it: it is poor, and its standard error
+# over images is large because a few timesteps per image sample a sum of $T-1$ very unequal terms.
+# Training longer does not cure it: `benchmarks/diffusion_digits.py` trains the same U-Net for four
+# times as many epochs, reaches samples whose Fréchet distance is close to the floor of section 10,
+# and still measures a bound close to the uniform model's (see its output). The reason is in the
+# weights. With $\sigma_t^2=\tilde\beta_t$, the term $L_{t-1}$ is
+# $\frac{\beta_t}{2\alpha_t(1-\bar\alpha_{t-1})}\,\mathbb E\lVert\varepsilon-\varepsilon_\theta\rVert^2$:
+# about $\tfrac12$ per unit of squared noise error per pixel at $t=2$, about $1/(2(t-1))$ for small $t$
+# with the linear schedule, and a hundredth of that at large $t$. The bound is dominated by the
+# smallest noise levels, where the data's 17-level grid is still visible, while $L_{\text{simple}}$
+# drops the weights and spends its effort evenly over $t$ — better samples, worse likelihood, as
+# {cite:t}`ho2020ddpm` observed. Learned variances and objectives that weight the small-$t$ terms
+# {cite:p}`nichol2021improved,kingma2021variational` are what close the gap: likelihood and sample
+# quality are different questions (Chapter 1).
+# Note also what the bound is *not*: the figure of about 160 nats quoted for an existing 5-step
+# digits diffusion model is on a continuous rescaled scale (a density of scaled pixels, not a
+# probability of integer images) and comes from reverse networks that were never trained (a known
+# bug in that code), so
+# it is not comparable with either number.
+#
+# ## 9. Flow matching: straight paths and velocities
+#
+# Diffusion needs a schedule, a posterior, and a choice of objective. **Flow matching**
+# {cite:p}`lipman2023flow,liu2023flow` keeps only the idea of a path from data to noise and a
+# regression that follows it back. Interpolate on a straight line,
+# $x_t=(1-t)\,x_0+t\,\varepsilon$ for $t\in[0,1]$, whose velocity is $\frac{d}{dt}x_t=\varepsilon-x_0$,
+# and train a network on
+#
+# $$
+# L_{\text{FM}}=\mathbb E_{t,x_0,\varepsilon}\big\lVert v_\theta(x_t,t)-(\varepsilon-x_0)\big\rVert^2 .
+# $$
+#
+# Its minimiser $v^*(x,t)=\mathbb E[\varepsilon-x_0\mid x_t=x]$ is a velocity field that carries the
+# distribution of noise at $t=1$ to the data at $t=0$; generating is integrating the ODE
+# $dx/dt=v_\theta(x,t)$ backwards from a noise draw, here with Euler steps. No simulation is needed to
+# train (like diffusion), and the same networks serve: the MLP for the toy, the U-Net for digits.
+
+# %%
+show(dm.FlowMatching.loss)
+show(dm.FlowMatching.sample)
+
+# %%
+toy_flow = dm.FlowMatching(toy_config)
+seconds_toy_flow = train_model(toy_flow, x_toy, None, toy_epochs, 256, 5e-3)
+flow = dm.FlowMatching(image_config)
+seconds_flow = train_model(flow, x_train, None, epochs, 64, 2e-3)
+
+fig, axes = plt.subplots(1, 3, figsize=(11, 3.8))
+compare_steps = 20
+toy_compare = {
+    f"diffusion, ancestral, {compare_steps} steps": toy_model.sample(2000, steps=compare_steps, generator=gen),
+    f"diffusion, DDIM, {compare_steps} steps": toy_model.sample(2000, steps=compare_steps, eta=0.0, generator=gen),
+    f"flow matching, Euler, {compare_steps} steps": toy_flow.sample(2000, steps=compare_steps, generator=gen),
+}
+for ax, (name, s) in zip(axes, toy_compare.items()):
+    q = toy_quality(s)
+    plot.scatter(s, ax=ax, s=1, bounds=(-3, 3, -3, 3), title=f"{name}\nprecision {q['precision']:.2f}, recall {q['recall']:.2f}")
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
+# ## 10. Fewer sampling steps, and what they cost
+#
+# Sampling with all $T$ steps costs $T$ network evaluations per image (section 5 printed the time).
+# Two ways to take fewer, larger steps along an evenly spaced subsequence $T=\tau_S>\dots>\tau_0=0$:
+#
+# * **ancestral on the subsequence**: treat $\bar\alpha_{\tau_i}$ as the schedule of a shorter chain
+#   and take its Gaussian reverse steps;
+# * **DDIM** {cite:p}`song2021ddim`: predict $\hat x_0$ from $\varepsilon_\theta$ and jump
+#   deterministically, $x_s=\sqrt{\bar\alpha_s}\,\hat x_0+\sqrt{1-\bar\alpha_s}\,\varepsilon_\theta(x_t,t)$.
+#
+# Both are one function in genlib (η = 1 ancestral, η = 0 DDIM), with the same trained network:
+
+# %%
+show(dm.reverse_step)
+
+# %% [markdown]
+# What do fewer steps cost? First where the answer is exact: 1-D Gaussian data $\mathcal N(m,s^2)$,
+# for which the optimal noise predictor $\mathbb E[\varepsilon\mid x_t]$ is known in closed form
+# (section 7). With it, the full chain reproduces the data distribution (tested in
+# `tests/test_diffusion.py`); with few steps both samplers *shrink* the variance, because every
+# large step replaces part of the noise by its conditional mean.
+
+# %% tags=["nbval-check-output"]
+class GaussianOracle(torch.nn.Module):
+    """The exact E[eps | x_t] for 1-D data N(m, s2), as a 'network' of (x_t, t/T)."""
+
+    def __init__(self, m, s2, schedule_):
+        super().__init__()
+        self.m, self.s2, self.schedule = m, s2, schedule_
+        self.dummy = torch.nn.Parameter(torch.zeros(1, dtype=torch.float64))
+
+    def forward(self, xt, s):
+        ab = self.schedule.at("alpha_bar", torch.round(s * self.schedule.T).long(), xt)
+        return torch.sqrt(1 - ab) * (xt - torch.sqrt(ab) * self.m) / (ab * self.s2 + 1 - ab)
+
+
+oracle = dm.Diffusion(dm.DiffusionConfig(dims=1, shape=None, net="mlp", T=T, schedule=schedule, width=4, clip=None)).double()
+oracle.net = GaussianOracle(1.5, 0.25, oracle.schedule)
+oracle_steps = sorted(set(steps_grid + [T]))
+x_T_1d = torch.randn(10_000, 1, generator=gen, dtype=torch.float64)
+oracle_var = {(eta, s): oracle.sample(10_000, steps=s, eta=eta, x_T=x_T_1d, generator=gen).var().item()
+              for eta in (1.0, 0.0) for s in oracle_steps}
+print("data variance 0.25; sample variance by steps:")
+for eta, name in [(1.0, "ancestral"), (0.0, "DDIM")]:
+    print(f"  {name:9s}", ", ".join(f"{s}: {oracle_var[(eta, s)]:.2f}" for s in oracle_steps))
+
+# %% [markdown]
+# Now the digits, with the classifier-feature Fréchet distance and precision/recall of
+# `genlib.metrics` (features from a small classifier trained on the same digits; the floor is the
+# distance between the training and the test images, the best a sampler can hope for). For every
+# step count we draw `n_quality` samples with each method and time them (CPU time).
+
+# %%
+floor = metrics.quality_floor(dataset)
+reference = train.scaled()
+quality = {"ancestral": [], "DDIM": [], "flow matching": []}
+seconds_per_image = {name: [] for name in quality}
+grids = {}
+for steps in steps_grid:
+    for name, draw in [("ancestral", lambda s: unet.sample(n_quality, steps=s, eta=1.0, generator=gen)),
+                       ("DDIM", lambda s: unet.sample(n_quality, steps=s, eta=0.0, generator=gen)),
+                       ("flow matching", lambda s: flow.sample(n_quality, steps=s, generator=gen))]:
+        tic = time.process_time()
+        samples = dm.from_unit_range(draw(steps)).cpu()
+        seconds_per_image[name].append((time.process_time() - tic) / n_quality)
+        quality[name].append(metrics.sample_quality(samples, reference, dataset))
+        grids[(name, steps)] = samples[:16]
+
+fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+for i, name in enumerate(quality):
+    fd, color = [q["frechet"] for q in quality[name]], f"C{i}"
+    axes[0].plot(steps_grid, fd, marker="o", color=color, label=name)
+    axes[1].plot(1000 * np.array(seconds_per_image[name]), fd, marker="o", color=color, label=name)
+    axes[2].plot(steps_grid, [q["precision"] for q in quality[name]], marker="o", color=color, label=f"{name}: precision")
+    axes[2].plot(steps_grid, [q["recall"] for q in quality[name]], marker="x", ls=":", color=color, label=f"{name}: recall")
+for ax in axes[:2]:
+    ax.axhline(floor["frechet"], color="grey", ls="--", lw=1, label="floor (train vs test)")
+    ax.set_yscale("log"), ax.set_ylabel("Fréchet distance (classifier features)")
+    ax.legend(frameon=False, fontsize=8)
+axes[0].set_xscale("log"), axes[0].set_xlabel("sampling steps (network evaluations)")
+axes[0].set_xticks(steps_grid, [str(s) for s in steps_grid]), axes[0].minorticks_off()
+axes[1].set_xscale("log"), axes[1].set_xlabel("CPU milliseconds per image")
+axes[2].set_xscale("log"), axes[2].set_xticks(steps_grid, [str(s) for s in steps_grid]), axes[2].minorticks_off()
+axes[2].set_xlabel("sampling steps"), axes[2].set_ylabel("fraction"), axes[2].set_ylim(0, 1)
+axes[2].legend(frameon=False, fontsize=7, ncol=2, loc="lower right")
+axes[0].set_title("Quality against steps"), axes[1].set_title("Quality against time"), axes[2].set_title("Precision and recall")
+fig.tight_layout()
+plt.show()
+
+fig, axes = plt.subplots(1, 3, figsize=(11, 3.4))
+for ax, name in zip(axes, quality):
+    plot.image_grid(grids[(name, steps_grid[0])], shape, nrow=4, ax=ax, vmax=1.0, title=f"{name}, {steps_grid[0]} steps")
+fig.tight_layout()
+plt.show()
+
+# %% tags=["nbval-check-output"]
+print(f"floor (train vs test): Fréchet {floor['frechet']:.1f}")
+for name in quality:
+    print(f"{name:14s} Fréchet by steps", ", ".join(f"{s}: {q['frechet']:.0f}" for s, q in zip(steps_grid, quality[name])))
+print(f"fewest steps, ancestral worse than DDIM: {quality['ancestral'][0]['frechet'] > quality['DDIM'][0]['frechet']}")
+
+# %% [markdown]
+# Read the curves with the printed numbers. Ancestral sampling on a short subsequence is the
+# failure mode: each large stochastic step injects fresh noise that the few remaining steps cannot
+# remove, and with the fewest steps its images are visibly noisy. The deterministic samplers —
+# DDIM and the flow-matching ODE — degrade more gracefully, because a large step along a smooth
+# trajectory loses detail (the shrinkage of the 1-D example) rather than adding noise. The time axis
+# is proportional to the step axis: every step costs one network evaluation, whichever the sampler.
+#
+# ## 11. Interactive: the two chains, step by step
+#
+# Move the slider to choose a time $t$ (as a fraction of $T$). Left: the forward chain — test
+# digits and the toy data noised to step $t$. Right: the reverse chain — the ancestral samples of
+# sections 4 and 5 at the same step on their way from noise to data. At $t=T$ the two sides are
+# both plain noise; at $t=0$ the left is data and the right is samples.
+
+# %%
+toy_by_time = dict(toy_path)
+slider_fractions = [1.0, 0.7, 0.5, 0.35, 0.25, 0.15, 0.08, 0.0]
+forward_eps_digits = torch.randn(8, D, generator=gen)
+forward_eps_toy = torch.randn(len(x_toy), 2, generator=gen)
+
+
+def draw_chains(fig, fraction):
+    t_img, t_toy = round(fraction * T), round(fraction * toy_T)
+    axes = fig.subplots(1, 4, gridspec_kw={"width_ratios": [1, 1, 1, 1]})
+    forward_digits = dm.q_sample(x_test[:8], t_img, image_schedule, forward_eps_digits)
+    forward_toy = dm.q_sample(x_toy, t_toy, toy_schedule, forward_eps_toy)
+    plot.image_grid(dm.from_unit_range(forward_digits), shape, nrow=2, ax=axes[0], vmax=1.0,
+                    title=f"forward: digits at t = {t_img}")
+    plot.scatter(forward_toy, ax=axes[1], s=1, bounds=(-3.5, 3.5, -3.5, 3.5), title=f"forward: toy at t = {t_toy}")
+    plot.image_grid(dm.from_unit_range(by_time[t_img][:8]), shape, nrow=2, ax=axes[2], vmax=1.0,
+                    title=f"reverse: samples at t = {t_img}")
+    plot.scatter(toy_by_time[t_toy], ax=axes[3], s=1, bounds=(-3.5, 3.5, -3.5, 3.5), title=f"reverse: toy at t = {t_toy}")
+    fig.tight_layout()
+
+
+widgets.live(draw_chains, figsize=(13, 3.4),
+             fraction=ipywidgets.SelectionSlider(options=slider_fractions, value=1.0, description="t / T"))
+
+# %%
+widgets.animate(draw_chains, slider_fractions, figsize=(13, 3.4), interval=700)
+
+# %% tags=["nbval-check-output"]
+print("shapes: digit trajectory", len(digit_path), "states of", tuple(digit_path[0][1].shape),
+      "| toy trajectory", len(toy_path), "states of", tuple(toy_path[0][1].shape))
+
+# %% [markdown]
+# ## Summary
+#
+# * The forward process adds Gaussian noise in $T$ small steps; its closed form
+#   $q(x_t\mid x_0)=\mathcal N(\sqrt{\bar\alpha_t}x_0,(1-\bar\alpha_t)I)$ makes every $x_t$ one line away.
+# * The reverse process is a chain of Gaussians with learned means. The lecture's stripped-down
+#   algorithm regresses $x_{t-1}$ on $x_t$; DDPM regresses the noise $\varepsilon$ instead — the same
+#   optimum (the posterior mean), reparameterised, with a better-conditioned target.
+# * Generative modelling becomes a sequence of supervised problems; diffusion and autoregressive
+#   models are two choices of the sequence (noise levels vs pixel order).
+# * The noise predictor is a score, $\nabla\log q(x_t)\approx-\varepsilon_\theta/\sqrt{1-\bar\alpha_t}$
+#   (Tweedie), which Langevin dynamics can follow.
+# * The ELBO splits into per-step KLs; with a discretised last step it bounds the discrete
+#   likelihood in nats, on the same scale as Chapter 4.
+# * Fewer steps: deterministic samplers (DDIM, the flow-matching ODE) degrade gracefully; ancestral
+#   sampling on a short subsequence does not. Flow matching trains the same networks on straight
+#   paths with a velocity regression.
+#
+# ## Exercises
+#
+# **1. The closed form by induction.** Show that if $x_{t-1}=\sqrt{\bar\alpha_{t-1}}x_0+\sqrt{1-\bar\alpha_{t-1}}\,\bar\varepsilon$
+# with $\bar\varepsilon\sim\mathcal N(0,I)$, then one more forward step gives the closed form at $t$.
+# Why does the process keep the variance of unit-variance data at one?
+#
+# ```{admonition} Solution
+# :class: dropdown
+# $x_t=\sqrt{\alpha_t}\sqrt{\bar\alpha_{t-1}}x_0+\sqrt{\alpha_t(1-\bar\alpha_{t-1})}\,\bar\varepsilon+\sqrt{1-\alpha_t}\,\varepsilon_t$.
+# The two noise terms are independent Gaussians, so their sum is Gaussian with variance
+# $\alpha_t-\alpha_t\bar\alpha_{t-1}+1-\alpha_t=1-\bar\alpha_t$, and $\sqrt{\alpha_t\bar\alpha_{t-1}}=\sqrt{\bar\alpha_t}$.
+# If $\operatorname{Var}[x_0]=1$ (per coordinate), $\operatorname{Var}[x_t]=\bar\alpha_t+(1-\bar\alpha_t)=1$:
+# the shrink factor $\sqrt{1-\beta_t}$ removes exactly the variance that the noise adds. Section 2's
+# cell checks the closed form against the iterated chain; `test_closed_form_matches_the_iterated_forward_process`
+# in `tests/test_diffusion.py` does it for both schedules.
+# ```
+#
+# **2. Why predict the noise?** For the stripped-down objective, show that
+# $\mathbb E\lVert f-x_{t-1}\rVert^2=\lVert f-\tilde\mu_t\rVert^2+D\tilde\beta_t$ given $(x_t,x_0)$. At $t=1$,
+# with the linear schedule and $T=1000$, how large is the irreducible part compared with the
+# noise-prediction loss of a perfect model?
+#
+# ```{admonition} Solution
+# :class: dropdown
+# Given $(x_t,x_0)$, $x_{t-1}\sim\mathcal N(\tilde\mu_t,\tilde\beta_tI)$, so expanding the square
+# around $\tilde\mu_t$ kills the cross term and leaves $\lVert f-\tilde\mu_t\rVert^2+D\tilde\beta_t$.
+# The first part is what the network can reduce; it equals
+# $\frac{\beta_t^2}{\alpha_t(1-\bar\alpha_t)}\lVert\varepsilon-\varepsilon_\theta\rVert^2$ (section 4's check). For
+# $t=2$ (at $t=1$, $\tilde\beta_1=0$), $\beta_1\approx\beta_2\approx10^{-4}$ give
+# $\tilde\beta_2\approx\beta_2/2\approx5\cdot10^{-5}$ and a weight
+# $\beta_2^2/(\alpha_2(1-\bar\alpha_2))\approx5\cdot10^{-5}$ too: an error of one unit in $\varepsilon$ changes the
+# stripped-down loss per coordinate by about as much as its irreducible noise. The regression signal
+# at small $t$ is drowned in the target's own noise, while the noise-prediction target has unit
+# scale at every $t$ and no irreducible part given $(x_t, x_0)$.
+# ```
+#
+# **3. DDIM with a perfect network.** Show that if $\varepsilon_\theta(x_t,t)$ equals the true noise
+# of a fixed $x_0$ (so $\hat x_0=x_0$ at every step), DDIM returns $x_0$ exactly, for any number of
+# steps. Does ancestral sampling?
+#
+# ```{admonition} Solution
+# :class: dropdown
+# With $\hat x_0=x_0$ and $\varepsilon_\theta=\varepsilon$ the DDIM step gives
+# $x_s=\sqrt{\bar\alpha_s}x_0+\sqrt{1-\bar\alpha_s}\,\varepsilon$, a point of the same straight line in
+# $(x_0, \varepsilon)$ coordinates; the last step, $s=0$, gives $\sqrt{\bar\alpha_0}x_0=x_0$. Ancestral
+# sampling adds fresh noise $\sigma z$ at every step, but its final step ($s=0$) has $\sigma=0$ and
+# returns $\hat x_0$, which the oracle still gets right, so it also returns $x_0$ — the difference
+# shows only with an imperfect network. `test_ddim_with_the_oracle_returns_x0` checks DDIM with 50,
+# 10 and 3 steps.
+# ```
+#
+# **4. More steps, better bound?** Rerun the chapter with `-p T 200` and with `-p schedule cosine`.
+# What happens to the variational bound of section 8 and to the quality curves, and why can the
+# two disagree?
+#
+# ```{admonition} Solution
+# :class: dropdown
+# The bound is a sum of $T-1$ KL terms plus $L_0$; changing $T$ or the schedule changes both the
+# training problem and how the bound is split, so the printed total moves with them — read it off
+# the run rather than from a rule. The quality curves measure something else: whether samples look
+# like digits to a classifier. A model can put its likelihood mass well (a low bound) while its few-step
+# samples are poor, or the reverse; Chapter 1 made the same point with kernel density estimates. For
+# a fair comparison keep the training budget (epochs) fixed and compare the benchmark's numbers,
+# which use every $t$ and the whole test split.
+# ```

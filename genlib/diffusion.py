@@ -1,0 +1,511 @@
+r"""Diffusion models and flow matching (Chapter 8).
+
+Forward process (fixed, no parameters), for t = 1..T with a noise schedule 0 < β_t < 1:
+
+    q(x_t | x_{t-1}) = N(√(1−β_t) x_{t-1}, β_t I),     i.e. x_t = √(1−β_t) x_{t-1} + √β_t ε_t,
+    q(x_t | x_0)     = N(√ᾱ_t x_0, (1−ᾱ_t) I),         ᾱ_t = Π_{s≤t} (1−β_s),  ᾱ_0 = 1.
+
+Reverse process (learned): x_T ~ N(0, I), x_{t-1} ~ p_θ(x_{t-1} | x_t) = N(μ_θ(x_t, t), σ_t² I).
+Given x_0, the step back is Gaussian in closed form (the *posterior*)
+
+    q(x_{t-1} | x_t, x_0) = N(μ̃_t, β̃_t I),   μ̃_t = √ᾱ_{t-1} β_t/(1−ᾱ_t) x_0 + √α_t (1−ᾱ_{t-1})/(1−ᾱ_t) x_t,
+                                             β̃_t = (1−ᾱ_{t-1})/(1−ᾱ_t) β_t,   α_t = 1 − β_t,
+
+and writing x_0 = (x_t − √(1−ᾱ_t) ε)/√ᾱ_t turns it into μ̃_t = (x_t − β_t/√(1−ᾱ_t) ε)/√α_t. Two
+training objectives (Ho et al. 2020 for the second):
+
+* ``"x_prev"`` — the lecture's stripped-down algorithm: regress x_{t-1} on (x_t, t), ‖f_θ(x_t, t) − x_{t-1}‖²;
+* ``"eps"`` — predict the noise, ‖ε_θ(x_t, t) − ε‖² with x_t = √ᾱ_t x_0 + √(1−ᾱ_t) ε,
+
+both minimised by the posterior mean E[x_{t-1} | x_t]; the second is the first reparameterised, with
+a lower-variance target. The noise predictor is also a score estimate (Tweedie's formula):
+∇ log q(x_t) ≈ −ε_θ(x_t, t)/√(1−ᾱ_t).
+
+Sampling (:meth:`Diffusion.sample`): ancestral (η = 1) or deterministic DDIM (η = 0, Song et al.
+2021), on all T steps or on an evenly spaced subsequence. The variational bound in nats per image on
+integer images (:meth:`Diffusion.bound`) is L_T + Σ_{t=2}^T L_{t-1} + L_0 with a discretised Gaussian
+decoder for the last step. :class:`FlowMatching` (Lipman et al. 2023; Liu et al. 2023) regresses
+the velocity of straight paths x_t = (1−t) x_0 + t ε and integrates the ODE back with Euler steps.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from genlib import checks
+
+SCHEDULES = ("linear", "cosine")
+OBJECTIVES = ("eps", "x_prev")
+NETS = ("mlp", "unet")
+
+
+# ----------------------------------------------------------------------------- noise schedules
+
+
+def linear_betas(T: int, beta_1: float = 1e-4, beta_T: float = 0.02) -> torch.Tensor:
+    """β_t rising linearly from ``beta_1`` to ``beta_T`` (Ho et al. 2020), float64, shape (T,).
+
+    The DDPM constants are for T = 1000; for other T they are rescaled by 1000/T so that the
+    process still ends near pure noise (ᾱ_T ≈ e^{−5})."""
+    scale = 1000 / T
+    return torch.linspace(scale * beta_1, min(scale * beta_T, 0.999), T, dtype=torch.float64)
+
+
+def cosine_betas(T: int, s: float = 0.008, max_beta: float = 0.999) -> torch.Tensor:
+    """β_t from ᾱ(t) = cos²((t/T + s)/(1 + s) · π/2) / cos²(s/(1 + s) · π/2) (Nichol & Dhariwal
+    2021): β_t = 1 − ᾱ(t)/ᾱ(t−1), clipped at ``max_beta``. float64, shape (T,)."""
+    steps = torch.arange(T + 1, dtype=torch.float64) / T
+    f = torch.cos((steps + s) / (1 + s) * math.pi / 2) ** 2
+    alpha_bar = f / f[0]
+    return (1 - alpha_bar[1:] / alpha_bar[:-1]).clamp(max=max_beta)
+
+
+def make_betas(schedule: str, T: int) -> torch.Tensor:
+    checks.choice("schedule", schedule, SCHEDULES)
+    return {"linear": linear_betas, "cosine": cosine_betas}[schedule](T)
+
+
+class NoiseSchedule(nn.Module):
+    """The constants of a schedule as float64 buffers indexed by t = 0..T (entry 0: no noise).
+
+    ``beta[t]``, ``alpha[t] = 1 − β_t``, ``alpha_bar[t] = Π_{s≤t} α_s`` (``alpha_bar[0] = 1``),
+    and the posterior variance ``beta_tilde[t] = (1 − ᾱ_{t−1})/(1 − ᾱ_t) β_t`` (``beta_tilde[1] = 0``).
+    """
+
+    def __init__(self, betas: torch.Tensor):
+        super().__init__()
+        betas = torch.as_tensor(betas, dtype=torch.float64)
+        if betas.dim() != 1 or len(betas) == 0 or not ((betas > 0) & (betas < 1)).all():
+            raise ValueError("betas must be a non-empty 1-D tensor with entries in (0, 1)")
+        beta = torch.cat([torch.zeros(1, dtype=torch.float64), betas])  # (T + 1,)
+        alpha_bar = torch.cumprod(1 - beta, 0)
+        beta_tilde = torch.zeros_like(beta)
+        beta_tilde[1:] = (1 - alpha_bar[:-1]) / (1 - alpha_bar[1:]) * beta[1:]
+        self.register_buffer("beta", beta)
+        self.register_buffer("alpha", 1 - beta)
+        self.register_buffer("alpha_bar", alpha_bar)
+        self.register_buffer("beta_tilde", beta_tilde)
+
+    @property
+    def T(self) -> int:
+        return len(self.beta) - 1
+
+    def at(self, name: str, t: torch.Tensor | int, like: torch.Tensor) -> torch.Tensor:
+        """``self.<name>[t]`` as ``like``'s dtype, shaped to broadcast over a batch like ``like``."""
+        values = getattr(self, name)[torch.as_tensor(t, device=self.beta.device)].to(like.dtype)
+        return values.reshape(*values.shape, *([1] * (like.dim() - values.dim()))).to(like.device)
+
+
+# ----------------------------------------------------------------------------- the forward process
+
+
+def _noise(like: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    if generator is None:
+        return torch.randn_like(like)
+    return torch.randn(like.shape, generator=generator, dtype=like.dtype).to(like.device)
+
+
+def q_step(x_prev: torch.Tensor, t, schedule: NoiseSchedule, eps: torch.Tensor | None = None,
+           generator: torch.Generator | None = None) -> torch.Tensor:
+    """One forward step x_t = √(1 − β_t) x_{t−1} + √β_t ε. ``t`` an int or (B,) ints ≥ 1."""
+    eps = _noise(x_prev, generator) if eps is None else eps
+    beta = schedule.at("beta", t, x_prev)
+    return torch.sqrt(1 - beta) * x_prev + torch.sqrt(beta) * eps
+
+
+def q_sample(x0: torch.Tensor, t, schedule: NoiseSchedule, eps: torch.Tensor | None = None,
+             generator: torch.Generator | None = None) -> torch.Tensor:
+    """The closed form x_t = √ᾱ_t x_0 + √(1 − ᾱ_t) ε, a draw from q(x_t | x_0). ``t`` ≥ 0."""
+    eps = _noise(x0, generator) if eps is None else eps
+    alpha_bar = schedule.at("alpha_bar", t, x0)
+    return torch.sqrt(alpha_bar) * x0 + torch.sqrt(1 - alpha_bar) * eps
+
+
+def q_posterior(x0: torch.Tensor, xt: torch.Tensor, t, schedule: NoiseSchedule):
+    """Mean μ̃_t(x_t, x_0) and variance β̃_t of q(x_{t−1} | x_t, x_0), for t ≥ 1."""
+    t = torch.as_tensor(t)
+    beta, alpha = schedule.at("beta", t, x0), schedule.at("alpha", t, x0)
+    ab, ab_prev = schedule.at("alpha_bar", t, x0), schedule.at("alpha_bar", t - 1, x0)
+    mean = torch.sqrt(ab_prev) * beta / (1 - ab) * x0 + torch.sqrt(alpha) * (1 - ab_prev) / (1 - ab) * xt
+    return mean, schedule.at("beta_tilde", t, x0)
+
+
+def predict_x0(xt: torch.Tensor, t, eps: torch.Tensor, schedule: NoiseSchedule) -> torch.Tensor:
+    """x̂_0 = (x_t − √(1 − ᾱ_t) ε̂)/√ᾱ_t: the closed form solved for x_0."""
+    ab = schedule.at("alpha_bar", t, xt)
+    return (xt - torch.sqrt(1 - ab) * eps) / torch.sqrt(ab)
+
+
+def mean_from_eps(xt: torch.Tensor, t, eps: torch.Tensor, schedule: NoiseSchedule) -> torch.Tensor:
+    """μ_θ(x_t, t) = (x_t − β_t/√(1 − ᾱ_t) ε̂)/√α_t: the posterior mean with x_0 written through ε."""
+    beta, alpha, ab = (schedule.at(k, t, xt) for k in ("beta", "alpha", "alpha_bar"))
+    return (xt - beta / torch.sqrt(1 - ab) * eps) / torch.sqrt(alpha)
+
+
+def score_from_eps(xt: torch.Tensor, t, eps: torch.Tensor, schedule: NoiseSchedule) -> torch.Tensor:
+    """Tweedie: ∇_x log q(x_t) = −E[ε | x_t]/√(1 − ᾱ_t), estimated with ε̂ in place of E[ε | x_t]."""
+    return -eps / torch.sqrt(1 - schedule.at("alpha_bar", t, xt))
+
+
+def reverse_step(xt: torch.Tensor, t, s, eps: torch.Tensor, schedule: NoiseSchedule, eta: float = 1.0,
+                 noise: torch.Tensor | None = None, clip: float | None = None) -> torch.Tensor:
+    """One step from time t back to s < t given the noise estimate ε̂ (Song et al. 2021, eq. 12):
+
+        x_s = √ᾱ_s x̂_0 + √(1 − ᾱ_s − σ²) ε̂ + σ z,   σ² = η² (1 − ᾱ_s)/(1 − ᾱ_t) (1 − ᾱ_t/ᾱ_s).
+
+    η = 1, s = t − 1 is DDPM's ancestral step with variance β̃_t (its mean is μ̃_t(x_t, x̂_0));
+    η = 0 is deterministic DDIM. With ``clip``, x̂_0 is clipped to [−clip, clip] (the data range)
+    and ε̂ recomputed from it. ``noise`` is z (default: fresh standard normal draws)."""
+    x0 = predict_x0(xt, t, eps, schedule)
+    ab_t, ab_s = schedule.at("alpha_bar", t, xt), schedule.at("alpha_bar", s, xt)
+    if clip is not None:
+        x0 = x0.clamp(-clip, clip)
+        eps = (xt - torch.sqrt(ab_t) * x0) / torch.sqrt(1 - ab_t)
+    var = eta**2 * (1 - ab_s) / (1 - ab_t) * (1 - ab_t / ab_s)
+    noise = torch.randn_like(xt) if noise is None else noise
+    return torch.sqrt(ab_s) * x0 + torch.sqrt((1 - ab_s - var).clamp(min=0)) * eps + torch.sqrt(var) * noise
+
+
+def timesteps(T: int, steps: int) -> list[int]:
+    """``steps`` + 1 evenly spaced times from T down to 0 (rounded, distinct): the sampler's path."""
+    checks.positive_int("steps", steps)
+    if steps > T:
+        raise ValueError(f"steps must be at most T = {T}, got {steps}")
+    return [round(T - i * T / steps) for i in range(steps + 1)]
+
+
+# ----------------------------------------------------------------------------- networks
+
+
+class TimeEmbedding(nn.Module):
+    """Time s in [0, 1] (B,) -> sinusoidal features of 1000 s at ``dim/2`` frequencies -> MLP -> (B, dim)."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.dim = dim
+        self.mlp = nn.Sequential(nn.Linear(dim, dim), nn.SiLU(), nn.Linear(dim, dim))
+
+    def forward(self, s: torch.Tensor) -> torch.Tensor:
+        half = self.dim // 2
+        freqs = torch.exp(-math.log(10_000) * torch.arange(half, device=s.device) / half)  # (dim/2,)
+        angles = 1000 * s.float()[:, None] * freqs[None]  # (B, dim/2)
+        return self.mlp(torch.cat([angles.sin(), angles.cos()], -1))  # (B, dim)
+
+
+class MLPDenoiser(nn.Module):
+    """x (B, D) and time s (B,) -> (B, D): ``layers`` hidden layers, time added to each one.
+
+    With ``fourier`` = K > 0 the input is x together with sin and cos of 2^k·π/2·x, k < K (Fourier
+    features, Tancik et al. 2020): they let a small MLP bend sharply around a thin 2-D manifold."""
+
+    def __init__(self, dims: int, hidden: int = 128, layers: int = 3, emb_dim: int = 64, fourier: int = 0):
+        super().__init__()
+        self.embed = TimeEmbedding(emb_dim)
+        self.register_buffer("freqs", 2.0 ** torch.arange(fourier) * math.pi / 2, persistent=False)
+        sizes = [dims * (1 + 2 * fourier)] + [hidden] * layers
+        self.linears = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
+        self.times = nn.ModuleList(nn.Linear(emb_dim, hidden) for _ in range(layers))
+        self.out = nn.Linear(hidden, dims)
+
+    def forward(self, x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+        e = self.embed(s)  # (B, emb)
+        angles = (x[:, :, None] * self.freqs).flatten(1)  # (B, D K)
+        h = torch.cat([x, angles.sin(), angles.cos()], 1)  # (B, D (1 + 2K))
+        for linear, time in zip(self.linears, self.times):
+            h = F.silu(linear(h) + time(e))  # (B, hidden)
+        return self.out(h)
+
+
+def _groups(channels: int) -> int:
+    return math.gcd(channels, 8)
+
+
+class ResBlock(nn.Module):
+    """GroupNorm -> SiLU -> conv, plus the time embedding, twice; a 1x1 conv on the skip path."""
+
+    def __init__(self, c_in: int, c_out: int, emb_dim: int):
+        super().__init__()
+        self.norm1, self.conv1 = nn.GroupNorm(_groups(c_in), c_in), nn.Conv2d(c_in, c_out, 3, padding=1)
+        self.time = nn.Linear(emb_dim, c_out)
+        self.norm2, self.conv2 = nn.GroupNorm(_groups(c_out), c_out), nn.Conv2d(c_out, c_out, 3, padding=1)
+        self.skip = nn.Conv2d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
+
+    def forward(self, x: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
+        h = self.conv1(F.silu(self.norm1(x)))  # (B, c_out, H, W)
+        h = h + self.time(e)[:, :, None, None]
+        h = self.conv2(F.silu(self.norm2(h)))
+        return h + self.skip(x)
+
+
+class UNet(nn.Module):
+    """A small U-Net on flat images: x (B, H·W) and time s (B,) -> (B, H·W).
+
+    Two resolutions down (H -> ⌈H/2⌉ -> ⌈H/4⌉: 8 -> 4 -> 2, 28 -> 14 -> 7) with ``base`` and
+    2·``base`` channels, a middle block, and two up blocks that concatenate the skips."""
+
+    def __init__(self, shape: tuple[int, int], base: int = 32, emb_dim: int = 64):
+        super().__init__()
+        self.shape = tuple(shape)
+        c1, c2 = base, 2 * base
+        self.embed = TimeEmbedding(emb_dim)
+        self.inc = nn.Conv2d(1, c1, 3, padding=1)
+        self.down1, self.pool1 = ResBlock(c1, c1, emb_dim), nn.Conv2d(c1, c1, 3, stride=2, padding=1)
+        self.down2, self.pool2 = ResBlock(c1, c2, emb_dim), nn.Conv2d(c2, c2, 3, stride=2, padding=1)
+        self.mid = ResBlock(c2, c2, emb_dim)
+        self.up2 = ResBlock(2 * c2, c2, emb_dim)
+        self.up1 = ResBlock(c2 + c1, c1, emb_dim)
+        self.out = nn.Sequential(nn.GroupNorm(_groups(c1), c1), nn.SiLU(), nn.Conv2d(c1, 1, 3, padding=1))
+
+    def forward(self, x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+        e = self.embed(s)                                  # (B, emb)
+        h = self.inc(x.reshape(-1, 1, *self.shape))        # (B, c1, H, W)
+        skip1 = self.down1(h, e)                           # (B, c1, H, W)
+        skip2 = self.down2(self.pool1(skip1), e)           # (B, c2, H/2, W/2)
+        h = self.mid(self.pool2(skip2), e)                 # (B, c2, H/4, W/4)
+        h = F.interpolate(h, size=skip2.shape[-2:], mode="nearest")
+        h = self.up2(torch.cat([h, skip2], 1), e)          # (B, c2, H/2, W/2)
+        h = F.interpolate(h, size=skip1.shape[-2:], mode="nearest")
+        h = self.up1(torch.cat([h, skip1], 1), e)          # (B, c1, H, W)
+        return self.out(h).flatten(1)                      # (B, H·W)
+
+
+# ----------------------------------------------------------------------------- configuration
+
+
+@dataclass(frozen=True)
+class DiffusionConfig:
+    """A diffusion model's process and network. Defaults: the book profile's digits model."""
+
+    dims: int = 64                             # D
+    shape: tuple[int, int] | None = (8, 8)     # image shape for the U-Net (None: vectors)
+    T: int = 1000                              # diffusion steps
+    schedule: str = "linear"                   # "linear" | "cosine"
+    objective: str = "eps"                     # "eps" (predict the noise) | "x_prev" (predict x_{t-1})
+    net: str = "unet"                          # "unet" | "mlp"
+    width: int = 32                            # U-Net base channels or MLP hidden units
+    layers: int = 3                            # hidden layers of the MLP
+    fourier: int = 0                           # MLP: Fourier features of x at this many frequencies
+    clip: float | None = 1.0                   # sampling: clip x̂_0 to [−clip, clip] (None: no clipping)
+
+    def __post_init__(self):
+        checks.positive_int("dims", self.dims)
+        checks.positive_int("T", self.T)
+        checks.choice("schedule", self.schedule, SCHEDULES)
+        checks.choice("objective", self.objective, OBJECTIVES)
+        checks.choice("net", self.net, NETS)
+        checks.positive_int("width", self.width)
+        checks.positive_int("layers", self.layers)
+        checks.non_negative_int("fourier", self.fourier)
+        if self.clip is not None:
+            checks.positive("clip", self.clip)
+        if self.net == "unet":
+            if self.shape is None or len(self.shape) != 2 or self.shape[0] * self.shape[1] != self.dims:
+                raise ValueError(f"net 'unet' needs shape (H, W) with H*W = dims = {self.dims}, got {self.shape!r}")
+
+    @classmethod
+    def for_dataset(cls, name: str, **overrides) -> "DiffusionConfig":
+        """Images (digits, MNIST) get the U-Net and clipping to [−1, 1]; 2-D toys an MLP, no clipping."""
+        from genlib import data
+
+        data.check_dataset(name)
+        if name in data.IMAGES:
+            h, w = data.IMAGE_SHAPES[name]
+            base = dict(dims=h * w, shape=(h, w), net="unet", clip=1.0)
+        else:
+            base = dict(dims=2, shape=None, net="mlp", width=128, layers=2, fourier=4, clip=None)
+        return cls(**{**base, **overrides})
+
+
+def make_net(config: DiffusionConfig) -> nn.Module:
+    if config.net == "unet":
+        return UNet(config.shape, config.width)
+    return MLPDenoiser(config.dims, config.width, config.layers, fourier=config.fourier)
+
+
+def to_unit_range(x: torch.Tensor, levels: int) -> torch.Tensor:
+    """Integer levels 0..levels−1 -> floats in [−1, 1]: y = 2x/(levels − 1) − 1 (bin width 2/(levels − 1))."""
+    return 2 * x.float() / (levels - 1) - 1
+
+
+def from_unit_range(y: torch.Tensor) -> torch.Tensor:
+    """[−1, 1] -> [0, 1], clipped (for display and for :func:`genlib.metrics.sample_quality`)."""
+    return ((y + 1) / 2).clamp(0, 1)
+
+
+# ----------------------------------------------------------------------------- the model
+
+
+class Diffusion(nn.Module):
+    """A Gaussian diffusion model: the schedule (buffers) and a network of (x_t, t/T)."""
+
+    def __init__(self, config: DiffusionConfig):
+        super().__init__()
+        self.config = config
+        self.schedule = NoiseSchedule(make_betas(config.schedule, config.T))
+        self.net = make_net(config)
+
+    @property
+    def T(self) -> int:
+        return self.config.T
+
+    def _check(self, x: torch.Tensor) -> torch.Tensor:
+        checks.images("x", x, dims=self.config.dims)
+        return checks.support("x", x, "real")
+
+    def _times(self, t, n: int, like: torch.Tensor) -> torch.Tensor:
+        return torch.as_tensor(t, device=like.device).expand(n).long()
+
+    def eps(self, xt: torch.Tensor, t) -> torch.Tensor:
+        """ε_θ(x_t, t), (B, D). An ``"x_prev"`` network's output f_θ is turned into the noise
+        estimate that makes μ_θ = f_θ: ε̂ = (x_t − √α_t f_θ) √(1 − ᾱ_t)/β_t."""
+        t = self._times(t, len(xt), xt)
+        out = self.net(xt, t.float() / self.T)
+        if self.config.objective == "eps":
+            return out
+        beta, alpha, ab = (self.schedule.at(k, t, xt) for k in ("beta", "alpha", "alpha_bar"))
+        return (xt - torch.sqrt(alpha) * out) * torch.sqrt(1 - ab) / beta
+
+    def mean(self, xt: torch.Tensor, t) -> torch.Tensor:
+        """μ_θ(x_t, t), the mean of p_θ(x_{t−1} | x_t)."""
+        return mean_from_eps(xt, self._times(t, len(xt), xt), self.eps(xt, t), self.schedule)
+
+    def loss(self, x0: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Mean over the batch and the D coordinates, with t ~ U{1..T} per example:
+        ``"eps"``: ‖ε_θ(x_t, t) − ε‖²;  ``"x_prev"``: ‖f_θ(x_t, t) − x_{t−1}‖², with x_{t−1} ~ q(x_{t−1} | x_0)
+        and x_t one forward step from it (the lecture's algorithm, one random t per example)."""
+        x0 = self._check(x0)
+        t = torch.randint(1, self.T + 1, (len(x0),), generator=generator).to(x0.device)  # (B,)
+        if self.config.objective == "eps":
+            eps = _noise(x0, generator)
+            xt = q_sample(x0, t, self.schedule, eps)
+            return (self.net(xt, t.float() / self.T) - eps).pow(2).mean()
+        x_prev = q_sample(x0, t - 1, self.schedule, generator=generator)
+        xt = q_step(x_prev, t, self.schedule, generator=generator)
+        return (self.net(xt, t.float() / self.T) - x_prev).pow(2).mean()
+
+    @torch.no_grad()
+    def sample(self, n: int, steps: int | None = None, eta: float = 1.0, generator: torch.Generator | None = None,
+               trajectory: bool = False, x_T: torch.Tensor | None = None):
+        """Draw x_T ~ N(0, I) and step back to x_0 along ``steps`` evenly spaced times (default T).
+        η = 1: ancestral; η = 0: DDIM. Returns x_0 (n, D), and with ``trajectory`` also the list of
+        (t, x_t) pairs visited, starting at (T, x_T)."""
+        checks.positive_int("n", n)
+        checks.non_negative("eta", eta)
+        p = next(self.parameters())
+        x = torch.randn(n, self.config.dims, generator=generator).to(p.device) if x_T is None else x_T
+        path = timesteps(self.T, steps or self.T)
+        visited = [(path[0], x.cpu())]
+        for t, s in zip(path[:-1], path[1:]):
+            noise = torch.randn(x.shape, generator=generator).to(p.device)
+            x = reverse_step(x, t, s, self.eps(x, t), self.schedule, eta, noise, self.config.clip)
+            if trajectory:
+                visited.append((s, x.cpu()))
+        return (x, visited) if trajectory else x
+
+    @torch.no_grad()
+    def bound(self, x: torch.Tensor, levels: int, t_samples: int | None = None,
+              generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+        """The variational bound −log P(x) ≤ L_T + Σ_{t=2}^T L_{t−1} + L_0 in nats per image, for
+        integer images ``x`` (B, D) with values 0..levels−1, scaled to [−1, 1] by :func:`to_unit_range`:
+
+        * L_T = KL(q(x_T | x_0) ‖ N(0, I)), in closed form;
+        * L_{t−1} = E_q KL(q(x_{t−1} | x_t, x_0) ‖ p_θ(x_{t−1} | x_t)) with σ_t² = β̃_t, one x_t per term;
+          all t = 2..T (``t_samples=None``), or (T − 1)/k Σ over k uniform draws of t (unbiased);
+        * L_0 = −log P_θ(x_0 | x_1): a discretised Gaussian N(μ_θ(x_1, 1), β_1) integrated over each
+          pixel's bin of width 2/(levels − 1) (the end bins extend to ±∞), as in Ho et al. (2020).
+
+        Returns per-image tensors (B,) ``prior``, ``diffusion``, ``decoder`` and their sum ``total``."""
+        checks.images("x", x, dims=self.config.dims)
+        checks.support("x", x, "categorical", levels)
+        p = next(self.parameters())
+        x0 = to_unit_range(x, levels).to(p.device)
+        B, sch = len(x0), self.schedule
+        ab_T = sch.alpha_bar[-1].item()
+        prior = gaussian_kl(math.sqrt(ab_T) * x0, torch.full_like(x0, 1 - ab_T),
+                            torch.zeros_like(x0), torch.ones_like(x0)).sum(1)
+        ts = list(range(2, self.T + 1)) if t_samples is None else None
+        draws = len(ts) if ts is not None else checks.positive_int("t_samples", t_samples)
+        diffusion = torch.zeros(B, dtype=x0.dtype, device=x0.device)
+        for i in range(draws):
+            t = torch.full((B,), ts[i]) if ts is not None else torch.randint(2, self.T + 1, (B,), generator=generator)
+            t = t.to(x0.device)
+            xt = q_sample(x0, t, sch, generator=generator)
+            mu_q, var_q = q_posterior(x0, xt, t, sch)
+            diffusion += gaussian_kl(mu_q, var_q.expand_as(x0), self.mean(xt, t), var_q.expand_as(x0)).sum(1)
+        if ts is None:
+            diffusion *= (self.T - 1) / draws
+        x1 = q_sample(x0, 1, sch, generator=generator)
+        decoder = -discretized_gaussian_log_prob(x0, self.mean(x1, 1), math.sqrt(sch.beta[1].item()), levels).sum(1)
+        return {"prior": prior, "diffusion": diffusion, "decoder": decoder, "total": prior + diffusion + decoder}
+
+
+def gaussian_kl(mu_q: torch.Tensor, var_q: torch.Tensor, mu_p: torch.Tensor, var_p: torch.Tensor) -> torch.Tensor:
+    """KL(N(mu_q, var_q) ‖ N(mu_p, var_p)) per coordinate: ½[log(var_p/var_q) + (var_q + (mu_q − mu_p)²)/var_p − 1]."""
+    return 0.5 * (torch.log(var_p / var_q) + (var_q + (mu_q - mu_p) ** 2) / var_p - 1)
+
+
+def discretized_gaussian_log_prob(y: torch.Tensor, mu: torch.Tensor, sigma: float, levels: int) -> torch.Tensor:
+    """log P(bin of y) under N(mu, σ²), per coordinate: the mass of [y − δ/2, y + δ/2], δ = 2/(levels − 1),
+    with the bins at y = −1 and y = +1 extended to −∞ and +∞ so that the levels' masses sum to 1.
+    Computed with log Φ in the tail where the bin lies (stable when the mass is tiny)."""
+    half = 1 / (levels - 1)
+    lo = torch.where(y <= -1 + 1e-6, torch.full_like(y, -math.inf), (y - half - mu) / sigma)
+    hi = torch.where(y >= 1 - 1e-6, torch.full_like(y, math.inf), (y + half - mu) / sigma)
+    # P = Φ(hi) − Φ(lo) = Φ(−lo) − Φ(−hi); use the form whose terms are small (the far tail)
+    upper = lo > 0
+    a, b = torch.where(upper, -hi, lo), torch.where(upper, -lo, hi)  # P = Φ(b) − Φ(a), b > a
+    log_b, log_a = torch.special.log_ndtr(b), torch.special.log_ndtr(a)
+    return log_b + torch.log1p(-torch.exp(log_a - log_b).clamp(max=1 - 1e-12))
+
+
+# ----------------------------------------------------------------------------- flow matching
+
+
+class FlowMatching(nn.Module):
+    """Flow matching with straight paths: x_t = (1 − t) x_0 + t ε, t ∈ [0, 1], whose velocity
+    dx_t/dt = ε − x_0 a network v_θ(x_t, t) regresses; sampling integrates dx/dt = v_θ from t = 1
+    (noise) to t = 0 (data) with Euler steps. Same networks as :class:`Diffusion`."""
+
+    def __init__(self, config: DiffusionConfig):
+        super().__init__()
+        self.config = config
+        self.net = make_net(config)
+
+    def velocity(self, xt: torch.Tensor, t) -> torch.Tensor:
+        return self.net(xt, torch.as_tensor(t, dtype=xt.dtype, device=xt.device).expand(len(xt)))
+
+    def loss(self, x0: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Mean of ‖v_θ(x_t, t) − (ε − x_0)‖² with t ~ U(0, 1), ε ~ N(0, I)."""
+        checks.images("x", x0, dims=self.config.dims)
+        checks.support("x", x0, "real")
+        t = torch.rand(len(x0), 1, generator=generator).to(x0.device)  # (B, 1)
+        eps = _noise(x0, generator)
+        xt = (1 - t) * x0 + t * eps
+        return (self.net(xt, t[:, 0]) - (eps - x0)).pow(2).mean()
+
+    @torch.no_grad()
+    def sample(self, n: int, steps: int = 100, generator: torch.Generator | None = None,
+               trajectory: bool = False, x_T: torch.Tensor | None = None):
+        """x_1 ~ N(0, I), then x_{t−h} = x_t − h v_θ(x_t, t) for ``steps`` steps of h = 1/steps."""
+        checks.positive_int("n", n)
+        checks.positive_int("steps", steps)
+        p = next(self.parameters())
+        x = torch.randn(n, self.config.dims, generator=generator).to(p.device) if x_T is None else x_T
+        visited = [(1.0, x.cpu())]
+        for i in range(steps):
+            t = 1 - i / steps
+            x = x - self.velocity(x, t) / steps
+            if trajectory:
+                visited.append((1 - (i + 1) / steps, x.cpu()))
+        if self.config.clip is not None:
+            x = x.clamp(-self.config.clip, self.config.clip)
+        return (x, visited) if trajectory else x
+
+
+def batch_loss(model: nn.Module, batch) -> torch.Tensor:
+    """``model.loss`` on a batch tuple ``(x,)``: the loss that :func:`genlib.train.fit` takes."""
+    return model.loss(batch[0])

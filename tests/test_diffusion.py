@@ -1,0 +1,314 @@
+"""genlib.diffusion against closed forms: the forward process, the posterior, the samplers with oracle
+or exactly optimal denoisers, Tweedie's formula, the bound's terms, and one-step training dry runs."""
+import math
+
+import mpmath
+import pytest
+import torch
+from scipy import stats
+
+from genlib import diffusion as d
+from genlib.train import fit
+
+
+def gen(seed=0):
+    return torch.Generator().manual_seed(seed)
+
+
+@pytest.fixture(params=d.SCHEDULES)
+def schedule(request):
+    return d.NoiseSchedule(d.make_betas(request.param, 50))
+
+
+# ----------------------------------------------------------------------------- schedules
+
+
+@pytest.mark.parametrize("name", d.SCHEDULES)
+@pytest.mark.parametrize("T", [10, 100, 1000])
+def test_schedules_are_monotone_and_in_range(name, T):
+    s = d.NoiseSchedule(d.make_betas(name, T))
+    assert s.beta.dtype == torch.float64 and s.T == T
+    assert ((s.beta[1:] > 0) & (s.beta[1:] < 1)).all()
+    assert (s.alpha_bar[1:] < s.alpha_bar[:-1]).all() and s.alpha_bar[0] == 1
+    assert s.alpha_bar[-1] < 0.01  # ends close to pure noise
+    assert (s.beta_tilde[2:] > 0).all() and (s.beta_tilde[1:] <= s.beta[1:]).all() and s.beta_tilde[1] == 0
+    if name == "linear":
+        assert (s.beta[2:] > s.beta[1:-1]).all()
+
+
+def test_cosine_alpha_bar_follows_its_formula():
+    T, s = 40, 0.008
+    sch = d.NoiseSchedule(d.cosine_betas(T, s))
+    t = torch.arange(T + 1, dtype=torch.float64)
+    f = torch.cos((t / T + s) / (1 + s) * math.pi / 2) ** 2
+    assert torch.allclose(sch.alpha_bar[:-1], (f / f[0])[:-1], atol=1e-12)
+
+
+def test_bad_settings_are_one_line_errors():
+    with pytest.raises(ValueError, match="unknown schedule"):
+        d.DiffusionConfig(schedule="quadratic")
+    with pytest.raises(ValueError, match="T must be a positive integer"):
+        d.DiffusionConfig(T=0)
+    with pytest.raises(ValueError, match="needs shape"):
+        d.DiffusionConfig(dims=10, shape=(8, 8))
+    model = d.Diffusion(d.DiffusionConfig(dims=2, shape=None, net="mlp", T=10, width=8))
+    with pytest.raises(ValueError, match=r"shape \(batch, 2\)"):
+        model.loss(torch.zeros(4, 3))
+    with pytest.raises(ValueError, match="NaN"):
+        model.loss(torch.full((4, 2), math.nan))
+    with pytest.raises(ValueError, match="steps must be at most"):
+        model.sample(3, steps=11)
+    with pytest.raises(ValueError, match="integers 0..16"):
+        d.Diffusion(d.DiffusionConfig(dims=4, shape=(2, 2), T=10, width=8)).bound(torch.full((2, 4), 17), 17)
+
+
+# ----------------------------------------------------------------------------- forward process
+
+
+def test_closed_form_matches_the_iterated_forward_process(schedule):
+    n, t = 200_000, 30
+    x0 = torch.tensor([1.5, -0.5], dtype=torch.float64).expand(n, 2)
+    g = gen(1)
+    x = x0
+    for s in range(1, t + 1):
+        x = d.q_step(x, s, schedule, generator=g)
+    closed = d.q_sample(x0, t, schedule, generator=g)
+    ab = schedule.alpha_bar[t]
+    for sample in (x, closed):
+        assert torch.allclose(sample.mean(0), math.sqrt(ab) * x0[0], atol=4 * math.sqrt((1 - ab) / n) + 1e-3)
+        assert torch.allclose(sample.var(0), (1 - ab).expand(2), rtol=0.012)  # 4 standard errors
+
+
+def test_posterior_matches_bayes_rule_in_one_dimension(schedule):
+    # q(x_{t-1} | x_t, x_0) ∝ q(x_t | x_{t-1}) q(x_{t-1} | x_0): the product of two Gaussians in x_{t-1}
+    t, x0, xt = 7, torch.tensor([0.3]), torch.tensor([-0.8])
+    ab_prev, beta = schedule.alpha_bar[t - 1].item(), schedule.beta[t].item()
+    prec = (1 - beta) / beta + 1 / (1 - ab_prev)
+    mean = (math.sqrt(1 - beta) * xt / beta + math.sqrt(ab_prev) * x0 / (1 - ab_prev)) / prec
+    mu, var = d.q_posterior(x0.double(), xt.double(), t, schedule)
+    assert torch.allclose(mu, mean.double(), atol=1e-10) and abs(var.item() - 1 / prec) < 1e-12
+
+
+# ----------------------------------------------------------------------------- reverse process with an oracle
+
+
+def test_oracle_noise_gives_the_exact_posterior_mean(schedule):
+    g = gen(2)
+    x0 = torch.randn(64, 5, generator=g, dtype=torch.float64)
+    t = torch.randint(1, schedule.T + 1, (64,), generator=g)
+    eps = torch.randn(64, 5, generator=g, dtype=torch.float64)
+    xt = d.q_sample(x0, t, schedule, eps)
+    posterior_mean, _ = d.q_posterior(x0, xt, t, schedule)
+    assert torch.allclose(d.mean_from_eps(xt, t, eps, schedule), posterior_mean, atol=1e-9)
+    assert torch.allclose(d.predict_x0(xt, t, eps, schedule), x0, atol=1e-9)
+    # the generic sampler step (η = 1, s = t − 1, no noise) has the same mean
+    step = d.reverse_step(xt, t, t - 1, eps, schedule, eta=1.0, noise=torch.zeros_like(xt))
+    assert torch.allclose(step, posterior_mean, atol=1e-9)
+
+
+def test_ancestral_step_variance_is_the_posterior_variance(schedule):
+    t, eps, xt = 9, torch.zeros(1, 1, dtype=torch.float64), torch.ones(1, 1, dtype=torch.float64)
+    a = d.reverse_step(xt, t, t - 1, eps, schedule, 1.0, noise=torch.ones_like(xt))
+    b = d.reverse_step(xt, t, t - 1, eps, schedule, 1.0, noise=torch.zeros_like(xt))
+    assert abs((a - b).item() ** 2 - schedule.beta_tilde[t].item()) < 1e-12
+
+
+class Oracle(torch.nn.Module):
+    """A 'network' that returns the true noise of x_t for a known x_0 (one fixed x_0 per row)."""
+
+    def __init__(self, x0, schedule, T):
+        super().__init__()
+        self.x0, self.schedule, self.T = x0, schedule, T
+        self.dummy = torch.nn.Parameter(torch.zeros(1))
+
+    def forward(self, xt, s):
+        t = torch.round(s * self.T).long()
+        ab = self.schedule.at("alpha_bar", t, xt)
+        return (xt - torch.sqrt(ab) * self.x0) / torch.sqrt(1 - ab)
+
+
+@pytest.mark.parametrize("steps", [50, 10, 3])
+def test_ddim_with_the_oracle_returns_x0(steps):
+    config = d.DiffusionConfig(dims=3, shape=None, net="mlp", T=50, width=4, clip=None)
+    model = d.Diffusion(config).double()
+    x0 = torch.tensor([[0.5, -1.0, 2.0], [0.0, 0.1, -0.3]], dtype=torch.float64)
+    model.net = Oracle(x0, model.schedule, config.T)
+    x_T = torch.randn(2, 3, generator=gen(3), dtype=torch.float64)
+    out = model.sample(2, steps=steps, eta=0.0, x_T=x_T, generator=gen(4))
+    assert torch.allclose(out, x0, atol=1e-8)
+
+
+def gaussian_eps(m, s2, schedule):
+    """E[ε | x_t] for 1-D data N(m, s2): x_t ~ N(√ᾱ m, ᾱ s2 + 1 − ᾱ), Cov(x_t, ε) = √(1 − ᾱ)."""
+
+    def eps(xt, t):
+        ab = schedule.at("alpha_bar", t, xt)
+        return torch.sqrt(1 - ab) * (xt - torch.sqrt(ab) * m) / (ab * s2 + 1 - ab)
+
+    return eps
+
+
+class OptimalGaussian(torch.nn.Module):
+    def __init__(self, eps, T):
+        super().__init__()
+        self.eps, self.T = eps, T
+        self.dummy = torch.nn.Parameter(torch.zeros(1))
+
+    def forward(self, xt, s):
+        return self.eps(xt, torch.round(s * self.T).long())
+
+
+@pytest.mark.parametrize("eta,steps", [(1.0, None), (0.0, None), (0.0, 200)])
+def test_optimal_denoiser_samples_the_data_distribution(eta, steps):
+    m, s2, n = 1.5, 0.25, 40_000
+    config = d.DiffusionConfig(dims=1, shape=None, net="mlp", T=1000, width=4, clip=None)
+    model = d.Diffusion(config).double()
+    model.net = OptimalGaussian(gaussian_eps(m, s2, model.schedule), config.T)
+    x_T = torch.randn(n, 1, generator=gen(5), dtype=torch.float64)
+    x = model.sample(n, steps=steps, eta=eta, x_T=x_T, generator=gen(6))[:, 0]
+    assert abs(x.mean().item() - m) < 4 * math.sqrt(s2 / n) + 0.01
+    assert abs(x.var().item() - s2) < 4 * s2 * math.sqrt(2 / n) + 0.01
+
+
+def test_tweedie_score_of_gaussian_data(schedule):
+    # q(x_t) = N(√ᾱ m, v) has score −(x − √ᾱ m)/v; Tweedie gives it from E[ε | x_t]
+    m, s2, t = -0.4, 0.6, 20
+    xt = torch.linspace(-3, 3, 13, dtype=torch.float64)[:, None]
+    ab = schedule.alpha_bar[t]
+    exact = -(xt - torch.sqrt(ab) * m) / (ab * s2 + 1 - ab)
+    tweedie = d.score_from_eps(xt, t, gaussian_eps(m, s2, schedule)(xt, torch.tensor(t)), schedule)
+    assert torch.allclose(tweedie, exact, atol=1e-12)
+    # and it matches a finite-difference gradient of the log-density
+    dist = torch.distributions.Normal(torch.sqrt(ab) * m, torch.sqrt(ab * s2 + 1 - ab))
+    h = 1e-5
+    assert torch.allclose((dist.log_prob(xt + h) - dist.log_prob(xt - h)) / (2 * h), exact, atol=1e-6)
+
+
+def test_flow_matching_with_the_optimal_velocity_samples_the_data():
+    # x_t = (1 − t) x0 + t ε, x0 ~ N(m, s2): E[ε − x0 | x_t] = −m + c_t (x_t − (1 − t) m),
+    # c_t = (t − (1 − t) s2) / ((1 − t)² s2 + t²)
+    m, s2, n = 1.5, 0.25, 40_000
+
+    class Velocity(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.dummy = torch.nn.Parameter(torch.zeros(1))
+
+        def forward(self, xt, t):
+            t = t[:, None]
+            c = (t - (1 - t) * s2) / ((1 - t) ** 2 * s2 + t**2)
+            return -m + c * (xt - (1 - t) * m)
+
+    model = d.FlowMatching(d.DiffusionConfig(dims=1, shape=None, net="mlp", width=4, clip=None)).double()
+    model.net = Velocity()
+    x_T = torch.randn(n, 1, generator=gen(7), dtype=torch.float64)
+    x = model.sample(n, steps=200, x_T=x_T)[:, 0]
+    assert abs(x.mean().item() - m) < 4 * math.sqrt(s2 / n) + 0.01
+    assert abs(x.var().item() - s2) < 4 * s2 * math.sqrt(2 / n) + 0.01
+
+
+# ----------------------------------------------------------------------------- the bound
+
+
+def test_gaussian_kl_matches_torch():
+    g = gen(8)
+    mu_q, mu_p = torch.randn(10, generator=g), torch.randn(10, generator=g)
+    var_q, var_p = torch.rand(10, generator=g) + 0.1, torch.rand(10, generator=g) + 0.1
+    expected = torch.distributions.kl_divergence(torch.distributions.Normal(mu_q, var_q.sqrt()),
+                                                 torch.distributions.Normal(mu_p, var_p.sqrt()))
+    assert torch.allclose(d.gaussian_kl(mu_q, var_q, mu_p, var_p), expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("mu,sigma", [(0.03, 0.05), (-0.9, 0.3), (2.5, 0.01), (-3.0, 0.02)])
+def test_discretized_gaussian_matches_scipy_and_sums_to_one(mu, sigma):
+    levels = 17
+    y = d.to_unit_range(torch.arange(levels), levels).double()
+    log_p = d.discretized_gaussian_log_prob(y, torch.full_like(y, mu), sigma, levels)
+    # reference: the bin masses Φ(hi) − Φ(lo) in 200-digit arithmetic (mpmath), so no tail cancels
+    mpmath.mp.dps = 200
+    edges = [-mpmath.inf] + [mpmath.mpf(float(a + b)) / 2 for a, b in zip(y[:-1], y[1:])] + [mpmath.inf]
+    expected = torch.tensor([float(mpmath.log(mpmath.ncdf(hi, mu, sigma) - mpmath.ncdf(lo, mu, sigma)))
+                             for lo, hi in zip(edges[:-1], edges[1:])], dtype=torch.float64)
+    shown = expected > -2000  # beyond that even 200 digits cancel; check finiteness only
+    assert torch.allclose(log_p[shown], expected[shown], atol=1e-6, rtol=1e-6)
+    assert abs(torch.logsumexp(log_p, 0).item()) < 1e-9
+    assert torch.isfinite(log_p).all()
+
+
+def test_bound_terms_are_non_negative_and_the_sum():
+    torch.manual_seed(0)
+    model = d.Diffusion(d.DiffusionConfig(dims=4, shape=None, net="mlp", T=20, width=8))
+    x = torch.randint(0, 17, (400, 4), generator=gen(13))
+    terms = model.bound(x, 17, generator=gen(9))
+    assert all((terms[k] >= 0).all() for k in ("prior", "diffusion", "decoder"))
+    assert torch.allclose(terms["total"], terms["prior"] + terms["diffusion"] + terms["decoder"])
+    # k uniform draws of t, scaled by (T − 1)/k, estimate the same sum without bias
+    sampled = model.bound(x, 17, t_samples=40, generator=gen(10))["diffusion"]
+    full = terms["diffusion"]
+    standard_error = math.sqrt((full.var() + sampled.var()).item() / len(x))
+    assert abs(sampled.mean().item() - full.mean().item()) < 4 * standard_error
+
+
+def test_prior_term_is_the_closed_form_kl():
+    model = d.Diffusion(d.DiffusionConfig(dims=4, shape=None, net="mlp", T=10, width=8))
+    x = torch.tensor([[0, 16, 8, 4]])
+    y, ab = d.to_unit_range(x, 17).double(), model.schedule.alpha_bar[-1]
+    q = torch.distributions.Normal(torch.sqrt(ab) * y, torch.sqrt(1 - ab).expand(4))
+    expected = torch.distributions.kl_divergence(q, torch.distributions.Normal(0.0, 1.0)).sum()
+    assert abs(model.bound(x, 17)["prior"].item() - expected.item()) < 1e-5
+
+
+def test_x_prev_and_eps_objectives_share_the_optimum_mean():
+    # an x_prev network's output f is turned into ε̂ so that μ_θ = f exactly
+    config = d.DiffusionConfig(dims=3, shape=None, net="mlp", T=30, width=8, objective="x_prev")
+    model = d.Diffusion(config)
+    xt, t = torch.randn(5, 3, generator=gen(11)), torch.tensor(12)
+    f = model.net(xt, t.float().expand(5) / config.T)
+    assert torch.allclose(model.mean(xt, t), f, atol=1e-5)
+
+
+# ----------------------------------------------------------------------------- training dry runs
+
+
+@pytest.mark.parametrize("net,objective,shape", [("mlp", "eps", None), ("mlp", "x_prev", None),
+                                                 ("unet", "eps", (8, 8)), ("unet", "x_prev", (8, 8))])
+def test_one_step_training_dry_run(net, objective, shape):
+    torch.manual_seed(0)
+    dims = 2 if shape is None else 64
+    model = d.Diffusion(d.DiffusionConfig(dims=dims, shape=shape, net=net, objective=objective, T=20, width=8,
+                                          fourier=2 if net == "mlp" else 0))
+    x = torch.rand(32, dims) * 2 - 1
+    history = fit(model, d.batch_loss, x, x, epochs=1, batch_size=32, progress=False)
+    assert history.epochs == 1 and math.isfinite(history.train[0]) and math.isfinite(history.val[0])
+    out = model.sample(4, steps=5, generator=gen(12))
+    assert out.shape == (4, dims) and torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize("shape", [(8, 8), (28, 28)])
+def test_flow_matching_dry_run_and_unet_shapes(shape):
+    torch.manual_seed(0)
+    dims = shape[0] * shape[1]
+    model = d.FlowMatching(d.DiffusionConfig(dims=dims, shape=shape, T=10, width=8))
+    x = torch.rand(8, dims) * 2 - 1
+    history = fit(model, d.batch_loss, x, epochs=1, batch_size=8, progress=False)
+    assert math.isfinite(history.train[0])
+    out, path = model.sample(2, steps=3, trajectory=True)
+    assert out.shape == (2, dims) and len(path) == 4 and out.abs().max() <= 1
+
+
+def test_training_reduces_the_loss_on_a_toy():
+    torch.manual_seed(0)
+    model = d.Diffusion(d.DiffusionConfig(dims=2, shape=None, net="mlp", T=50, width=32, clip=None))
+    x = torch.randn(512, 2) * 0.3 + 1.0
+    with torch.no_grad():
+        before = sum(float(model.loss(x)) for _ in range(5)) / 5
+    fit(model, d.batch_loss, x, epochs=15, batch_size=64, lr=3e-3, progress=False)
+    with torch.no_grad():
+        after = sum(float(model.loss(x)) for _ in range(5)) / 5
+    assert after < 0.8 * before
+
+
+def test_timesteps_are_even_and_end_at_zero():
+    assert d.timesteps(10, 5) == [10, 8, 6, 4, 2, 0]
+    assert d.timesteps(1000, 3) == [1000, 667, 333, 0]
+    assert d.timesteps(7, 7) == list(range(7, -1, -1))
