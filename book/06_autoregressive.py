@@ -89,7 +89,7 @@ def show(fn):
 # This is not an assumption: *every* distribution factorises this way, for any order of the parts.
 # The modelling choice is to let one network with parameters $\theta$ output every conditional,
 # $p_\theta(x_i\mid x_{<i})=\mathrm{Cat}\big(x_i;\ \mathrm{softmax}(f_\theta(x_{<i}))\big)$ when $x_i$
-# takes one of $Q$ values. Maximum likelihood on data $x^{(1)},\dots,x^{(N)}$,
+# takes one of $V$ values. Maximum likelihood on data $x^{(1)},\dots,x^{(N)}$,
 #
 # $$
 # \max_\theta \sum_{n=1}^N \log p_\theta(x^{(n)}) = \max_\theta \sum_{n=1}^N\sum_{i=1}^D \log p_\theta\big(x^{(n)}_i\mid x^{(n)}_{<i}\big),
@@ -125,10 +125,10 @@ char_model = ar.CharModel(len(vocab), context=16)
 tic = time.perf_counter()
 char_history = fit(char_model, ar.char_loss, char_train, char_val, epochs=text_epochs, batch_size=256,
                    lr=2e-3, generator=gen, progress=False)
-print(f"{len(text):,} characters, vocabulary of V = {len(vocab)}; trained {text_epochs} epochs in "
+print(f"{len(text):,} characters, vocabulary of A = {len(vocab)}; trained {text_epochs} epochs in "
       f"{time.perf_counter() - tic:.1f} s")
 print(f"held-out cross-entropy {char_history.val[-1]:.2f} nats/character "
-      f"({char_history.val[-1] / math.log(2):.2f} bits) vs uniform log V = {math.log(len(vocab)):.2f} nats")
+      f"({char_history.val[-1] / math.log(2):.2f} bits) vs uniform log A = {math.log(len(vocab)):.2f} nats")
 
 # %% [markdown]
 # The classifier's probabilities of each word of our sentence given the words before it are
@@ -174,8 +174,8 @@ for temperature in (0.5, 1.0):
 #
 # Read an $H\times W$ grey image in *raster order*, row by row and left to right within a row, so
 # $x_{<i}$ is every pixel above the current one and every pixel to its left in the same row. Each
-# pixel takes one of $Q$ grey levels (here $Q=17$ for the 8x8 digits), and its conditional is a
-# softmax over those $Q$ values, not a Gaussian: a categorical can be multi-modal ("either
+# pixel takes one of $V$ grey levels (here $V=17$ for the 8x8 digits), and its conditional is a
+# softmax over those $V$ values, not a Gaussian: a categorical can be multi-modal ("either
 # background or ink") and its log-probabilities are exact, with no dequantisation.
 #
 # PixelRNN {cite:p}`vandenoord2016pixel` computes a hidden state for every pixel from the states
@@ -213,9 +213,9 @@ show(ar.mask_a)
 show(ar.MaskedConv2d)
 
 # %% [markdown]
-# genlib's `PixelCNN` takes the image one-hot encoded, $Q$ input channels, applies a mask-A
+# genlib's `PixelCNN` takes the image one-hot encoded, $V$ input channels, applies a mask-A
 # convolution and `n_layers` residual mask-B convolutions (ReLU in between), then two 1x1
-# convolutions to $Q$ logits per pixel. Its `log_prob` is the chain rule in one pass: the
+# convolutions to $V$ logits per pixel. Its `log_prob` is the chain rule in one pass: the
 # cross-entropy of every pixel against its own logits, summed over pixels.
 
 # %%
@@ -226,7 +226,7 @@ show(ar.PixelCNN.log_prob)
 #
 # Which input pixels can the prediction at $(i,j)$ depend on? Rather than reason about the masks,
 # we ask the network: the gradient $\partial\, r^\top f_\theta(x)_{ij}/\partial x$ (for a random
-# direction $r$ over the $Q$ logits, on random images) is nonzero exactly at the pixels the output
+# direction $r$ over the $V$ logits, on random images) is nonzero exactly at the pixels the output
 # depends on. `ar.dependency` computes it. Two untrained networks of the chapter's size, all kernels
 # 3x3, are enough, since the dependency structure comes from the masks, not the weights.
 #
@@ -309,7 +309,7 @@ print(f"sum over all 512 binary 3x3 images of p(x) = {float(total):.6f}")
 train, val, test = (data.images(dataset, s) for s in ("train", "val", "test"))
 D = train.dims
 print(f"{dataset}: train {tuple(train.x.shape)}, val {tuple(val.x.shape)}, test {tuple(test.x.shape)}, "
-      f"Q = {train.levels} levels, uniform model {metrics.uniform_nats(D, train.levels):.1f} nats/image")
+      f"V = {train.levels} levels, uniform model {metrics.uniform_nats(D, train.levels):.1f} nats/image")
 
 
 def train_model(arch):
@@ -350,7 +350,7 @@ print("gated and plain within 3 nats of each other:", abs(gated_nll["nats"] - pl
 # the other families' test NLLs in nats per image on the same split (Chapter 4's VAE reports a bound
 # on the same quantity, so its numbers lie above its true NLL; Chapter 2's densities of dequantised
 # pixels are turned into the same units by the dequantisation bound). A uniform model pays
-# $D\log Q$; the PixelCNNs pay about half of it. The blind spot, plain to see in the gradients of
+# $D\log V$; the PixelCNNs pay about half of it. The blind spot, plain to see in the gradients of
 # Section 4, costs little likelihood here: the two models end within a nat or two of each other
 # (compare the printed NLLs), and with this short training budget the plain one, with fewer
 # parameters, can even come out ahead. On 8x8 digits a pixel's best predictors are its near
@@ -505,7 +505,7 @@ widgets.animate(lambda fig, rc: draw_dependency_pair(fig, *rc), tour, figsize=(6
 
 # %% [markdown]
 # **Interactive: a sample, pixel by pixel.** The left panel shows the image so far, the right the
-# conditional $p_\theta(x_{ij}\mid x_{<ij})$ of the current pixel over the $Q$ levels, with the
+# conditional $p_\theta(x_{ij}\mid x_{<ij})$ of the current pixel over the $V$ levels, with the
 # level that was drawn in red. Early pixels (blank border) are almost surely 0; the uncertain
 # choices come where a stroke may start or end. (The book's animation shows every third step; the
 # slider in JupyterLab, every pixel.)

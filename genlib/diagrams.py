@@ -137,6 +137,9 @@ def draw_vae(ax=None):
     ax.text(10.2, 1.25, "$\\mu, \\log\\sigma^2$: closed form", fontsize=8, color="0.35", ha="center", va="top")
     ax.text(8.0, 4.55, "gradients flow back along the solid arrows: $z$ is a differentiable function of "
             "$\\mu_\\phi, \\sigma_\\phi$ (the reparameterisation)", ha="center", fontsize=9, color="C0")
+    return ax
+
+
 # ---- chapter 3: energy-based models
 
 
@@ -183,6 +186,39 @@ def draw_push_pull(ax=None):
     ax.set_ylim(-1.3, 3.2)
     ax.legend(frameon=False, loc="upper center", fontsize=9)
     ax.set_title("one CD update (schematic)")
+    return ax
+
+
+# ---- chapter 5: GANs
+
+
+def draw_gan_game(ax=None, conditional: bool = False):
+    """The adversarial game: z → G → fake sample; real or fake → D → probability "real".
+
+    With ``conditional=True`` a label y also enters both networks (a conditional GAN).
+    """
+    ax = canvas(9, 3.9, ax=ax, xlim=(0, 11), ylim=(-0.1, 4.6))
+    box(ax, 1.0, 1.2, "noise\n$z \\sim \\mathcal{N}(0, I_L)$", width=1.8, height=0.9, kind="latent")
+    box(ax, 3.6, 1.2, "generator\n$G_\\theta$", width=1.5, height=0.9, kind="net")
+    box(ax, 6.0, 1.2, "fake\n$G_\\theta(z) \\sim p_g$", width=1.7, height=0.9, kind="data")
+    box(ax, 6.0, 3.2, "real\n$x \\sim p_{\\mathrm{data}}$", width=1.7, height=0.9, kind="data")
+    box(ax, 8.2, 2.2, "discriminator\n$D_\\phi$", width=1.6, height=0.9, kind="net")
+    box(ax, 10.2, 2.2, "$D_\\phi(\\cdot)$\n= P(real)", width=1.3, height=0.9, kind="loss")
+    arrow(ax, (1.95, 1.2), (2.8, 1.2))
+    arrow(ax, (4.4, 1.2), (5.1, 1.2))
+    arrow(ax, (6.9, 1.4), (7.4, 1.95))
+    arrow(ax, (6.9, 3.0), (7.4, 2.45))
+    arrow(ax, (9.05, 2.2), (9.5, 2.2))
+    ax.text(5.5, 0.2, "D: maximise $\\log D(x) + \\log(1 - D(G(z)))$;   G: minimise $\\log(1 - D(G(z)))$ "
+            "(or maximise $\\log D(G(z))$)", ha="center", va="center", fontsize=8.5)
+    if conditional:
+        box(ax, 3.6, 4.15, "label $y$", width=1.2, height=0.5, kind="latent")
+        arrow(ax, (3.6, 3.85), (3.6, 1.7), dashed=True)
+        arrow(ax, (4.25, 4.15), (8.2, 4.15), style="-", dashed=True)
+        arrow(ax, (8.2, 4.15), (8.2, 2.7), dashed=True)
+    return ax
+
+
 # ---- chapter 6: autoregressive models
 
 def draw_chain(tokens, ax=None, fontsize: int = 10):
@@ -268,6 +304,9 @@ def draw_dependency(dep, pixel: tuple[int, int], ax=None, title: str | None = No
     ax.set_xlim(-0.8, W + 0.1), ax.set_ylim(-0.1, H + 0.7)
     if title:
         ax.set_title(title, fontsize=fontsize + 1)
+    return ax
+
+
 # ---- chapter 7: normalizing flows
 
 
@@ -316,33 +355,9 @@ def draw_coupling_layer(ax=None):
     arrow(ax, (9.0, 1.4), (9.9, 2.2))
     ax.text(5.5, 0.15, r"$\log|\det \partial z/\partial x| = \sum_{d \in B} s_d(x_A)$;"
             r"   inverse: $x_B = (z_B - t(z_A)) \odot e^{-s(z_A)}$", ha="center", fontsize=10)
-# ---- chapter 5: GANs
+    return ax
 
 
-def draw_gan_game(ax=None, conditional: bool = False):
-    """The adversarial game: z → G → fake sample; real or fake → D → probability "real".
-
-    With ``conditional=True`` a label y also enters both networks (a conditional GAN).
-    """
-    ax = canvas(9, 3.9, ax=ax, xlim=(0, 11), ylim=(-0.1, 4.6))
-    box(ax, 1.0, 1.2, "noise\n$z \\sim \\mathcal{N}(0, I_L)$", width=1.8, height=0.9, kind="latent")
-    box(ax, 3.6, 1.2, "generator\n$G_\\theta$", width=1.5, height=0.9, kind="net")
-    box(ax, 6.0, 1.2, "fake\n$G_\\theta(z) \\sim p_g$", width=1.7, height=0.9, kind="data")
-    box(ax, 6.0, 3.2, "real\n$x \\sim p_{\\mathrm{data}}$", width=1.7, height=0.9, kind="data")
-    box(ax, 8.2, 2.2, "discriminator\n$D_\\phi$", width=1.6, height=0.9, kind="net")
-    box(ax, 10.2, 2.2, "$D_\\phi(\\cdot)$\n= P(real)", width=1.3, height=0.9, kind="loss")
-    arrow(ax, (1.95, 1.2), (2.8, 1.2))
-    arrow(ax, (4.4, 1.2), (5.1, 1.2))
-    arrow(ax, (6.9, 1.4), (7.4, 1.95))
-    arrow(ax, (6.9, 3.0), (7.4, 2.45))
-    arrow(ax, (9.05, 2.2), (9.5, 2.2))
-    ax.text(5.5, 0.2, "D: maximise $\\log D(x) + \\log(1 - D(G(z)))$;   G: minimise $\\log(1 - D(G(z)))$ "
-            "(or maximise $\\log D(G(z))$)", ha="center", va="center", fontsize=8.5)
-    if conditional:
-        box(ax, 3.6, 4.15, "label $y$", width=1.2, height=0.5, kind="latent")
-        arrow(ax, (3.6, 3.85), (3.6, 1.7), dashed=True)
-        arrow(ax, (4.25, 4.15), (8.2, 4.15), style="-", dashed=True)
-        arrow(ax, (8.2, 4.15), (8.2, 2.7), dashed=True)
 # ---- chapter 8: diffusion
 
 
