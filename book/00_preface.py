@@ -215,6 +215,17 @@ print(f"uniform model: {baseline:.2f} nats per image = {metrics.nats_to_bpd(base
 # | $\ell(\theta)$ | the log-likelihood of the training set (Chapter 2) | `history` |
 # | $\Delta(x, \hat x)$ | a reconstruction loss (Chapter 4) | `loss` |
 # | $o_d$ | a decoder's output (logit) for pixel $d$ (Chapter 4) | `logits` |
+# | $E_\theta(x)$, $Z(\theta)$ | an energy and its normaliser $\int e^{-E_\theta(x)}dx$ (Chapter 3) | `model.energy(x)`, `GridDensity.log_z()` |
+# | $T$, $t$ | the number of steps of a chain and the step index: Langevin steps (Chapter 3), diffusion steps (Chapter 8) | `n_steps`, `T`, `t` |
+# | $\lambda$ | the weight of the energy regulariser (Chapter 3) | `reg` |
+# | $G_\theta$, $D_\phi$, $p_g$ | a GAN's generator and discriminator, and the distribution of $G_\theta(z)$ (Chapter 5) | `generator`, `discriminator` |
+# | $V(D, G)$, $D^*$ | the GAN game's value function (always written with its arguments, unlike the grey levels $V$) and the optimal discriminator (Chapter 5) | `discriminator_loss`, `optimal_discriminator` |
+# | $A$ | the size of a next-character model's alphabet (Chapter 6) | `len(vocab)` |
+# | $M$, $h_m$ | the number of layers of a flow and the state after layer $m$ (Chapter 7) | `layers` |
+# | $s(\cdot)$, $t(\cdot)$ | a coupling layer's log-scale and shift networks, always written with their argument (Chapter 7) | `scale`, `shift` |
+# | $\alpha_t = 1-\beta_t$, $\bar\alpha_t = \prod_{s\le t}\alpha_s$ | signal kept by one diffusion step, and kept so far (Chapter 8) | `alpha`, `alpha_bar` |
+# | $\tilde\beta_t$, $\tilde\mu_t$ | variance and mean of the posterior $q(x_{t-1}\mid x_t, x_0)$ (Chapter 8) | `beta_tilde`, `q_posterior` |
+# | $\varepsilon_\theta$, $v_\theta$ | a noise predictor, a flow-matching velocity (Chapter 8) | `model.eps`, `FlowMatching.velocity` |
 #
 # Shapes are written in comments in the code, e.g. `# (N, D)` for $N$ points of $D$ dimensions.
 # Chapters that add symbols add them here.
