@@ -466,8 +466,9 @@ widgets.animate(draw_tricks, slider_ks, figsize=(11, 3.8), interval=900)
 #
 # Let us check the identity numerically on the tractable model. There the ELBO of any Gaussian
 # $q(z)=\mathcal N(m, S)$ has a closed form. The rate $\mathrm{KL}(q\,\|\,p(z))$ is a KL between two
-# Gaussians. For the reconstruction term, write $\log p(x\mid z) = -\frac D2\log(2\pi\sigma^2)
-# - \frac{1}{2\sigma^2}\lVert x - Wz - b\rVert^2$ and put $z = m + (z - m)$:
+# Gaussians. For the reconstruction term, write
+# $\log p(x\mid z) = -\frac D2\log(2\pi\sigma^2) - \frac{1}{2\sigma^2}\lVert x - Wz - b\rVert^2$
+# and put $z = m + (z - m)$:
 #
 # $$
 # \lVert x - Wz - b\rVert^2 = \lVert x - Wm - b\rVert^2 - 2\,(x - Wm - b)^\top W (z - m)
