@@ -492,7 +492,7 @@ for t in range(long_steps + 1):
 samples_img[f"noise, {long_steps} steps"] = long_chain_x.cpu()
 quality_img = {name: metrics.sample_quality(x, x_img_test, image_dataset) for name, x in samples_img.items()}
 
-# %% tags=["nbval-check-output"]
+# %%
 print(f"floor (train vs test images): Fréchet {floor['frechet']:.1f}, "
       f"precision {floor['precision']:.2f}, recall {floor['recall']:.2f}")
 for name, q in quality_img.items():
@@ -559,7 +559,7 @@ for name, change in variants.items():
     variant_samples[name] = x_v
     variant_quality[name] = metrics.sample_quality(x_v, x_img_test, image_dataset)
 
-# %% tags=["nbval-check-output"]
+# %%
 for name, q in variant_quality.items():
     print(f"{name:24s}: Fréchet {q['frechet']:6.0f}, precision {q['precision']:.1f}, recall {q['recall']:.1f}")
 
