@@ -189,10 +189,27 @@ def network_problems(events: list[dict]) -> list[str]:
     return list(dict.fromkeys(problems))
 
 
+_REFRESH = re.compile(r"""<meta\s+http-equiv=["']Refresh["']\s+content=["']\d+;\s*url=([^"']+)["']""", re.I)
+
+
+def redirect_target(page: Path) -> str | None:
+    """The target of a page that is only a meta-refresh redirect (Jupyter Book's index.html), else None."""
+    text = page.read_text(errors="replace")
+    match = _REFRESH.search(text)
+    return match.group(1) if match and len(text) < 1000 else None
+
+
+def check_redirect(path: Path, target: str, base: str, built: Path) -> tuple[list[str], dict]:
+    """A redirect page is not visited: the browser would leave it mid-check. Its target must exist."""
+    link = urllib.parse.urljoin(base + path.relative_to(built).as_posix(), target)
+    return link_problems([link], base, built), {"animations": 0, "links": 1, "title": f"→ {target}"}
+
+
 def check_page(page, url: str, base: str, built: Path, shot: Path | None) -> tuple[list[str], dict]:
     page.goto(url)
     # MathJax typesets after the load event; genlib-book.js marks the page once equations are fitted
-    page.wait_for("document.documentElement.dataset.genlibEquationsFitted === '1'", timeout=60)
+    page.wait_for("document.documentElement !== null && "
+                  "document.documentElement.dataset.genlibEquationsFitted === '1'", timeout=60)
     page.evaluate("window.MathJax && MathJax.startup && MathJax.startup.promise ? "
                   "MathJax.startup.promise.then(() => true) : true")
     probe = page.evaluate(PAGE_PROBE, timeout=120)
@@ -256,7 +273,11 @@ def check_book(built: Path, screenshots: Path | None = None, log=print, pages: l
                     continue
                 start = time.monotonic()
                 shot = screenshots / (name.replace("/", "__")[:-5] + ".png") if screenshots else None
-                problems, facts = check_page(page, base + name, base, built, shot)
+                target = redirect_target(path)
+                if target is not None:
+                    problems, facts = check_redirect(path, target, base, built)
+                else:
+                    problems, facts = check_page(page, base + name, base, built, shot)
                 log(f"{name}: {len(problems)} problem(s), {facts['animations']} animation(s), "
                     f"{facts['links']} link(s), {time.monotonic() - start:.1f} s")
                 if problems:
