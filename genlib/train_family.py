@@ -109,6 +109,15 @@ def load(path: str | Path, family: str | None = None, device: str = "cpu") -> tu
     return model.to(genlib.device(device)).eval(), params
 
 
+def load_history(path: str | Path) -> History:
+    """The training history saved with the model at ``path`` (a chapter plots it instead of training)."""
+    try:
+        saved = torch.load(Path(path), map_location="cpu", weights_only=True)["history"]
+        return History(**saved)
+    except Exception:  # noqa: BLE001
+        raise ValueError(f"{path} is not a checkpoint written by genlib.train_family") from None
+
+
 # ----------------------------------------------------------------------------- command line
 
 

@@ -24,12 +24,16 @@ def test_train_save_and_load_round_trip(tmp_path, capsys):
     saved = torch.load(tmp_path / "vae.pt", weights_only=True)["model"]
     assert all(torch.equal(saved[k], v) for k, v in model.state_dict().items())
     assert [p.name for p in tmp_path.iterdir()] == ["vae.pt"]
+    history = train_family.load_history(tmp_path / "vae.pt")
+    assert history.epochs == 1 and len(history.val) == 1 and history.best_epoch == 0
 
 
 def test_bad_files_and_arguments_are_one_line(tmp_path, capsys):
     (tmp_path / "x.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(ValueError, match="is not a checkpoint written by genlib.train_family"):
         train_family.load(tmp_path / "x.pt")
+    with pytest.raises(ValueError, match="is not a checkpoint written by genlib.train_family"):
+        train_family.load_history(tmp_path / "x.pt")
     assert train_family.main(["vae", "epochs=-1", "--out", str(tmp_path)]) == 2
     assert "epochs must be a positive integer" in capsys.readouterr().err
     assert train_family.main(["gan3000", "--out", str(tmp_path)]) == 2
