@@ -31,6 +31,10 @@
 # exactly, so that we can see the error of every estimate. Then we train VAEs on the digits and
 # look at what they learn: reconstructions, samples, latent traversals, a 2-D latent map, the
 # effect of $\beta$, a class-conditional VAE, and test log-likelihoods.
+#
+# The parameters below are the book profile (CPU, the 8x8 digits). A larger VAE can be trained
+# outside the notebook, on a GPU or under `torchrun`, with `python -m genlib.train_family vae` and
+# the same parameters; pass its file as `checkpoint` and section 7 loads it instead of training.
 
 # %% tags=["parameters"]
 device = "cpu"          # "auto", "cpu", "cuda" or "mps"
@@ -40,6 +44,7 @@ epochs = 60             # at most, per model; training stops early on the valida
 latent_dim = 32         # L, the size of z for the main VAE
 betas = [0.5, 1.0, 4.0] # the β-VAEs compared in section 9
 k_iwae = 1000           # importance samples for the test log-likelihood
+checkpoint = ""         # a file from genlib.train_family: load the main VAE (section 7), skip its training
 seed = 0
 
 # %%
@@ -57,7 +62,7 @@ from torch.distributions import MultivariateNormal, Normal, kl_divergence
 import ipywidgets
 
 import genlib
-from genlib import data, diagrams, metrics, plot, vae, widgets
+from genlib import data, diagrams, metrics, plot, train_family, vae, widgets
 from genlib.train import check_epochs, fit
 
 dev = genlib.device(device)
@@ -720,8 +725,15 @@ print(f"shapes: x {tuple(x_batch.shape)}, mu {tuple(mu.shape)}, z {tuple(z.shape
 # ## 7. A VAE on the digits
 
 # %%
-vae_model = vae.VAE(config)
-vae_history = train_model(vae_model, (x_train,), (x_val,), "-ELBO")
+if checkpoint:  # trained elsewhere (python -m genlib.train_family vae ...): load it, do not train
+    vae_model, _ = train_family.load(checkpoint, "vae", device=device,
+                                     expect={"dataset": dataset, "model": model, "latent_dim": latent_dim})
+    vae_history = train_family.load_history(checkpoint)
+    print(f"loaded {checkpoint}: {vae_history.epochs} epochs, best validation -ELBO "
+          f"{vae_history.best:.2f} nats per image (epoch {vae_history.best_epoch + 1})")
+else:
+    vae_model = vae.VAE(config)
+    vae_history = train_model(vae_model, (x_train,), (x_val,), "-ELBO")
 plot.history(vae_history, ylabel="negative ELBO (nats per image)", title="VAE training")
 plt.show()
 

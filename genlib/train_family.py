@@ -92,10 +92,12 @@ def save(path: Path, family: str, params: dict, model: nn.Module, history: Histo
         raise
 
 
-def load(path: str | Path, family: str | None = None, device: str = "cpu") -> tuple[nn.Module, dict]:
+def load(path: str | Path, family: str | None = None, device: str = "cpu",
+         expect: dict | None = None) -> tuple[nn.Module, dict]:
     """The model saved at ``path`` (rebuilt from its parameters) and those parameters.
 
-    A file that is not such a checkpoint, or one of another family, is a one-line ``ValueError``."""
+    A file that is not such a checkpoint, one of another family, or one whose parameters differ from
+    ``expect`` (e.g. the chapter's ``{"dataset": dataset}``) is a one-line ``ValueError``."""
     path = Path(path)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
@@ -104,6 +106,9 @@ def load(path: str | Path, family: str | None = None, device: str = "cpu") -> tu
         raise ValueError(f"{path} is not a checkpoint written by genlib.train_family") from None
     if family is not None and name != family:
         raise ValueError(f"{path} holds a {name!r} model, not {family!r}")
+    differ = [f"{k}={params.get(k)!r} (this run: {v!r})" for k, v in (expect or {}).items() if params.get(k) != v]
+    if differ:
+        raise ValueError(f"{path} was trained with {', '.join(differ)}")
     model = FAMILIES[name].build(params)
     model.load_state_dict(weights)
     return model.to(genlib.device(device)).eval(), params

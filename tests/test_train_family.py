@@ -24,6 +24,8 @@ def test_train_save_and_load_round_trip(tmp_path, capsys):
     saved = torch.load(tmp_path / "vae.pt", weights_only=True)["model"]
     assert all(torch.equal(saved[k], v) for k, v in model.state_dict().items())
     assert [p.name for p in tmp_path.iterdir()] == ["vae.pt"]
+    with pytest.raises(ValueError, match=r"was trained with latent_dim=4 \(this run: 32\)"):
+        train_family.load(tmp_path / "vae.pt", "vae", expect={"latent_dim": 32, "dataset": "digits"})
     history = train_family.load_history(tmp_path / "vae.pt")
     assert history.epochs == 1 and len(history.val) == 1 and history.best_epoch == 0
 
@@ -38,3 +40,29 @@ def test_bad_files_and_arguments_are_one_line(tmp_path, capsys):
     assert "epochs must be a positive integer" in capsys.readouterr().err
     assert train_family.main(["gan3000", "--out", str(tmp_path)]) == 2
     assert "unknown family 'gan3000'" in capsys.readouterr().err
+
+
+@pytest.mark.book_build  # a whole chapter run (about a minute): left out of the quick loop
+def test_a_chapter_run_with_checkpoint_loads_and_skips_training(tmp_path):
+    """Chapter 4 with ``checkpoint=``: the main VAE is loaded (3 epochs), not trained (epochs=1), and
+    the chapter's test bound is the loaded model's."""
+    import json
+
+    import nbformat
+
+    from genlib import data, run
+
+    assert train_family.main(["vae", "epochs=3", "--out", str(tmp_path / "ck")]) == 0
+    path = tmp_path / "ck" / "vae.pt"
+    overrides = [f"checkpoint={json.dumps(str(path))}", "epochs=1", "k_iwae=10", "betas=[1.0]"]
+    assert run.main(["04", *overrides, "--out", str(tmp_path / "run")]) == 0
+    nb = nbformat.read(tmp_path / "run" / "04_vae.ipynb", as_version=4)
+    texts = ["".join(o.get("text", "") for o in c.get("outputs", [])) for c in nb.cells if c.cell_type == "code"]
+    loaded = [t for t in texts if t.startswith(f"loaded {path}: 3 epochs")]
+    assert len(loaded) == 1 and "epochs in" not in loaded[0]
+    table = next(t for t in texts if "-ELBO (analytic KL)" in t)
+    chapter_elbo = float(table.split("-ELBO (analytic KL)")[1].split()[0])
+    model, _ = train_family.load(path, "vae")
+    gen = torch.Generator().manual_seed(0)
+    own = vae.evaluate_nll(model, data.digits("test").x, k=1, generator=gen)["elbo"]
+    assert abs(chapter_elbo - own) < 1.0, (chapter_elbo, own)  # a 1-epoch model is ~6 nats worse
