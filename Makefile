@@ -37,6 +37,7 @@ test-unit: $(STAMP)
 notebooks: $(STAMP)
 	$(PY) -m genlib.run --all --out _build/executed
 	$(PY) scripts/build_book.py --executed _build/executed --update-committed --no-html
+	$(PY) scripts/appendices.py
 
 # The browser check alone, on the book that `make book` built.
 browser-check: $(STAMP)

@@ -386,3 +386,37 @@ def draw_diffusion_chain(ax=None, labels=("x_0", "x_1", "x_{t-1}", "x_t", "x_T")
     ax.text(6.25, 0.55, "reverse: remove it, one step at a time (learned)", ha="center", fontsize=10,
             color="tab:blue")
     return ax
+
+
+# ----------------------------------------------------------------------------- chapter 9
+
+
+def draw_capability_map(members: dict[str, tuple[bool, bool, bool]],
+                        sets: tuple[str, str, str] = ("scores $\\log p(x)$", "encodes $x \\to z$",
+                                                      "samples in one pass"), ax=None):
+    """Three overlapping discs (score, encode, fast sampling) with each family written in the region
+    its three answers put it in; ``members`` maps a family's label to those answers."""
+    import numpy as np
+    from matplotlib.patches import Circle as Disc
+
+    ax = canvas(7, 6, ax, xlim=(-2.6, 2.6), ylim=(-2.3, 2.2))
+    centres = [(0.0, 0.62), (-0.62, -0.42), (0.62, -0.42)]
+    colours = [COLORS["data"], COLORS["latent"], COLORS["net"]]
+    for (cx, cy), colour, name, (tx, ty) in zip(centres, colours, sets, [(0, 2.0), (-1.75, -1.85), (1.75, -1.85)]):
+        ax.add_patch(Disc((cx, cy), 1.15, fc=colour, ec="0.3", lw=1, alpha=0.55))
+        ax.text(tx, ty, name, ha="center", va="center", fontsize=11, weight="bold")
+    # a label's place: the centroid of the grid points with exactly its pattern of memberships
+    xs, ys = np.meshgrid(np.linspace(-2.4, 2.4, 241), np.linspace(-2.2, 2.2, 221))
+    inside = [np.hypot(xs - cx, ys - cy) < 1.15 for cx, cy in centres]
+    by_region: dict[tuple[bool, bool, bool], list[str]] = {}
+    for label, pattern in members.items():
+        by_region.setdefault(tuple(bool(p) for p in pattern), []).append(label)
+    for pattern, labels in by_region.items():
+        if not any(pattern):
+            x, y = -2.45, 1.7  # outside every disc: the top-left corner
+            ax.text(x, y, "\n".join(labels), ha="left", va="top", fontsize=9.5)
+            continue
+        mask = np.logical_and.reduce([m if p else ~m for m, p in zip(inside, pattern)])
+        x, y = float(xs[mask].mean()), float(ys[mask].mean())
+        ax.text(x, y, "\n".join(labels), ha="center", va="center", fontsize=9.5)
+    return ax
