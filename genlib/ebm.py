@@ -124,8 +124,13 @@ class ReplayBuffer:
         return x, slots
 
     def put(self, slots: torch.Tensor, x: torch.Tensor) -> None:
-        """Write states ``x`` (n, D) back into ``slots`` (n,)."""
-        self.x[slots.cpu()] = x.detach().to(self.x.device, self.x.dtype)
+        """Write states ``x`` (n, D) back into ``slots`` (n,). A slot drawn twice keeps its last state
+        (an indexed write with repeated indices leaves the winner unspecified, so runs would differ)."""
+        slots = slots.cpu()
+        order = torch.arange(len(slots))
+        last = torch.full((self.size,), -1).scatter_reduce(0, slots, order, reduce="amax")  # (size,)
+        keep = last[slots] == order  # (n,) the last occurrence of each slot
+        self.x[slots[keep]] = x.detach()[keep.to(x.device)].to(self.x.device, self.x.dtype)
 
     def reset(self, generator: torch.Generator | None = None) -> None:
         """Start every chain afresh: all ``size`` states uniform noise on the box again."""

@@ -152,6 +152,18 @@ def test_replay_buffer_keeps_its_size_and_reinitialises_at_its_rate():
     assert buffer.x.shape == (500, 3) and (buffer.x[slots[:10]] == 0).all()
 
 
+def test_a_slot_drawn_twice_keeps_its_last_state():
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(50):  # batches like training's: 100 chains of 64 pixels, some slots drawn twice
+        buffer = ebm.ReplayBuffer(150, 64, low=0.0, high=1.0, generator=gen)
+        slots, x = torch.randint(150, (100,), generator=gen), torch.rand(100, 64, generator=gen)
+        expected = buffer.x.clone()
+        for slot, state in zip(slots, x):  # one at a time, in order: the last write wins
+            expected[slot] = state
+        buffer.put(slots, x)
+        assert torch.equal(buffer.x, expected)
+
+
 def test_one_step_dry_runs_train_and_fill_the_buffer():
     for dataset, x in (("moons", data.toy("moons", n=64)), ("digits", data.digits("train").scaled()[:64])):
         gen = torch.Generator().manual_seed(0)
