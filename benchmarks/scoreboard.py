@@ -2,6 +2,7 @@
 
     OMP_WAIT_POLICY=PASSIVE .venv/bin/python benchmarks/scoreboard.py [--families gmm,vae] [--seed 0]
                                                                       [--out results/scoreboard.json]
+                                                                      [--checkpoints checkpoints/]
 
 Every family trains its book-profile model on the book's split of the 8x8 digits (train 1000,
 validation 350 for model choice and early stopping, test 447 for the numbers) and is measured by the
@@ -11,7 +12,10 @@ sampling time per image, the classifier-feature Fréchet distance and precision/
 against the test images (next to the train-vs-test floor), a linear probe's test accuracy on the
 model's latent features where it has them, and its capabilities read off its class (``log_prob``,
 ``sample``, ``encode``). The results go to one JSON file with the machine, versions, seed and date;
-chapter 9 renders it. Families are registered in ``FAMILIES``; each entry is one short function.
+chapter 9 renders it. Families are registered in ``FAMILIES``; each entry is one short function
+``name(seed, checkpoint=None) -> Trained``. With ``--checkpoints DIR``, a family whose ``DIR/<family>.pt``
+exists (written by ``python -m genlib.train_family <family>``, e.g. on a GPU) is loaded from it instead
+of trained here; its training time is then the one recorded in the file, on the machine that trained it.
 """
 from __future__ import annotations
 
@@ -62,10 +66,37 @@ def capabilities(model) -> dict[str, bool]:
 # ----------------------------------------------------------------------------- families
 
 
-def gmm(seed: int) -> Trained:
+def chapter_model(family: str, seed: int, checkpoint: Path | None,
+                  dataset_key: str = "dataset") -> tuple[torch.nn.Module, dict, float, list[str]]:
+    """The chapter's main model of ``family`` (:mod:`genlib.train_family`): loaded from ``checkpoint``, or
+    built and trained here with the chapter's book-profile parameters and ``seed``.
+
+    Returns the model (CPU, eval mode), its parameters, the training seconds and notes. A checkpoint
+    trained on another data set than the digits is a one-line ``ValueError``."""
+    from genlib import train_family
+
+    if checkpoint is not None:
+        model, params = train_family.load(checkpoint, family)
+        train_family.check_params(checkpoint, params, **{dataset_key: "digits"})
+        history = train_family.load_history(checkpoint)
+        return model, params, sum(history.seconds), [
+            f"loaded from {checkpoint} ({history.epochs} epochs, seed {params['seed']}); the training time is "
+            f"the one recorded there, on the machine that trained it"]
+    params = train_family.parameters(family, "book", {"seed": seed})
+    gen = genlib.seed_everything(seed)
+    model = train_family.FAMILIES[family].build(params)
+    options = {"device": "cpu", "progress": False, "precision": "fp32", "compile": False}
+    tic = time.perf_counter()
+    train_family.FAMILIES[family].train(model, params, gen, options)
+    return model.eval(), params, time.perf_counter() - tic, []
+
+
+def gmm(seed: int, checkpoint: Path | None = None) -> Trained:
     """Chapter 2: a Gaussian mixture by EM on dequantised digits; covariance and K by validation."""
     from genlib.density import GaussianMixture
 
+    if checkpoint is not None:
+        raise ValueError(f"the Gaussian mixture is fitted here by EM in seconds; it has no checkpoint ({checkpoint})")
     gen = genlib.seed_everything(seed)
     splits = {s: data.digits(s) for s in data.SPLITS}
     y = {s: data.dequantize(splits[s].x, LEVELS, generator=gen).double() for s in data.SPLITS}
@@ -84,27 +115,97 @@ def gmm(seed: int) -> Trained:
                     "NLL: the dequantisation bound E_u[log p((x+u)/17)] - 64 log 17, one draw of u per image"])
 
 
-def vae(seed: int) -> Trained:
+def vae(seed: int, checkpoint: Path | None = None) -> Trained:
     """Chapter 4: the book's VAE (MLP, 32 latents, categorical decoder), early stopping on validation."""
     from genlib import vae as family
     from genlib.train import fit
 
     gen = genlib.seed_everything(seed)
     train, val, test = (data.digits(s) for s in ("train", "val", "test"))
-    config, settings = family.VAEConfig(), family.TrainConfig()
-    model = family.VAE(config)
-    tic = time.perf_counter()
-    fit(model, family.batch_loss, train.x, val.x, epochs=settings.epochs, batch_size=settings.batch_size,
-        lr=settings.lr, patience=settings.patience, generator=gen, progress=False)
-    seconds = time.perf_counter() - tic
+    if checkpoint is not None:
+        model, _, seconds, notes = chapter_model("vae", seed, checkpoint)
+        config = model.config
+    else:
+        config, settings = family.VAEConfig(), family.TrainConfig()
+        model = family.VAE(config)
+        tic = time.perf_counter()
+        fit(model, family.batch_loss, train.x, val.x, epochs=settings.epochs, batch_size=settings.batch_size,
+            lr=settings.lr, patience=settings.patience, generator=gen, progress=False)
+        seconds, notes = time.perf_counter() - tic, []
     nll = family.evaluate_nll(model, test.x, k=1000, batch_size=64, generator=gen)
-    return Trained(model, "VAE (MLP, L = 32, categorical decoder)", 4, "estimate", nll["iwae"], seconds,
+    return Trained(model, f"VAE ({config.arch.upper()}, L = {config.latent_dim}, {config.likelihood} decoder)", 4,
+                   "estimate", nll["iwae"], seconds,
                    lambda n, g: model.sample(n, generator=g).float() / (LEVELS - 1),
                    lambda x: model.encode(x)[0],
-                   [f"NLL: -IWAE with k = 1000 (a bound in expectation); -ELBO = {nll['elbo']:.1f}"])
+                   [f"NLL: -IWAE with k = 1000 (a bound in expectation); -ELBO = {nll['elbo']:.1f}", *notes])
 
 
-FAMILIES: dict[str, Callable[[int], Trained]] = {"gmm": gmm, "vae": vae}
+def ebm(seed: int, checkpoint: Path | None = None) -> Trained:
+    """Chapter 3: the image EBM (MLP energy, persistent CD with a replay buffer); no normalised likelihood.
+    Its samples are fresh short-run Langevin chains from uniform noise, T = the training chain length."""
+    model, params, seconds, notes = chapter_model("ebm", seed, checkpoint, "image_dataset")
+    T = model.config.n_steps
+    train, test = (data.digits(s).scaled() for s in ("train", "test"))
+    gen = torch.Generator().manual_seed(seed + 2000)
+    buffer = model.sample(len(test), generator=gen, from_buffer=True)  # the persistent chains, T more steps
+    noise = model.sample(len(test), generator=gen)                     # the row's sampler: T steps from noise
+    q = metrics.sample_quality(buffer, test)
+    with torch.no_grad():
+        energy = {name: float(model.energy(x).mean()) for name, x in
+                  (("training images", train), ("test images", test), ("chains from noise", noise),
+                   ("buffer chains", buffer))}
+    return Trained(model, f"EBM (MLP energy, persistent CD, T = {T})", 3, "energy only", None, seconds,
+                   lambda n, g: model.sample(n, generator=g),
+                   None,
+                   [f"samples: Langevin chains from uniform noise, T = {T} steps (the training chain length); "
+                    f"the replay buffer's chains (what training saw; 5% restarted from noise, as in training), advanced "
+                    f"T steps, score instead "
+                    f"FD {q['frechet']:.2f}, P/R {q['precision']:.2f}/{q['recall']:.2f}",
+                    "no likelihood: Z(θ) is unknown; mean energy E_θ (nats, up to the unknown log Z): "
+                    + ", ".join(f"{k} {v:.3f}" for k, v in energy.items()),
+                    "no latent features: the energy network maps an image to one number", *notes])
+
+
+def gan(seed: int, checkpoint: Path | None = None) -> Trained:
+    """Chapter 5: the chapter's image GAN, a conditional DCGAN, sampled with labels drawn at the
+    training set's class frequencies (which makes it a sampler of p(x))."""
+    model, params, seconds, notes = chapter_model("gan", seed, checkpoint)
+    y_train = data.digits("train").y
+
+    def sample(n: int, g: torch.Generator) -> torch.Tensor:
+        y = y_train[torch.randint(len(y_train), (n,), generator=g)]  # (n,) labels as often as in training
+        return model.sample(n, y=y, generator=g)                       # (n, 64) in [0, 1] from a sigmoid
+
+    c = model.config
+    return Trained(model, f"conditional DCGAN (L = {c.latent_dim}, {c.hidden} channels)", 5, "none", None, seconds,
+                   sample, None,
+                   ["class-conditional (chapter 5 trains one image GAN, conditional): trained on (image, label) "
+                    "pairs, sampled with random labels at the training frequencies - a sampler of p(x), but it "
+                    "used the labels, which the unconditional rows did not",
+                    "no density: G pushes z forward and p_g has no likelihood",
+                    "no latent features: the GAN has no encoder (the discriminator's features are not its latents)",
+                    *notes])
+
+
+def pixelcnn(seed: int, checkpoint: Path | None = None) -> Trained:
+    """Chapter 6: the gated PixelCNN; exact NLL of the integer images (17 levels), one pixel at a time."""
+    from genlib import autoregressive as ar
+
+    model, params, seconds, notes = chapter_model("pixelcnn", seed, checkpoint)
+    c = model.config
+    if c.levels != LEVELS:
+        raise ValueError(f"the PixelCNN models {c.levels} grey levels, the scoreboard's digits have {LEVELS}")
+    nll = ar.evaluate_nll(model, data.digits("test").x)
+    return Trained(model, f"gated PixelCNN ({c.channels} channels, {c.n_layers} layers)", 6, "exact", nll["nats"],
+                   seconds, lambda n, g: model.sample(n, generator=g, fast=True).float() / (LEVELS - 1), None,
+                   ["NLL: exact, -sum_i log p(x_i | x_<i) of the integer images over the 17 levels (the "
+                    "discrete scale of every row)",
+                    "samples: 64 sequential network passes (one per pixel, the windowed fast sampler)",
+                    "no latent features: an autoregressive model has none", *notes])
+
+
+FAMILIES: dict[str, Callable[[int, Path | None], Trained]] = {"gmm": gmm, "vae": vae, "ebm": ebm, "gan": gan,
+                                                              "pixelcnn": pixelcnn}
 
 
 # ----------------------------------------------------------------------------- measurements
@@ -154,6 +255,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--families", default=",".join(FAMILIES), help=f"comma-separated: {', '.join(FAMILIES)}")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("results/scoreboard.json"))
+    parser.add_argument("--checkpoints", type=Path, default=None,
+                        help="folder of genlib.train_family files: DIR/<family>.pt is loaded instead of trained")
     args = parser.parse_args(argv)
     names = [n for n in args.families.split(",") if n]
     unknown = [n for n in names if n not in FAMILIES]
@@ -168,12 +271,21 @@ def main(argv: list[str] | None = None) -> int:
               "classifier_test_accuracy": round(metrics.classifier(verbose=False).test_accuracy, 4),
               "floor": {k: round(v, 3) for k, v in floor.items()}, "rows": []}
     for name in names:
-        row = {"key": name, **measure(FAMILIES[name](args.seed), args.seed)}
+        saved = None if args.checkpoints is None else args.checkpoints / f"{name}.pt"
+        tic = time.perf_counter()
+        try:
+            trained = FAMILIES[name](args.seed, saved if saved is not None and saved.exists() else None)
+        except ValueError as err:  # a checkpoint of another family or data set: one line
+            print(f"scoreboard: error: {name}: {err}", file=sys.stderr)
+            return 2
+        row = {"key": name, **measure(trained, args.seed)}
+        row["row_seconds"] = round(time.perf_counter() - tic, 1)  # training (or loading) and measuring
         result["rows"].append(row)
         nll = "-" if row["test_nll_nats"] is None else f"{row['test_nll_nats']:.1f}"
         print(f"{name:10s} NLL {nll:>7s} ({row['density']}), train {row['train_seconds']:.1f} s, "
               f"sample {row['sample_ms_per_image']:.3f} ms/img, FD {row['frechet']:.2f} (floor {floor['frechet']:.2f}), "
-              f"P/R {row['precision']:.2f}/{row['recall']:.2f}, probe {row['probe_accuracy']}", flush=True)
+              f"P/R {row['precision']:.2f}/{row['recall']:.2f}, probe {row['probe_accuracy']}, "
+              f"row {row['row_seconds']:.0f} s", flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     tmp = args.out.with_suffix(".json.part")
     tmp.write_text(json.dumps(result, indent=1))

@@ -39,6 +39,7 @@ epochs = 100              # training epochs on the 2-D toy (1000 points, batches
 image_epochs = 30         # training epochs of the image EBM; each failure-mode variant gets half
 n_steps = 20              # Langevin steps per training update on images (short-run chains)
 long_steps = 500          # length of the long-run chains of section 8
+checkpoint = ""           # a file from genlib.train_family: load the main model, skip its training
 seed = 0
 
 # %%
@@ -53,7 +54,7 @@ import torch
 import ipywidgets
 
 import genlib
-from genlib import checks, data, diagrams, ebm, metrics, plot, widgets
+from genlib import checks, data, diagrams, ebm, metrics, plot, train_family, widgets
 from genlib.density import GaussianMixture, mean_log_prob
 from genlib.train import check_epochs, fit
 
@@ -441,7 +442,9 @@ widgets.animate(draw_langevin, [0, 1, 2, 3, 5, 8, 12, 20, 35, 60, 100], figsize=
 # On images we follow the recipe of {cite:t}`du2019implicit`, scaled down: pixels in $[0,1]$, an
 # MLP energy, chains kept in the box, a large step with small noise and clipped gradients, a
 # replay buffer of 2,000 chains with 5% restarts, and a stronger energy regulariser. Each update
-# runs `n_steps` Langevin steps; nothing else about the training loop changes.
+# runs `n_steps` Langevin steps; nothing else about the training loop changes. (This model can also be
+# trained outside the notebook, e.g. on a GPU, by `python -m genlib.train_family ebm --out DIR`; the
+# parameter `checkpoint=DIR/ebm.pt` then loads it, replay buffer included, instead of training it here.)
 
 # %%
 images = {split: data.images(image_dataset, split) for split in ("train", "test")}
@@ -464,7 +467,13 @@ def train_images(config, epochs_here, label):
     return model
 
 
-img_model = train_images(img_config, image_epochs, "persistent CD")
+if checkpoint:  # trained elsewhere (python -m genlib.train_family ebm ...): load, do not train
+    img_model, saved = train_family.load(checkpoint, "ebm", device=device)
+    train_family.check_params(checkpoint, saved, image_dataset=image_dataset, n_steps=n_steps)
+    history = train_family.load_history(checkpoint)
+    print(f"loaded {checkpoint}: {history.epochs} epochs of persistent CD, {len(img_model.buffer.x)} chains in its buffer")
+else:
+    img_model = train_images(img_config, image_epochs, "persistent CD")
 
 # %% [markdown]
 # Three ways to read samples off the trained model: the buffer's persistent chains (what training

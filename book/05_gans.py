@@ -45,6 +45,7 @@ pack = 4                # samples the discriminator judges at once when mitigati
 ring_lr_d = 1e-4        # the ring discriminator's learning rate (the generator's is 1e-3)
 latent_dim = 16         # L, the size of z for the image GANs
 hidden = 32             # channels of the first conv layer of the image GAN
+checkpoint = ""         # a file from genlib.train_family: load the main model, skip its training
 seed = 0
 
 # %%
@@ -61,7 +62,7 @@ from scipy.stats import norm
 import ipywidgets
 
 import genlib
-from genlib import checks, data, diagrams, gan, metrics, plot, widgets
+from genlib import checks, data, diagrams, gan, metrics, plot, train_family, widgets
 from genlib.train import check_epochs, fit
 
 dev = genlib.device(device)
@@ -468,6 +469,8 @@ widgets.animate(draw_replay, list(range(0, len(snapshot_steps), 2)), figsize=(9,
 # (section 6). Drawing $y$ at random with the data's class frequencies, as below, makes the same
 # generator an ordinary sampler of $p(x)$; the book profile trains this one image GAN to keep the
 # chapter within its CPU budget, and `benchmarks/gan_digits.py --digits` trains the unconditional DCGAN.
+# The same conditional DCGAN can be trained outside the notebook (`python -m genlib.train_family gan
+# --out DIR`, e.g. on a GPU) and loaded with the parameter `checkpoint=DIR/gan.pt` instead of trained here.
 
 # %%
 diagrams.draw_gan_game(conditional=True)
@@ -483,11 +486,19 @@ print(config)
 print(train_config)
 print(f"{dataset}: {tuple(x_train.shape)} training images, pixels in [0, 1]")
 
-tic = time.process_time()
-cgan = gan.GAN(config)
-cgan_step = gan.fit_gan(cgan, (x_train, y_train), epochs=epochs, batch_size=64, config=train_config,
-                        generator=gen, device=dev)
-print(f"conditional DCGAN: {epochs} epochs, {cgan_step.steps} generator steps in {time.process_time() - tic:.0f} s CPU")
+if checkpoint:  # trained elsewhere (python -m genlib.train_family gan ...): load, do not train
+    cgan, saved = train_family.load(checkpoint, "gan", device=device)
+    train_family.check_params(checkpoint, saved, dataset=dataset, latent_dim=latent_dim, hidden=hidden)
+    history = train_family.load_history(checkpoint)
+    print(f"loaded {checkpoint}: conditional DCGAN, {history.epochs} epochs, {len(history.log['g_loss'])} "
+          f"generator steps")
+else:
+    tic = time.process_time()
+    cgan = gan.GAN(config)
+    cgan_step = gan.fit_gan(cgan, (x_train, y_train), epochs=epochs, batch_size=64, config=train_config,
+                            generator=gen, device=dev)
+    history = cgan_step.history  # its log: both players' losses per generator step (section 8)
+    print(f"conditional DCGAN: {epochs} epochs, {cgan_step.steps} generator steps in {time.process_time() - tic:.0f} s CPU")
 
 
 def random_labels(n):
@@ -640,7 +651,7 @@ def smooth(values, width=25):
 
 
 fig, axes = plt.subplots(1, 2, figsize=(10, 3.2))
-log = cgan_step.log
+log = history.log
 axes[0].plot(smooth(log["d_loss"]), label="discriminator loss −V")
 axes[0].plot(smooth(log["g_loss"]), label="generator loss −log D(G(z))")
 axes[0].axhline(math.log(4), color="k", ls=":", lw=1, label="−V at the optimum: log 4")

@@ -35,6 +35,7 @@ text_chars = 60_000     # characters of Python's own documentation for the next-
 text_epochs = 2
 timing_sides = [8, 16, 28]  # image sides for the sampling-time measurement
 timing_rows = 1         # rows actually sampled per timing (the time is scaled to all rows)
+checkpoint = ""         # a file from genlib.train_family: load the main model, skip its training
 seed = 0
 
 # %%
@@ -51,7 +52,7 @@ import ipywidgets
 
 import genlib
 from genlib import autoregressive as ar
-from genlib import checks, data, diagrams, metrics, plot, widgets
+from genlib import checks, data, diagrams, metrics, plot, train_family, widgets
 from genlib.train import check_epochs, fit
 
 dev = genlib.device(device)
@@ -295,8 +296,10 @@ show(ar.PixelCNN.net)
 # (teacher forcing) and the loss is the exact negative log-likelihood in nats per image. We train a
 # gated PixelCNN and a plain one of the same width and depth with the same settings (Adam, batches of
 # 64, `epochs` epochs, the weights of the best validation epoch kept), on the book's split of the
-# digits. First, a check of the claim "exact": on a 3x3 binary toy every one of the $2^9=512$ images
-# can be listed, and the probabilities of an untrained model must sum to one.
+# digits. (The gated model can also be trained outside the notebook, e.g. on a GPU, by
+# `python -m genlib.train_family pixelcnn --out DIR`; the parameter `checkpoint=DIR/pixelcnn.pt` then
+# loads it instead of training it here.) First, a check of the claim "exact": on a 3x3 binary toy every
+# one of the $2^9=512$ images can be listed, and the probabilities of an untrained model must sum to one.
 
 # %% tags=["nbval-check-output"]
 toy = ar.PixelCNN(ar.PixelCNNConfig(shape=(3, 3), levels=2, channels=8, n_layers=2))
@@ -325,7 +328,15 @@ def train_model(arch):
     return net, history, result
 
 
-gated, gated_history, gated_nll = train_model("gated")
+if checkpoint:  # trained elsewhere (python -m genlib.train_family pixelcnn ...): load, do not train
+    gated, saved = train_family.load(checkpoint, "pixelcnn", device=device)
+    train_family.check_params(checkpoint, saved, dataset=dataset, channels=channels, n_layers=n_layers)
+    gated_history = train_family.load_history(checkpoint)
+    gated_nll = ar.evaluate_nll(gated, test.x)
+    print(f"loaded {checkpoint}: gated PixelCNN, {gated_history.epochs} epochs; "
+          f"test NLL {gated_nll['nats']:.2f} nats/image = {gated_nll['bpd']:.3f} bits/dim")
+else:
+    gated, gated_history, gated_nll = train_model("gated")
 plain, plain_history, plain_nll = train_model("pixelcnn")
 
 # %%

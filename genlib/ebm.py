@@ -124,8 +124,17 @@ class ReplayBuffer:
         return x, slots
 
     def put(self, slots: torch.Tensor, x: torch.Tensor) -> None:
-        """Write states ``x`` (n, D) back into ``slots`` (n,)."""
-        self.x[slots.cpu()] = x.detach().to(self.x.device, self.x.dtype)
+        """Write states ``x`` (n, D) back into ``slots`` (n,). A slot drawn twice keeps its last state
+        (an indexed write with repeated indices leaves the winner unspecified, so runs would differ)."""
+        slots = slots.cpu()
+        order = torch.arange(len(slots))
+        last = torch.full((self.size,), -1).scatter_reduce(0, slots, order, reduce="amax")  # (size,)
+        keep = last[slots] == order  # (n,) the last occurrence of each slot
+        self.x[slots[keep]] = x.detach()[keep.to(x.device)].to(self.x.device, self.x.dtype)
+
+    def reset(self, generator: torch.Generator | None = None) -> None:
+        """Start every chain afresh: all ``size`` states uniform noise on the box again."""
+        self.x = self.noise(self.size, generator)
 
 
 # ----------------------------------------------------------------------------- the model
@@ -227,6 +236,20 @@ class EBM(nn.Module):
         self.net = EnergyNet(config.dims, config.hidden, config.layers)
         self.buffer = (ReplayBuffer(config.buffer_size, config.dims, config.low, config.high, config.reinit,
                                     generator) if config.buffer_size > 0 else None)
+
+    def get_extra_state(self) -> torch.Tensor:
+        """The replay buffer's chains (size, D) travel in the state dict, so a saved model samples
+        ``from_buffer`` as the trained one did; (0, D) for a model without a buffer."""
+        return self.buffer.x if self.buffer is not None else torch.empty(0, self.config.dims)
+
+    def set_extra_state(self, state: torch.Tensor) -> None:
+        """Restore the buffer's chains; a model without a buffer keeps none (it loads weights only)."""
+        if self.buffer is None or state.numel() == 0:
+            return
+        if tuple(state.shape) != tuple(self.buffer.x.shape):
+            raise ValueError(f"the saved replay buffer holds {tuple(state.shape)} chains, "
+                             f"this model's holds {tuple(self.buffer.x.shape)}")
+        self.buffer.x = state.detach().to(self.buffer.x.device, self.buffer.x.dtype).clone()
 
     def energy(self, x: torch.Tensor) -> torch.Tensor:
         """E_θ(x) for ``x`` (B, D) -> (B,)."""

@@ -341,16 +341,18 @@ class AdversarialStep:
 
 def fit_gan(model: GAN, data: torch.Tensor | tuple, *, epochs: int, batch_size: int = 128,
             config: TrainConfig = TrainConfig(), generator: torch.Generator | None = None,
-            device: torch.device | str = "cpu") -> AdversarialStep:
+            device: torch.device | str = "cpu", progress: bool = False) -> AdversarialStep:
     """Train both players for ``epochs`` passes over ``data`` (a tensor, or ``(x, y)`` for a conditional
-    GAN) with :func:`genlib.train.fit`; return the :class:`AdversarialStep` with its log and snapshots.
+    GAN) with :func:`genlib.train.fit`; return the :class:`AdversarialStep` with its log and snapshots
+    (``step.history`` is fit's history, whose ``log`` is the step's per-generator-step log).
     There is no validation loss to stop on: a GAN's losses say little about its samples."""
     from genlib.train import fit
 
     model.to(device)
     step = AdversarialStep(model, config, generator)
     step.history = fit(model, batch_loss, data, epochs=epochs, batch_size=batch_size, device=device,
-                       generator=generator, progress=False, step=step)
+                       generator=generator, progress=progress, step=step)
+    step.history.log = step.log
     return step
 
 

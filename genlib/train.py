@@ -50,6 +50,7 @@ class History:
     best_epoch: int = -1  # 0-based epoch with the lowest validation (or training) loss
     stopped_early: bool = False
     interrupted: bool = False
+    log: dict[str, list[float]] = field(default_factory=dict)  # per-step records a step= update keeps (a GAN's losses)
 
     @property
     def epochs(self) -> int:

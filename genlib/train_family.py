@@ -57,8 +57,66 @@ def _vae_train(model: nn.Module, params: dict, generator: torch.Generator, optio
                lr=settings.lr, patience=settings.patience, generator=generator, **options)
 
 
+def _ebm_build(params: dict) -> nn.Module:
+    from genlib import ebm
+
+    return ebm.EBM(ebm.EBMConfig.for_dataset(params["image_dataset"], n_steps=params["n_steps"]))
+
+
+def _ebm_train(model: nn.Module, params: dict, generator: torch.Generator, options: dict) -> History:
+    """Chapter 3, section 7: persistent CD on the images, the chains drawn from ``generator`` as there."""
+    from genlib import ebm
+
+    model.buffer.reset(generator)  # the chapter builds the model with this generator: the same starting chains
+    settings = ebm.TrainConfig.for_dataset(params["image_dataset"], epochs=params["image_epochs"])
+    x = data.images(params["image_dataset"], "train").scaled()  # (N, D) in [0, 1]
+    return fit(model, ebm.ContrastiveDivergence(generator), x, epochs=settings.epochs,
+               batch_size=settings.batch_size, lr=settings.lr, generator=generator, **options)
+
+
+def _gan_build(params: dict) -> nn.Module:
+    """Chapter 5, section 5: the conditional DCGAN (the chapter's one image GAN)."""
+    from genlib import gan
+
+    return gan.GAN(gan.GANConfig.for_dataset(params["dataset"], arch="conv", latent_dim=params["latent_dim"],
+                                             hidden=params["hidden"], n_classes=10))
+
+
+def _gan_train(model: nn.Module, params: dict, generator: torch.Generator, options: dict) -> History:
+    from genlib import gan
+
+    if options.get("precision", "fp32") != "fp32" or options.get("compile", False):
+        raise ValueError("the GAN's two-player update (gan.fit_gan) runs in fp32 and uncompiled; "
+                         "drop --precision/--compile")
+    train = data.images(params["dataset"], "train")
+    step = gan.fit_gan(model, (train.scaled(), train.y), epochs=params["epochs"], batch_size=64,
+                       config=gan.TrainConfig(lr_g=1e-3, lr_d=1e-3), generator=generator,
+                       device=options.get("device", "cpu"), progress=options.get("progress", False))
+    return step.history  # its log: the losses per generator step, which the chapter plots
+
+
+def _pixelcnn_build(params: dict) -> nn.Module:
+    """Chapter 6, section 5: the gated PixelCNN (the chapter's main model; it also trains a plain one)."""
+    from genlib import autoregressive as ar
+
+    train = data.images(params["dataset"], "train")
+    return ar.PixelCNN(ar.PixelCNNConfig(shape=train.shape, levels=train.levels, arch="gated",
+                                         channels=params["channels"], n_layers=params["n_layers"]))
+
+
+def _pixelcnn_train(model: nn.Module, params: dict, generator: torch.Generator, options: dict) -> History:
+    from genlib import autoregressive as ar
+
+    train, val = (data.images(params["dataset"], s).x for s in ("train", "val"))
+    return fit(model, ar.batch_loss, train, val, epochs=params["epochs"], batch_size=64, lr=3e-3,
+               patience=params["epochs"], generator=generator, **options)  # patience: keep the best epoch
+
+
 FAMILIES: dict[str, Family] = {
     "vae": Family("04_vae", _vae_build, _vae_train),
+    "ebm": Family("03_energy_models", _ebm_build, _ebm_train),
+    "gan": Family("05_gans", _gan_build, _gan_train),
+    "pixelcnn": Family("06_autoregressive", _pixelcnn_build, _pixelcnn_train),
 }
 
 
@@ -114,6 +172,15 @@ def load(path: str | Path, family: str | None = None, device: str = "cpu",
     return model.to(genlib.device(device)).eval(), params
 
 
+def check_params(path: str | Path, saved: dict, **expected) -> None:
+    """A one-line ``ValueError`` naming the first parameter (dataset, a size) on which the model saved at
+    ``path`` (its parameters ``saved``) disagrees with the run that loads it (``expected``)."""
+    for name, value in expected.items():
+        if saved.get(name) != value:
+            raise ValueError(f"{path} was trained with {name}={saved.get(name)!r}, but this run has "
+                             f"{name}={value!r}; train it again with this value or change the parameter")
+
+
 def load_history(path: str | Path) -> History:
     """The training history saved with the model at ``path`` (a chapter plots it instead of training)."""
     try:
@@ -153,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
         target = args.out / f"{args.family}.pt"
         save(target, args.family, params, model, history)
         print(f"{args.family}: {history.epochs} epochs in {time.perf_counter() - tic:.1f} s, "
-              f"best validation loss {history.best:.3f} -> {target}")
+              f"best {'validation' if history.val else 'training'} loss {history.best:.3f} -> {target}")
     return 0
 
 

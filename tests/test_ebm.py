@@ -152,6 +152,18 @@ def test_replay_buffer_keeps_its_size_and_reinitialises_at_its_rate():
     assert buffer.x.shape == (500, 3) and (buffer.x[slots[:10]] == 0).all()
 
 
+def test_a_slot_drawn_twice_keeps_its_last_state():
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(50):  # batches like training's: 100 chains of 64 pixels, some slots drawn twice
+        buffer = ebm.ReplayBuffer(150, 64, low=0.0, high=1.0, generator=gen)
+        slots, x = torch.randint(150, (100,), generator=gen), torch.rand(100, 64, generator=gen)
+        expected = buffer.x.clone()
+        for slot, state in zip(slots, x):  # one at a time, in order: the last write wins
+            expected[slot] = state
+        buffer.put(slots, x)
+        assert torch.equal(buffer.x, expected)
+
+
 def test_one_step_dry_runs_train_and_fill_the_buffer():
     for dataset, x in (("moons", data.toy("moons", n=64)), ("digits", data.digits("train").scaled()[:64])):
         gen = torch.Generator().manual_seed(0)
@@ -167,6 +179,25 @@ def test_one_step_dry_runs_train_and_fill_the_buffer():
         r = loss.record
         assert len(r.e_data) == len(r.g_diff) == len(r.snapshots) == 1
         assert model.sample(4, n_steps=2, generator=gen).shape == (4, config.dims)
+
+
+def test_the_replay_buffer_travels_with_the_state_dict(tmp_path):
+    gen = torch.Generator().manual_seed(0)
+    config = ebm.EBMConfig(hidden=8, buffer_size=50)
+    trained = ebm.EBM(config, gen)
+    trained.buffer.put(torch.arange(5), torch.zeros(5, 2))  # chains a fresh model would not have
+    torch.save(trained.state_dict(), tmp_path / "m.pt")
+    loaded = ebm.EBM(config, torch.Generator().manual_seed(1))
+    assert not torch.equal(loaded.buffer.x, trained.buffer.x)
+    loaded.load_state_dict(torch.load(tmp_path / "m.pt", weights_only=True))
+    assert torch.equal(loaded.buffer.x, trained.buffer.x)
+    assert torch.equal(loaded.sample(3, n_steps=2, generator=torch.Generator().manual_seed(2), from_buffer=True),
+                       trained.sample(3, n_steps=2, generator=torch.Generator().manual_seed(2), from_buffer=True))
+    ebm.EBM(ebm.EBMConfig(hidden=8, buffer_size=0)).load_state_dict(trained.state_dict())  # weights only
+    with pytest.raises(ValueError, match=r"saved replay buffer holds \(50, 2\) chains, this model's holds \(20, 2\)"):
+        ebm.EBM(ebm.EBMConfig(hidden=8, buffer_size=20)).load_state_dict(trained.state_dict())
+    trained.buffer.reset(gen)
+    assert trained.buffer.x.shape == (50, 2) and (trained.buffer.x[:5] != 0).all()
 
 
 def test_grad_terms_combine_into_the_cd_gradient():

@@ -1,5 +1,6 @@
 """The scoreboard (benchmarks/scoreboard.py): reproducible, and capabilities read off the code."""
 import importlib.util
+import math
 import sys
 from pathlib import Path
 
@@ -36,3 +37,61 @@ def test_capabilities_are_read_off_the_classes(scoreboard):
 def test_unknown_families_are_one_line(scoreboard, capsys, tmp_path):
     assert scoreboard.main(["--families", "gmm,nope", "--out", str(tmp_path / "s.json")]) == 2
     assert "unknown family nope" in capsys.readouterr().err
+
+
+TINY = {"ebm": ["image_epochs=1", "n_steps=2"], "gan": ["epochs=1", "latent_dim=4", "hidden=8"],
+        "pixelcnn": ["epochs=1", "channels=8", "n_layers=2"], "vae": ["epochs=1", "latent_dim=4"]}
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory):
+    """Tiny models of each chapter, written by genlib.train_family (seed 0; pixelcnn also seed 1 and a repeat)."""
+    from genlib import train_family
+
+    root = tmp_path_factory.mktemp("checkpoints")
+    for family, overrides in TINY.items():
+        assert train_family.main([family, *overrides, "--out", str(root / "a")]) == 0
+    for folder, seed in (("b", 0), ("c", 1)):
+        assert train_family.main(["pixelcnn", *TINY["pixelcnn"], f"seed={seed}", "--out", str(root / folder)]) == 0
+    return root
+
+
+@pytest.mark.parametrize("family, density, has_nll", [
+    ("ebm", "energy only", False), ("gan", "none", False), ("pixelcnn", "exact", True), ("vae", "estimate", True)])
+def test_chapter_models_load_from_checkpoints(scoreboard, checkpoints, family, density, has_nll, monkeypatch):
+    import torch
+
+    from genlib import vae
+
+    iwae = vae.evaluate_nll  # k = 1000 on 447 images takes longer than this test should: k = 5 on 20
+    monkeypatch.setattr(vae, "evaluate_nll", lambda model, x, k, batch_size, generator: iwae(
+        model, x[:20], k=5, batch_size=batch_size, generator=generator))
+    trained = scoreboard.FAMILIES[family](0, checkpoints / "a" / f"{family}.pt")
+    assert trained.density == density and (trained.test_nll is not None) == has_nll
+    assert (trained.features is not None) == (family == "vae")
+    assert any("loaded from" in note for note in trained.notes) and trained.train_seconds > 0
+    x = trained.sample(5, torch.Generator().manual_seed(0))
+    assert x.shape == (5, 64) and x.min() >= 0 and x.max() <= 1
+    if family == "pixelcnn":  # the exact NLL of a barely trained model: between 0 and the uniform model's
+        assert 0 < trained.test_nll < scoreboard.D * math.log(scoreboard.LEVELS)
+
+
+def test_a_checkpoint_gives_the_same_nll_for_the_same_seed(scoreboard, checkpoints):
+    first, again, other = (scoreboard.pixelcnn(0, checkpoints / f / "pixelcnn.pt").test_nll for f in "abc")
+    assert first == again and other != first
+
+
+def test_the_checkpoints_option_loads_what_is_there(scoreboard, checkpoints, tmp_path, capsys):
+    import json
+    import shutil
+
+    out = tmp_path / "s.json"
+    assert scoreboard.main(["--families", "pixelcnn", "--checkpoints", str(checkpoints / "a"), "--out", str(out)]) == 0
+    (row,) = json.loads(out.read_text())["rows"]
+    assert row["key"] == "pixelcnn" and row["density"] == "exact" and row["probe_accuracy"] is None
+    assert any("loaded from" in note for note in row["notes"]) and row["capabilities"]["log_prob"]
+    shutil.copy(checkpoints / "a" / "pixelcnn.pt", tmp_path / "gan.pt")  # the wrong family under gan's name
+    assert scoreboard.main(["--families", "gan", "--checkpoints", str(tmp_path), "--out", str(out)]) == 2
+    assert "holds a 'pixelcnn' model, not 'gan'" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="has no checkpoint"):
+        scoreboard.gmm(0, tmp_path / "gmm.pt")

@@ -66,3 +66,55 @@ def test_a_chapter_run_with_checkpoint_loads_and_skips_training(tmp_path):
     gen = torch.Generator().manual_seed(0)
     own = vae.evaluate_nll(model, data.digits("test").x, k=1, generator=gen)["elbo"]
     assert abs(chapter_elbo - own) < 1.0, (chapter_elbo, own)  # a 1-epoch model is ~6 nats worse
+
+
+def _ebm_is_the_chapters(model, params, history):
+    from genlib import ebm
+
+    assert isinstance(model, ebm.EBM) and model.config.n_steps == 2 and model.config.dims == 64
+    fresh = train_family.FAMILIES["ebm"].build(params)
+    assert not torch.equal(model.buffer.x, fresh.buffer.x)  # the trained chains came back, not new noise
+
+
+def _gan_is_the_chapters(model, params, history):
+    from genlib import gan
+
+    assert isinstance(model, gan.GAN) and model.config.n_classes == 10 and model.config.latent_dim == 4
+    assert len(history.log["g_loss"]) == 16 == len(history.log["d_real"])  # 1000 images / 64: 16 generator steps
+
+
+def _pixelcnn_is_the_chapters(model, params, history):
+    from genlib import autoregressive
+
+    assert isinstance(model, autoregressive.PixelCNN) and model.config.arch == "gated"
+    assert model.config.levels == 17 and model.config.channels == 8 and model.config.n_layers == 2
+
+
+@pytest.mark.parametrize("family, overrides, chapter_defaults, check", [
+    ("ebm", ["image_epochs=1", "n_steps=2"], {"image_dataset": "digits", "image_epochs": 30, "n_steps": 20},
+     _ebm_is_the_chapters),
+    ("gan", ["epochs=1", "latent_dim=4", "hidden=8"], {"dataset": "digits", "epochs": 40, "latent_dim": 16},
+     _gan_is_the_chapters),
+    ("pixelcnn", ["epochs=1", "channels=8", "n_layers=2"], {"dataset": "digits", "epochs": 8, "channels": 32},
+     _pixelcnn_is_the_chapters),
+])
+def test_chapter_models_round_trip(tmp_path, family, overrides, chapter_defaults, check):
+    book = train_family.parameters(family)
+    assert {k: book[k] for k in chapter_defaults} == chapter_defaults  # the chapter's parameters cell
+    assert train_family.main([family, *overrides, "--out", str(tmp_path)]) == 0
+    model, params = train_family.load(tmp_path / f"{family}.pt", family)
+    saved = torch.load(tmp_path / f"{family}.pt", weights_only=True)["model"]
+    assert saved.keys() == model.state_dict().keys()
+    assert all(torch.equal(saved[k], v) for k, v in model.state_dict().items())
+    assert all(str(params[k]) == v for k, v in (o.split("=") for o in overrides))
+    history = train_family.load_history(tmp_path / f"{family}.pt")
+    assert history.epochs == 1
+    check(model, params, history)
+
+
+def test_a_chapter_refuses_a_checkpoint_of_other_parameters(tmp_path, capsys):
+    train_family.check_params("x.pt", {"dataset": "digits", "hidden": 32}, dataset="digits", hidden=32)
+    with pytest.raises(ValueError, match=r"x.pt was trained with hidden=8, but this run has hidden=32; "):
+        train_family.check_params("x.pt", {"dataset": "digits", "hidden": 8}, dataset="digits", hidden=32)
+    assert train_family.main(["gan", "epochs=1", "--precision", "bf16", "--out", str(tmp_path)]) == 2
+    assert "runs in fp32 and uncompiled" in capsys.readouterr().err
