@@ -104,7 +104,90 @@ def vae(seed: int) -> Trained:
                    [f"NLL: -IWAE with k = 1000 (a bound in expectation); -ELBO = {nll['elbo']:.1f}"])
 
 
-FAMILIES: dict[str, Callable[[int], Trained]] = {"gmm": gmm, "vae": vae}
+def _chapter_model(key: str, seed: int, checkpoint: Path | None) -> tuple:
+    """``genlib.train_family``'s ``key`` model with its chapter's book-profile parameters (``seed`` on
+    top), trained here, or loaded from ``checkpoint``. Returns (model, params, training seconds, a
+    generator for the measurements, a note saying which)."""
+    from genlib import train_family
+
+    if checkpoint is not None:
+        model, params = train_family.load(checkpoint, key, expect={"dataset": "digits"})
+        history = train_family.load_history(checkpoint)
+        return (model, params, sum(history.seconds), genlib.seed_everything(seed),
+                f"loaded from {checkpoint}: {history.epochs} epochs trained elsewhere (seed {params['seed']}); "
+                f"the time is the sum of its epochs' wall times there")
+    params = train_family.parameters(key, "book", {"seed": seed})
+    gen = genlib.seed_everything(seed)
+    family = train_family.FAMILIES[key]
+    model = family.build(params)
+    tic = time.perf_counter()
+    history = family.train(model, params, gen, {"device": genlib.device(params["device"]), "progress": False,
+                                                "precision": "fp32", "compile": False})
+    return (model.eval(), params, time.perf_counter() - tic, gen,
+            f"trained here with chapter {family.chapter[:2]}'s book profile: {history.epochs} epochs")
+
+
+def flow(seed: int, checkpoint: Path | None = None) -> Trained:
+    """Chapter 7: the coupling flow on dequantised digits, early stopping on the validation bound."""
+    from genlib import flows
+
+    model, params, seconds, gen, how = _chapter_model("flow", seed, checkpoint)
+    nll = flows.evaluate_nll(model, data.digits("test").x, draws=10, generator=gen)
+    kind = {"affine": "RealNVP, affine", "additive": "NICE, additive"}[params["coupling"]]
+    return Trained(model, f"Flow ({kind} couplings, M = {params['n_layers']}, hidden {params['hidden']})", 7,
+                   "bound", nll, seconds, lambda n, g: model.sample(n, generator=g).float() / (LEVELS - 1),
+                   model.encode,
+                   [how, "NLL: the dequantisation bound -E_u[log p((x+u)/17)] + 64 log 17 of the flow's exact density "
+                         "of dequantised images, 10 draws of u per test image (flows.evaluate_nll, as the chapter)",
+                    "samples: one inverse pass, z ~ N(0, I), floored to the 17 levels",
+                    "probe features: z = f((x + 1/2)/17), the forward map at the pixel centres (Flow.encode; "
+                    "the chapter's latents of section 6), D = 64 numbers"])
+
+
+def diffusion(seed: int, checkpoint: Path | None = None, *, bound_images: int = 100) -> Trained:
+    """Chapter 8: the DDPM U-Net (noise prediction), sampled with its default ancestral chain of T steps.
+
+    The variational bound uses every t = 2..T (one draw of x_t each) on the first ``bound_images``
+    test images: per compute far less noisy than a few random t on every image."""
+    from genlib import diffusion as dm
+
+    model, params, seconds, gen, how = _chapter_model("diffusion", seed, checkpoint)
+    test = data.digits("test").x[:bound_images]
+    total = model.bound(test, LEVELS, generator=gen)["total"]  # (bound_images,) nats, every t
+    error = float(total.std()) / math.sqrt(len(total))
+    T, width = params["T"], params["width"]
+    return Trained(model, f"DDPM (U-Net width {width}, T = {T}, {params['schedule']}; ancestral, {T} steps)", 8,
+                   "bound", float(total.mean()), seconds,
+                   lambda n, g: dm.from_unit_range(model.sample(n, generator=g)), None,
+                   [how, f"NLL: the variational bound L_T + sum of all L_(t-1), t = 2..{T} (one x_t each) + L_0 "
+                         f"with the discretised Gaussian decoder on the 17 levels (Diffusion.bound), on the first "
+                         f"{len(total)} of the {len(data.digits('test'))} test images only; standard error over those "
+                         f"images {error:.1f} nats",
+                    f"samples: the chapter's default sampler, ancestral over all T = {T} steps ({T} U-Net passes "
+                    f"per image); x_0 in [-1, 1] mapped to [0, 1], not quantised (as the chapter scores them)",
+                    "no log_prob (only the bound) and no latent features: no encoder (running DDIM backwards would "
+                    "give a deterministic x_T, not measured here)"])
+
+
+def flow_matching(seed: int, checkpoint: Path | None = None, *, steps: int = 100) -> Trained:
+    """Chapter 8: flow matching with the chapter's digits U-Net, sampled by ``steps`` Euler steps."""
+    from genlib import diffusion as dm
+
+    model, params, seconds, _, how = _chapter_model("flow_matching", seed, checkpoint)
+    return Trained(model, f"Flow matching (U-Net width {params['width']}; Euler, {steps} steps)", 8, "none", None,
+                   seconds, lambda n, g: dm.from_unit_range(model.sample(n, steps=steps, generator=g)), None,
+                   [how, "the chapter trains it on the digits with the DDPM's U-Net and recipe",
+                    f"samples: Euler integration of dx/dt = v(x, t) from t = 1 to 0 in {steps} steps "
+                    "(FlowMatching.sample's default; the chapter's section 10 also tries 5-20); x_0 mapped to [0, 1], "
+                    "not quantised",
+                    "NLL: none. The chapter computes no likelihood; the ODE gives one by the instantaneous change of "
+                    "variables (log p(x_0) = log N(x_1) + integral of div v dt) with dequantisation, not computed here",
+                    "no latent features: no encoder (integrating the ODE forwards gives a deterministic z, "
+                    "not measured)"])
+
+
+FAMILIES: dict[str, Callable[[int], Trained]] = {"gmm": gmm, "vae": vae, "flow": flow, "diffusion": diffusion,
+                                                 "flow_matching": flow_matching}
 
 
 # ----------------------------------------------------------------------------- measurements

@@ -57,8 +57,59 @@ def _vae_train(model: nn.Module, params: dict, generator: torch.Generator, optio
                lr=settings.lr, patience=settings.patience, generator=generator, **options)
 
 
+def _flow_build(params: dict) -> nn.Module:
+    from genlib import flows
+
+    name = params["dataset"]
+    h, w = data.IMAGE_SHAPES[data.check_dataset(name, ("digits", "mnist5k"))]
+    return flows.Flow(flows.FlowConfig(dims=h * w, shape=(h, w), levels=data.LEVELS[name], n_layers=params["n_layers"],
+                                       hidden=params["hidden"], coupling=params["coupling"]))
+
+
+def _flow_train(model: nn.Module, params: dict, generator: torch.Generator, options: dict) -> History:
+    from genlib import flows
+
+    settings = flows.TrainConfig(epochs=params["epochs"])
+    train, val = (data.images(params["dataset"], s).x for s in ("train", "val"))
+    return fit(model, flows.batch_loss, train, val, epochs=settings.epochs, batch_size=settings.batch_size,
+               lr=settings.lr, weight_decay=settings.weight_decay, patience=settings.patience,
+               generator=generator, **options)
+
+
+def _diffusion_config(params: dict):
+    from genlib import diffusion
+
+    data.check_dataset(params["dataset"], ("digits", "mnist5k", "mnist"))
+    return diffusion.DiffusionConfig.for_dataset(params["dataset"], T=params["T"], schedule=params["schedule"],
+                                                 width=params["width"])
+
+
+def _diffusion_train(model: nn.Module, params: dict, generator: torch.Generator, options: dict) -> History:
+    """Chapter 8's recipe for both image models: ``epochs`` passes, then a quarter as many at lr/10."""
+    from genlib import diffusion
+
+    train = diffusion.to_unit_range(data.images(params["dataset"], "train").x, data.LEVELS[params["dataset"]])
+    return diffusion.fit_with_cooldown(model, train, None, diffusion.TrainConfig(epochs=params["epochs"]),
+                                       generator=generator, **options)
+
+
+def _ddpm_build(params: dict) -> nn.Module:
+    from genlib import diffusion
+
+    return diffusion.Diffusion(_diffusion_config(params))
+
+
+def _flow_matching_build(params: dict) -> nn.Module:
+    from genlib import diffusion
+
+    return diffusion.FlowMatching(_diffusion_config(params))
+
+
 FAMILIES: dict[str, Family] = {
     "vae": Family("04_vae", _vae_build, _vae_train),
+    "flow": Family("07_flows", _flow_build, _flow_train),
+    "diffusion": Family("08_diffusion", _ddpm_build, _diffusion_train),
+    "flow_matching": Family("08_diffusion", _flow_matching_build, _diffusion_train),
 }
 
 
@@ -153,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
         target = args.out / f"{args.family}.pt"
         save(target, args.family, params, model, history)
         print(f"{args.family}: {history.epochs} epochs in {time.perf_counter() - tic:.1f} s, "
-              f"best validation loss {history.best:.3f} -> {target}")
+              f"best {'validation' if history.val else 'training'} loss {history.best:.3f} -> {target}")
     return 0
 
 

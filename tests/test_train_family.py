@@ -66,3 +66,37 @@ def test_a_chapter_run_with_checkpoint_loads_and_skips_training(tmp_path):
     gen = torch.Generator().manual_seed(0)
     own = vae.evaluate_nll(model, data.digits("test").x, k=1, generator=gen)["elbo"]
     assert abs(chapter_elbo - own) < 1.0, (chapter_elbo, own)  # a 1-epoch model is ~6 nats worse
+
+
+def test_chapter_7_and_8_parameters_are_resolved():
+    book = train_family.parameters("flow")
+    assert (book["dataset"], book["n_layers"], book["hidden"], book["coupling"]) == ("digits", 8, 128, "affine")
+    paper = train_family.parameters("flow", "paper")
+    assert paper["dataset"] == "mnist5k" and paper["n_layers"] == 12 and paper["hidden"] == 1024
+    for family in ("diffusion", "flow_matching"):
+        book = train_family.parameters(family)
+        assert (book["dataset"], book["T"], book["width"], book["schedule"]) == ("digits", 1000, 16, "linear")
+        assert train_family.parameters(family, "paper")["width"] == 64
+
+
+@pytest.mark.parametrize("family, overrides, cls, epochs", [
+    ("flow", ["epochs=1", "n_layers=2", "hidden=8"], "Flow", 1),
+    ("diffusion", ["epochs=1", "T=10", "width=4"], "Diffusion", 2),  # 1 epoch + 1 cool-down epoch at lr/10
+    ("flow_matching", ["epochs=1", "T=10", "width=4"], "FlowMatching", 2),
+])
+def test_chapter_7_and_8_round_trip(tmp_path, capsys, family, overrides, cls, epochs):
+    assert train_family.main([family, *overrides, "--out", str(tmp_path)]) == 0
+    assert f"{family}: {epochs} epochs" in capsys.readouterr().out
+    model, params = train_family.load(tmp_path / f"{family}.pt", family)
+    assert type(model).__name__ == cls and not model.training
+    saved = torch.load(tmp_path / f"{family}.pt", weights_only=True)["model"]
+    assert saved.keys() == model.state_dict().keys()
+    assert all(torch.equal(saved[k], v) for k, v in model.state_dict().items())
+    if family == "flow":
+        assert model.config.n_layers == 2 and model.config.hidden == 8 and params["coupling"] == "affine"
+    else:
+        assert model.config.width == 4 and params["T"] == 10 and model.config.shape == (8, 8)
+    assert train_family.load_history(tmp_path / f"{family}.pt").epochs == epochs
+    wrong = {"n_layers": 8} if family == "flow" else {"width": 16}  # the chapter's, not the file's
+    with pytest.raises(ValueError, match=f"was trained with {next(iter(wrong))}="):
+        train_family.load(tmp_path / f"{family}.pt", family, expect={"dataset": "digits", **wrong})
