@@ -100,3 +100,25 @@ def test_chapter_7_and_8_round_trip(tmp_path, capsys, family, overrides, cls, ep
     wrong = {"n_layers": 8} if family == "flow" else {"width": 16}  # the chapter's, not the file's
     with pytest.raises(ValueError, match=f"was trained with {next(iter(wrong))}="):
         train_family.load(tmp_path / f"{family}.pt", family, expect={"dataset": "digits", **wrong})
+
+
+@pytest.mark.book_build  # two whole chapter runs (about a minute each): left out of the quick loop
+@pytest.mark.parametrize("chapter, family, overrides, trained_line", [
+    ("07", "flow", ["epochs=2", "n_layers=2", "hidden=16", "toy_epochs=2"], "trained: "),
+    ("08", "diffusion", ["epochs=1", "width=8", "toy_epochs=2"], "Diffusion (unet, eps): trained"),
+])
+def test_chapters_7_and_8_with_checkpoint_load_and_skip_training(tmp_path, chapter, family, overrides, trained_line):
+    import json
+
+    import nbformat
+
+    from genlib import run
+
+    assert train_family.main([family, *overrides, "--out", str(tmp_path / "ck")]) == 0
+    path = tmp_path / "ck" / f"{family}.pt"
+    epochs = train_family.load_history(path).epochs
+    assert run.main([chapter, f"checkpoint={json.dumps(str(path))}", *overrides, "--out", str(tmp_path / "run")]) == 0
+    nb = nbformat.read(next((tmp_path / "run").glob(f"{chapter}_*.ipynb")), as_version=4)
+    texts = ["".join(o.get("text", "") for o in c.get("outputs", [])) for c in nb.cells if c.cell_type == "code"]
+    assert sum(f"loaded {path}: {epochs} epochs" in t for t in texts) == 1
+    assert not any(trained_line in t for t in texts)
