@@ -204,8 +204,70 @@ def pixelcnn(seed: int, checkpoint: Path | None = None) -> Trained:
                     "no latent features: an autoregressive model has none", *notes])
 
 
-FAMILIES: dict[str, Callable[[int, Path | None], Trained]] = {"gmm": gmm, "vae": vae, "ebm": ebm, "gan": gan,
-                                                              "pixelcnn": pixelcnn}
+def flow(seed: int, checkpoint: Path | None = None) -> Trained:
+    """Chapter 7: the coupling flow on dequantised digits, early stopping on the validation bound."""
+    from genlib import flows
+
+    model, params, seconds, notes = chapter_model("flow", seed, checkpoint)
+    gen = genlib.seed_everything(seed)
+    nll = flows.evaluate_nll(model, data.digits("test").x, draws=10, generator=gen)
+    kind = {"affine": "RealNVP, affine", "additive": "NICE, additive"}[params["coupling"]]
+    return Trained(model, f"Flow ({kind} couplings, M = {params['n_layers']}, hidden {params['hidden']})", 7,
+                   "bound", nll, seconds, lambda n, g: model.sample(n, generator=g).float() / (LEVELS - 1),
+                   model.encode,
+                   [*notes, "NLL: the dequantisation bound -E_u[log p((x+u)/17)] + 64 log 17 of the flow's exact density "
+                         "of dequantised images, 10 draws of u per test image (flows.evaluate_nll, as the chapter)",
+                    "samples: one inverse pass, z ~ N(0, I), floored to the 17 levels",
+                    "probe features: z = f((x + 1/2)/17), the forward map at the pixel centres (Flow.encode; "
+                    "the chapter's latents of section 6), D = 64 numbers"])
+
+
+def diffusion(seed: int, checkpoint: Path | None = None, *, bound_images: int = 100) -> Trained:
+    """Chapter 8: the DDPM U-Net (noise prediction), sampled with its default ancestral chain of T steps.
+
+    The variational bound uses every t = 2..T (one draw of x_t each) on the first ``bound_images``
+    test images: per compute far less noisy than a few random t on every image."""
+    from genlib import diffusion as dm
+
+    model, params, seconds, notes = chapter_model("diffusion", seed, checkpoint)
+    gen = genlib.seed_everything(seed)
+    test = data.digits("test").x[:bound_images]
+    total = model.bound(test, LEVELS, generator=gen)["total"]  # (bound_images,) nats, every t
+    error = float(total.std()) / math.sqrt(len(total))
+    T, width = params["T"], params["width"]
+    return Trained(model, f"DDPM (U-Net width {width}, T = {T}, {params['schedule']}; ancestral, {T} steps)", 8,
+                   "bound", float(total.mean()), seconds,
+                   lambda n, g: dm.from_unit_range(model.sample(n, generator=g)), None,
+                   [*notes, f"NLL: the variational bound L_T + sum of all L_(t-1), t = 2..{T} (one x_t each) + L_0 "
+                         f"with the discretised Gaussian decoder on the 17 levels (Diffusion.bound), on the first "
+                         f"{len(total)} of the {len(data.digits('test'))} test images only; standard error over those "
+                         f"images {error:.1f} nats",
+                    f"samples: the chapter's default sampler, ancestral over all T = {T} steps ({T} U-Net passes "
+                    f"per image); x_0 in [-1, 1] mapped to [0, 1], not quantised (as the chapter scores them)",
+                    "no log_prob (only the bound) and no latent features: no encoder (running DDIM backwards would "
+                    "give a deterministic x_T, not measured here)"])
+
+
+def flow_matching(seed: int, checkpoint: Path | None = None, *, steps: int = 100) -> Trained:
+    """Chapter 8: flow matching with the chapter's digits U-Net, sampled by ``steps`` Euler steps."""
+    from genlib import diffusion as dm
+
+    model, params, seconds, notes = chapter_model("flow_matching", seed, checkpoint)
+    return Trained(model, f"Flow matching (U-Net width {params['width']}; Euler, {steps} steps)", 8, "none", None,
+                   seconds, lambda n, g: dm.from_unit_range(model.sample(n, steps=steps, generator=g)), None,
+                   [*notes, "the chapter trains it on the digits with the DDPM's U-Net and recipe",
+                    f"samples: Euler integration of dx/dt = v(x, t) from t = 1 to 0 in {steps} steps "
+                    "(FlowMatching.sample's default; the chapter's section 10 also tries 5-20); x_0 mapped to [0, 1], "
+                    "not quantised",
+                    "NLL: none. The chapter computes no likelihood; the ODE gives one by the instantaneous change of "
+                    "variables (log p(x_0) = log N(x_1) + integral of div v dt) with dequantisation, not computed here",
+                    "no latent features: no encoder (integrating the ODE forwards gives a deterministic z, "
+                    "not measured)"])
+
+
+FAMILIES: dict[str, Callable[..., Trained]] = {
+    "gmm": gmm, "vae": vae, "ebm": ebm, "gan": gan, "pixelcnn": pixelcnn, "flow": flow, "diffusion": diffusion,
+    "flow_matching": flow_matching}
 
 
 # ----------------------------------------------------------------------------- measurements

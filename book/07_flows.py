@@ -33,7 +33,9 @@
 # sections 5–6 has `n_layers` coupling layers whose networks are `hidden` units wide; `coupling`
 # picks affine (RealNVP) or additive (NICE) layers; it trains for at most `epochs` passes with early
 # stopping on the validation loss. `dataset="mnist5k"` runs the image sections on the offline 28x28
-# MNIST subset (256 levels).
+# MNIST subset (256 levels). `checkpoint` names a file written by `python -m genlib.train_family flow`
+# (the same digits flow, trained outside the notebook, e.g. on a GPU): section 6 then loads it instead
+# of training, and the rest of the chapter runs unchanged.
 
 # %% tags=["parameters"]
 device = "cpu"          # "auto", "cpu", "cuda" or "mps"
@@ -45,6 +47,7 @@ n_layers = 8            # M, coupling layers of the image flow
 hidden = 128            # width of each coupling network
 coupling = "affine"     # "affine" (RealNVP) or "additive" (NICE)
 temperatures = [1.0, 0.7]  # σ_z: samples start from z ~ N(0, σ_z² I); σ_z < 1 trades diversity for cleaner images
+checkpoint = ""         # a file from genlib.train_family: load the digits flow, skip its training
 seed = 0
 
 # %%
@@ -62,7 +65,7 @@ import torch
 from torch.autograd.functional import jacobian
 
 import genlib
-from genlib import checks, data, diagrams, flows, metrics, plot, widgets
+from genlib import checks, data, diagrams, flows, metrics, plot, train_family, widgets
 from genlib.train import check_epochs, fit
 
 dev = genlib.device(device)
@@ -507,14 +510,22 @@ print(f"trained without noise ({cheat_history.epochs} epochs, {time.perf_counter
 # that in check.
 
 # %%
-digit_flow = flows.Flow(config)
-tic = time.perf_counter()
-history = fit(digit_flow, flows.batch_loss, train.x.to(dev), val.x.to(dev), epochs=settings.epochs,
-              batch_size=settings.batch_size, lr=settings.lr, weight_decay=settings.weight_decay,
-              patience=settings.patience, device=dev, generator=gen, progress=False)
-train_seconds = time.perf_counter() - tic
-print(f"{sum(p.numel() for p in digit_flow.parameters()):,} parameters; {history.epochs} epochs in "
-      f"{train_seconds:.1f} s; best validation bound {history.best:.1f} nats (epoch {history.best_epoch + 1})")
+if checkpoint:  # trained elsewhere (python -m genlib.train_family flow ...): load, do not train
+    digit_flow, _ = train_family.load(checkpoint, "flow", device=dev, expect={
+        "dataset": dataset, "n_layers": n_layers, "hidden": hidden, "coupling": coupling})
+    history = train_family.load_history(checkpoint)
+    train_seconds = sum(history.seconds)
+    print(f"loaded {checkpoint}: {history.epochs} epochs trained elsewhere in {train_seconds:.1f} s")
+else:
+    digit_flow = flows.Flow(config)
+    tic = time.perf_counter()
+    history = fit(digit_flow, flows.batch_loss, train.x.to(dev), val.x.to(dev), epochs=settings.epochs,
+                  batch_size=settings.batch_size, lr=settings.lr, weight_decay=settings.weight_decay,
+                  patience=settings.patience, device=dev, generator=gen, progress=False)
+    train_seconds = time.perf_counter() - tic
+    print(f"trained: {history.epochs} epochs in {train_seconds:.1f} s")
+print(f"{sum(p.numel() for p in digit_flow.parameters()):,} parameters; best validation bound {history.best:.1f} nats "
+      f"(epoch {history.best_epoch + 1})")
 fig, ax = plt.subplots(figsize=(6, 3.2))
 plot.history(history, ax=ax, ylabel="−log P(x) bound (nats/image)", title=f"{dataset} flow training")
 ax.axhline(metrics.uniform_nats(D, V), color="0.5", ls="--", lw=1)

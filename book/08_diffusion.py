@@ -33,7 +33,9 @@
 # training sets (each model then trains a quarter as many more epochs at a tenth of the learning
 # rate). `width` is the U-Net's base number of channels. `steps_grid` lists the sampling step
 # counts compared in section 10, each with `n_quality` samples; the likelihood bound of section 8
-# uses `bound_images` test images and `bound_t_samples` random timesteps per image.
+# uses `bound_images` test images and `bound_t_samples` random timesteps per image. `checkpoint`
+# names a file written by `python -m genlib.train_family diffusion` (the same digits U-Net, trained
+# outside the notebook, e.g. on a GPU): section 5 then loads it instead of training it.
 
 # %% tags=["parameters"]
 device = "cpu"          # "auto", "cpu", "cuda" or "mps"
@@ -49,6 +51,7 @@ steps_grid = [5, 10, 20]  # sampling steps compared in section 10
 n_quality = 300         # samples per point of the quality curves
 bound_images = 64       # test images for the likelihood bound
 bound_t_samples = 32    # random timesteps per image for the bound
+checkpoint = ""         # a file from genlib.train_family: load the digits U-Net, skip its training
 seed = 0
 
 # %%
@@ -63,9 +66,9 @@ import numpy as np
 import torch
 
 import genlib
-from genlib import checks, data, diagrams, metrics, plot, widgets
+from genlib import checks, data, diagrams, metrics, plot, train_family, widgets
 from genlib import diffusion as dm
-from genlib.train import check_epochs, fit
+from genlib.train import check_epochs
 
 dev = genlib.device(device)
 gen = genlib.seed_everything(seed)
@@ -91,14 +94,11 @@ def show(fn):
 def train_model(model, train_data, val_data, n_epochs, batch_size, lr):
     """Adam (genlib.train.fit) for n_epochs, then n_epochs/4 more at lr/10; one summary line."""
     tic = time.process_time()
-    history = fit(model, dm.batch_loss, train_data, val_data, epochs=n_epochs, batch_size=batch_size, lr=lr,
-                  device=dev, generator=gen, progress=False)
-    fit(model, dm.batch_loss, train_data, val_data, epochs=max(1, n_epochs // 4), batch_size=batch_size,
-        lr=lr / 10, device=dev, generator=gen, progress=False)
-    model.eval()
+    history = dm.fit_with_cooldown(model, train_data, val_data, dm.TrainConfig(n_epochs, batch_size, lr),
+                                   generator=gen, device=dev, progress=False)
     seconds = time.process_time() - tic
     print(f"{type(model).__name__} ({model.config.net}, {model.config.objective if isinstance(model, dm.Diffusion) else 'velocity'}): "
-          f"{n_epochs + max(1, n_epochs // 4)} epochs in {seconds:.1f} s of CPU time")
+          f"trained {history.epochs} epochs in {seconds:.1f} s of CPU time")
     return seconds
 
 
@@ -376,9 +376,16 @@ print(f"k-NN precision on the 2-D points (higher is better): stripped-down {qual
 
 # %%
 show(dm.UNet.forward)
-unet = dm.Diffusion(image_config)
+if checkpoint:  # trained elsewhere (python -m genlib.train_family diffusion ...): load, do not train
+    unet, _ = train_family.load(checkpoint, "diffusion", device=dev,
+                                expect={"dataset": dataset, "T": T, "schedule": schedule, "width": width})
+    history = train_family.load_history(checkpoint)
+    seconds_unet = sum(history.seconds)
+    print(f"loaded {checkpoint}: {history.epochs} epochs trained elsewhere in {seconds_unet:.1f} s")
+else:
+    unet = dm.Diffusion(image_config)
+    seconds_unet = train_model(unet, x_train, None, epochs, 64, 2e-3)
 print(f"U-Net: {sum(p.numel() for p in unet.parameters()):,} parameters")
-seconds_unet = train_model(unet, x_train, None, epochs, 64, 2e-3)
 
 # %% [markdown]
 # Ancestral sampling uses all $T$ steps. Each sample below started from its own $x_T$ — a different

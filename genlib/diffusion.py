@@ -509,3 +509,40 @@ class FlowMatching(nn.Module):
 def batch_loss(model: nn.Module, batch) -> torch.Tensor:
     """``model.loss`` on a batch tuple ``(x,)``: the loss that :func:`genlib.train.fit` takes."""
     return model.loss(batch[0])
+
+
+# ----------------------------------------------------------------------------- training
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How Chapter 8 trains its image models: Adam at ``lr`` for ``epochs`` passes, then a cool-down of
+    max(1, ⌊``cooldown`` · epochs⌋) more passes at ``lr`` · ``cooldown_lr``."""
+
+    epochs: int = 10
+    batch_size: int = 64
+    lr: float = 2e-3
+    cooldown: float = 0.25
+    cooldown_lr: float = 0.1
+
+    @property
+    def cooldown_epochs(self) -> int:
+        return max(1, int(self.epochs * self.cooldown))
+
+
+def fit_with_cooldown(model: nn.Module, train, val=None, settings: TrainConfig = TrainConfig(),
+                      generator: torch.Generator | None = None, **options):
+    """Train with :func:`genlib.train.fit` in the two phases of ``settings``; ``options`` (device,
+    progress, precision, compile) go to both. Returns one :class:`~genlib.train.History` of all epochs."""
+    from genlib.train import History, fit
+
+    first = fit(model, batch_loss, train, val, epochs=settings.epochs, batch_size=settings.batch_size,
+                lr=settings.lr, generator=generator, **options)
+    second = fit(model, batch_loss, train, val, epochs=settings.cooldown_epochs, batch_size=settings.batch_size,
+                 lr=settings.lr * settings.cooldown_lr, generator=generator, **options)
+    joined = History(train=first.train + second.train, val=first.val + second.val,
+                     seconds=first.seconds + second.seconds, interrupted=first.interrupted or second.interrupted)
+    curve = joined.val or joined.train
+    joined.best_epoch = min(range(len(curve)), key=curve.__getitem__) if curve else -1
+    model.eval()
+    return joined

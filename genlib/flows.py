@@ -343,6 +343,16 @@ class Flow(nn.Module):
             out.append(layer.inverse(out[-1])[0])
         return out
 
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """The latent z = f(·) of data: for integer images (``levels > 0``) of their pixel centres,
+        y = (x + ½) / V, so that the code is deterministic; continuous data as they are. (B, D) -> (B, D)."""
+        if self.dims is not None:
+            checks.images("x", x, dims=self.dims)
+        if not self.levels:
+            return self(checks.support("x", x, "real"))[0]
+        checks.support("x", x, "categorical", levels=self.levels)
+        return self((x.float() + 0.5) / self.levels)[0]
+
     # -- densities
     def log_density(self, y: torch.Tensor) -> torch.Tensor:
         """log p(y) = log N(f(y); 0, I) + log |det ∂f/∂y| for continuous y (B, D) -> (B,)."""

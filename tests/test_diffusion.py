@@ -296,6 +296,27 @@ def test_flow_matching_dry_run_and_unet_shapes(shape):
     assert out.shape == (2, dims) and len(path) == 4 and out.abs().max() <= 1
 
 
+def test_fit_with_cooldown_runs_both_phases_and_joins_their_histories(monkeypatch):
+    import genlib.train
+
+    calls = []
+
+    def recording_fit(*args, **kwargs):
+        calls.append((kwargs["epochs"], kwargs["lr"], kwargs["batch_size"], kwargs["device"]))
+        return fit(*args, **kwargs)
+
+    monkeypatch.setattr(genlib.train, "fit", recording_fit)
+    torch.manual_seed(0)
+    model = d.FlowMatching(d.DiffusionConfig(dims=2, shape=None, net="mlp", width=8, layers=1))
+    x = torch.rand(40, 2) * 2 - 1
+    settings = d.TrainConfig(epochs=6, batch_size=20, lr=1e-2)
+    history = d.fit_with_cooldown(model, x, x[:10], settings, generator=gen(), device="cpu", progress=False)
+    assert calls == [(6, 1e-2, 20, "cpu"), (1, pytest.approx(1e-3), 20, "cpu")]  # max(1, 6 // 4) = 1 at lr/10
+    assert history.epochs == 7 and len(history.val) == 7 and len(history.seconds) == 7
+    assert history.val[history.best_epoch] == min(history.val) and not model.training
+    assert d.TrainConfig(epochs=10).cooldown_epochs == 2 and d.TrainConfig(epochs=3).cooldown_epochs == 1
+
+
 def test_training_reduces_the_loss_on_a_toy():
     torch.manual_seed(0)
     model = d.Diffusion(d.DiffusionConfig(dims=2, shape=None, net="mlp", T=50, width=32, clip=None))

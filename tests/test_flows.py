@@ -216,6 +216,23 @@ def test_samples_have_the_right_shape_and_support():
     assert abs(float(toy.sample(20000, temperature=0.5).std()) - 0.5) < 0.02
 
 
+def test_encode_is_the_forward_map_at_pixel_centres_and_inverts():
+    model = _randomize(flows.Flow(flows.FlowConfig(n_layers=2, hidden=8, dropout=0.0)), scale=0.05).eval()
+    x = data.digits("test").x[:6]
+    with torch.no_grad():
+        z = model.encode(x)
+        y_back = model.inverse(z)[0]
+    assert z.shape == (6, 64)
+    assert torch.allclose(y_back, (x.float() + 0.5) / 17, atol=1e-4)  # f⁻¹(z) is the pixel centre
+    assert torch.equal(torch.floor(y_back * 17).long(), x)
+    toy = _randomize(flows.Flow(flows.FlowConfig.toy(n_layers=2, hidden=8)), scale=0.3).eval()
+    points = data.toy("moons", 20)
+    with torch.no_grad():
+        assert torch.allclose(toy.encode(points), toy(points)[0])
+    with pytest.raises(ValueError):
+        model.encode(x + 17)  # a level outside 0..16
+
+
 def test_trajectory_ends_at_the_latent_and_inverse_trajectory_returns():
     model = _randomize(flows.Flow(flows.FlowConfig.toy(n_layers=3, hidden=8, actnorm=False)), scale=0.3).eval()
     x = data.toy("moons", 50)

@@ -24,7 +24,7 @@ def test_train_save_and_load_round_trip(tmp_path, capsys):
     saved = torch.load(tmp_path / "vae.pt", weights_only=True)["model"]
     assert all(torch.equal(saved[k], v) for k, v in model.state_dict().items())
     assert [p.name for p in tmp_path.iterdir()] == ["vae.pt"]
-    with pytest.raises(ValueError, match=r"was trained with latent_dim=4 \(this run: 32\)"):
+    with pytest.raises(ValueError, match=r"was trained with latent_dim=4, but this run has latent_dim=32; "):
         train_family.load(tmp_path / "vae.pt", "vae", expect={"latent_dim": 32, "dataset": "digits"})
     history = train_family.load_history(tmp_path / "vae.pt")
     assert history.epochs == 1 and len(history.val) == 1 and history.best_epoch == 0
@@ -118,3 +118,59 @@ def test_a_chapter_refuses_a_checkpoint_of_other_parameters(tmp_path, capsys):
         train_family.check_params("x.pt", {"dataset": "digits", "hidden": 8}, dataset="digits", hidden=32)
     assert train_family.main(["gan", "epochs=1", "--precision", "bf16", "--out", str(tmp_path)]) == 2
     assert "runs in fp32 and uncompiled" in capsys.readouterr().err
+
+
+def test_chapter_7_and_8_parameters_are_resolved():
+    book = train_family.parameters("flow")
+    assert (book["dataset"], book["n_layers"], book["hidden"], book["coupling"]) == ("digits", 8, 128, "affine")
+    paper = train_family.parameters("flow", "paper")
+    assert paper["dataset"] == "mnist5k" and paper["n_layers"] == 12 and paper["hidden"] == 1024
+    for family in ("diffusion", "flow_matching"):
+        book = train_family.parameters(family)
+        assert (book["dataset"], book["T"], book["width"], book["schedule"]) == ("digits", 1000, 16, "linear")
+        assert train_family.parameters(family, "paper")["width"] == 64
+
+
+@pytest.mark.parametrize("family, overrides, cls, epochs", [
+    ("flow", ["epochs=1", "n_layers=2", "hidden=8"], "Flow", 1),
+    ("diffusion", ["epochs=1", "T=10", "width=4"], "Diffusion", 2),  # 1 epoch + 1 cool-down epoch at lr/10
+    ("flow_matching", ["epochs=1", "T=10", "width=4"], "FlowMatching", 2),
+])
+def test_chapter_7_and_8_round_trip(tmp_path, capsys, family, overrides, cls, epochs):
+    assert train_family.main([family, *overrides, "--out", str(tmp_path)]) == 0
+    assert f"{family}: {epochs} epochs" in capsys.readouterr().out
+    model, params = train_family.load(tmp_path / f"{family}.pt", family)
+    assert type(model).__name__ == cls and not model.training
+    saved = torch.load(tmp_path / f"{family}.pt", weights_only=True)["model"]
+    assert saved.keys() == model.state_dict().keys()
+    assert all(torch.equal(saved[k], v) for k, v in model.state_dict().items())
+    if family == "flow":
+        assert model.config.n_layers == 2 and model.config.hidden == 8 and params["coupling"] == "affine"
+    else:
+        assert model.config.width == 4 and params["T"] == 10 and model.config.shape == (8, 8)
+    assert train_family.load_history(tmp_path / f"{family}.pt").epochs == epochs
+    wrong = {"n_layers": 8} if family == "flow" else {"width": 16}  # the chapter's, not the file's
+    with pytest.raises(ValueError, match=f"was trained with {next(iter(wrong))}="):
+        train_family.load(tmp_path / f"{family}.pt", family, expect={"dataset": "digits", **wrong})
+
+
+@pytest.mark.book_build  # two whole chapter runs (about a minute each): left out of the quick loop
+@pytest.mark.parametrize("chapter, family, overrides, trained_line", [
+    ("07", "flow", ["epochs=2", "n_layers=2", "hidden=16", "toy_epochs=2"], "trained: "),
+    ("08", "diffusion", ["epochs=1", "width=8", "toy_epochs=2"], "Diffusion (unet, eps): trained"),
+])
+def test_chapters_7_and_8_with_checkpoint_load_and_skip_training(tmp_path, chapter, family, overrides, trained_line):
+    import json
+
+    import nbformat
+
+    from genlib import run
+
+    assert train_family.main([family, *overrides, "--out", str(tmp_path / "ck")]) == 0
+    path = tmp_path / "ck" / f"{family}.pt"
+    epochs = train_family.load_history(path).epochs
+    assert run.main([chapter, f"checkpoint={json.dumps(str(path))}", *overrides, "--out", str(tmp_path / "run")]) == 0
+    nb = nbformat.read(next((tmp_path / "run").glob(f"{chapter}_*.ipynb")), as_version=4)
+    texts = ["".join(o.get("text", "") for o in c.get("outputs", [])) for c in nb.cells if c.cell_type == "code"]
+    assert sum(f"loaded {path}: {epochs} epochs" in t for t in texts) == 1
+    assert not any(trained_line in t for t in texts)
