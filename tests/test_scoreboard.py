@@ -1,7 +1,5 @@
-"""The scoreboard (benchmarks/scoreboard.py): reproducible, and capabilities read off the code."""
-import importlib.util
+"""The scoreboard (genlib.scoreboard, run by benchmarks/scoreboard.py): reproducible, and capabilities read off the code."""
 import math
-import sys
 from pathlib import Path
 
 import pytest
@@ -11,10 +9,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.fixture(scope="module")
 def scoreboard():
-    spec = importlib.util.spec_from_file_location("scoreboard", ROOT / "benchmarks" / "scoreboard.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["scoreboard"] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
+    from genlib import scoreboard as module
+
     return module
 
 
@@ -138,3 +134,24 @@ def test_chapter_7_and_8_rows_from_checkpoints(scoreboard, tiny_checkpoints, fam
     if latent:
         assert trained.features(data.digits("test").x[:3]).shape == (3, 64)
         assert scoreboard.capabilities(trained.model) == {"log_prob": True, "sample": True, "latent features": True}
+
+
+def test_the_file_is_what_chapter_9_reads(scoreboard, tmp_path):
+    """One cheap row written by the command, read back by genlib.compare; a broken file is one line."""
+    import json
+
+    from genlib import compare
+
+    out = tmp_path / "s.json"
+    assert scoreboard.main(["--families", "gmm", "--out", str(out)]) == 0
+    board = compare.load_scoreboard(out)
+    (row,) = board["rows"]
+    assert board["format"] == compare.FORMAT and row["key"] == "gmm" and len(row["samples"]) == 16
+    assert all(len(image) == 64 and 0 <= min(image) and max(image) <= 16 for image in row["samples"])
+    assert row["capabilities"] == compare.capabilities(scoreboard.model_class("gmm"))
+    assert set(scoreboard.CLASSES) == set(scoreboard.FAMILIES)
+    out.write_text(json.dumps({**board, "format": "other"}))
+    with pytest.raises(ValueError, match="is not a genlib.scoreboard/1 file; write it with"):
+        compare.load_scoreboard(out)
+    with pytest.raises(ValueError, match="no scoreboard at"):
+        compare.load_scoreboard(tmp_path / "missing.json")
