@@ -339,10 +339,16 @@ def save_checkpoint(path: str | Path, model: nn.Module, optimizer: torch.optim.O
     """Write weights, optimiser state, history, the best weights so far and every random state the
     next epoch will use (``generator``'s, torch's, NumPy's, Python's) to ``path``, atomically
     (temp file + rename), so that a resumed run continues exactly as an uninterrupted one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     state = {"format": CHECKPOINT_FORMAT, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
              "history": asdict(history), "best_model": best_state, "rng": _rng_state(generator)}
+    save_atomically(state, path)
+
+
+def save_atomically(state: dict, path: str | Path) -> None:
+    """``torch.save(state, path)`` through a temporary file in the same folder and a rename, so that
+    ``path`` holds either the old file or the whole new one, never a partial write."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
     os.close(fd)
     try:

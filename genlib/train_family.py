@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -27,7 +26,7 @@ from torch import nn
 
 import genlib
 from genlib import checks, data, run
-from genlib.train import History, fit
+from genlib.train import History, fit, save_atomically
 
 
 @dataclass(frozen=True)
@@ -189,16 +188,8 @@ def parameters(family: str, profile: str = "book", overrides: dict | None = None
 
 def save(path: Path, family: str, params: dict, model: nn.Module, history: History) -> None:
     """Write the trained model atomically; plain tensors and values only (``weights_only`` loads it)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    state = {"family": family, "params": params, "model": model.state_dict(), "history": asdict(history)}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    os.close(fd)
-    try:
-        torch.save(state, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    save_atomically({"family": family, "params": params, "model": model.state_dict(), "history": asdict(history)},
+                    path)
 
 
 def load(path: str | Path, family: str | None = None, device: str = "cpu",
