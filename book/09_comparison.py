@@ -272,7 +272,7 @@ print(f"fastest sampler: {fastest['family']}; more than 20x slower:",
 # validation set) with this chapter's `seed` and `epochs` and measures them as the scoreboard does.
 
 # %%
-trained = scoreboard.FAMILIES["gmm"](seed, iterations=epochs)
+trained = scoreboard.FAMILIES["gmm"](seed, epochs=epochs)
 again = scoreboard.measure(trained, seed)
 
 # %% tags=["nbval-check-output"]
@@ -402,7 +402,7 @@ plt.show()
 # ```
 #
 # **3. Change a model, change the table.** In chapter 2's search, allow only full-covariance
-# mixtures (edit the grid in `genlib.scoreboard.gmm`: $K\in\{1,2,3\}$) and rerun `--families gmm`.
+# mixtures (edit the grid `genlib.density.GRID`: $K\in\{1,2,3\}$) and rerun `--families gmm`.
 # Which columns change, and why does the probe accuracy depend on $K$?
 #
 # ```{admonition} Solution

@@ -35,7 +35,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from genlib import checks, metrics
+from genlib import checks, data, metrics
+from genlib.family import NLL, Family
 
 ARCHS = ("pixelcnn", "gated")
 
@@ -463,3 +464,37 @@ def char_loss(model: CharModel, batch) -> torch.Tensor:
     """``fit``'s loss: mean cross-entropy (nats per character) of a batch (contexts, targets)."""
     contexts, targets = batch
     return F.cross_entropy(model(contexts), targets)
+
+
+# ----------------------------------------------------------------------------- the family's declaration
+
+
+def _build(params) -> PixelCNN:
+    """Chapter 6, section 5: the gated PixelCNN (the chapter's main model; it also trains a plain one)."""
+    train = data.images(params.dataset, "train")
+    return PixelCNN(PixelCNNConfig(shape=train.shape, levels=train.levels, arch="gated",
+                                   channels=params.channels, n_layers=params.n_layers))
+
+
+def _train(model: PixelCNN, params, generator: torch.Generator, options: dict):
+    from genlib.train import fit
+
+    train, val = (data.images(params.dataset, s).x for s in ("train", "val"))
+    return fit(model, batch_loss, train, val, epochs=params.epochs, batch_size=64, lr=3e-3,
+               patience=params.epochs, generator=generator, **options)  # patience: keep the best epoch
+
+
+def _nll(model: PixelCNN, x: torch.Tensor, generator: torch.Generator) -> NLL:
+    return NLL(evaluate_nll(model, x)["nats"], "exact",
+               f"NLL: exact, -sum_i log p(x_i | x_<i) of the integer images over the {model.config.levels} levels "
+               "(the discrete scale of every row)")
+
+
+FAMILY = Family(
+    name="pixelcnn", chapter="06_autoregressive", model=PixelCNN, build=_build, train=_train, nll=_nll, density="exact",
+    samples=lambda model, n, generator: model.sample(n, generator=generator, fast=True).float()
+    / (model.config.levels - 1),
+    describe=lambda model, params: f"gated PixelCNN ({model.config.channels} channels, {model.config.n_layers} layers)",
+    remarks=lambda model, params, seed: [
+        f"samples: {model.config.dims} sequential network passes (one per pixel, the windowed fast sampler)",
+        "no latent features: an autoregressive model has none"])

@@ -36,7 +36,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from genlib import checks
+from genlib import checks, data
+from genlib.family import NLL, Family
 
 SCHEDULES = ("linear", "cosine")
 OBJECTIVES = ("eps", "x_prev")
@@ -546,3 +547,60 @@ def fit_with_cooldown(model: nn.Module, train, val=None, settings: TrainConfig =
     joined.best_epoch = min(range(len(curve)), key=curve.__getitem__) if curve else -1
     model.eval()
     return joined
+
+
+# ----------------------------------------------------------------------------- the families' declarations
+
+
+def _config(params) -> DiffusionConfig:
+    data.check_dataset(params.dataset, ("digits", "mnist5k", "mnist"))
+    return DiffusionConfig.for_dataset(params.dataset, T=params.T, schedule=params.schedule, width=params.width)
+
+
+def _train(model: nn.Module, params, generator: torch.Generator, options: dict):
+    """Chapter 8's recipe for both image models: ``epochs`` passes, then a quarter as many at lr/10."""
+    train = to_unit_range(data.images(params.dataset, "train").x, data.LEVELS[params.dataset])
+    return fit_with_cooldown(model, train, None, TrainConfig(epochs=params.epochs), generator=generator, **options)
+
+
+BOUND_IMAGES = 100  # the scoreboard's bound: the first 100 test images, every t (per compute less noisy than a few t)
+
+
+def _nll(model: Diffusion, x: torch.Tensor, generator: torch.Generator) -> NLL:
+    levels = data.LEVELS["digits"] if model.config.shape == data.IMAGE_SHAPES["digits"] else 256  # else MNIST
+    T = model.T
+    total = model.bound(x[:BOUND_IMAGES], levels, generator=generator)["total"]  # (images,) nats, every t
+    error = float(total.std()) / math.sqrt(len(total))
+    return NLL(float(total.mean()), "bound",
+               f"NLL: the variational bound L_T + sum of all L_(t-1), t = 2..{T} (one x_t each) + L_0 with the "
+               f"discretised Gaussian decoder on the {levels} levels (Diffusion.bound), on the first {len(total)} of "
+               f"the {len(x)} test images only; standard error over those images {error:.1f} nats")
+
+
+FAMILY = Family(
+    name="diffusion", chapter="08_diffusion", model=Diffusion, train=_train, nll=_nll, density="bound",
+    build=lambda params: Diffusion(_config(params)),
+    samples=lambda model, n, generator: from_unit_range(model.sample(n, generator=generator)),
+    describe=lambda model, params: (f"DDPM (U-Net width {params.width}, T = {params.T}, {params.schedule}; "
+                                    f"ancestral, {params.T} steps)"),
+    remarks=lambda model, params, seed: [
+        f"samples: the chapter's default sampler, ancestral over all T = {params.T} steps ({params.T} U-Net passes "
+        "per image); x_0 in [-1, 1] mapped to [0, 1], not quantised (as the chapter scores them)",
+        "no log_prob (only the bound) and no latent features: no encoder (running DDIM backwards would give a "
+        "deterministic x_T, not measured here)"])
+
+SAMPLE_STEPS = 100  # Euler steps of flow matching's sampler (FlowMatching.sample's default)
+
+FLOW_MATCHING = Family(
+    name="flow_matching", chapter="08_diffusion", model=FlowMatching, train=_train,
+    build=lambda params: FlowMatching(_config(params)),
+    samples=lambda model, n, generator: from_unit_range(model.sample(n, steps=SAMPLE_STEPS, generator=generator)),
+    describe=lambda model, params: f"Flow matching (U-Net width {params.width}; Euler, {SAMPLE_STEPS} steps)",
+    remarks=lambda model, params, seed: [
+        "the chapter trains it on the digits with the DDPM's U-Net and recipe",
+        f"samples: Euler integration of dx/dt = v(x, t) from t = 1 to 0 in {SAMPLE_STEPS} steps "
+        "(FlowMatching.sample's default; the chapter's section 10 also tries 5-20); x_0 mapped to [0, 1], "
+        "not quantised",
+        "NLL: none. The chapter computes no likelihood; the ODE gives one by the instantaneous change of variables "
+        "(log p(x_0) = log N(x_1) + integral of div v dt) with dequantisation, not computed here",
+        "no latent features: no encoder (integrating the ODE forwards gives a deterministic z, not measured)"])

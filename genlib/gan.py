@@ -36,7 +36,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from genlib import checks
+from genlib import checks, data
+from genlib.family import Family
 
 ARCHS = ("mlp", "conv")
 GENERATOR_LOSSES = ("nonsaturating", "minimax")
@@ -394,3 +395,41 @@ class RingExperiment:
         return {"model": model, "step": step, "final": final,
                 "steps": [s.step for s in step.snapshots],
                 "modes": [c["modes"] for c in curve], "high_quality": [c["high_quality"] for c in curve]}
+
+
+# ----------------------------------------------------------------------------- the family's declaration
+
+
+def _build(params) -> GAN:
+    """Chapter 5, section 5: the conditional DCGAN (the chapter's one image GAN)."""
+    return GAN(GANConfig.for_dataset(params.dataset, arch="conv", latent_dim=params.latent_dim,
+                                     hidden=params.hidden, n_classes=10))
+
+
+def _train(model: GAN, params, generator: torch.Generator, options: dict):
+    if options.get("precision", "fp32") != "fp32" or options.get("compile", False):
+        raise ValueError("the GAN's two-player update (gan.fit_gan) runs in fp32 and uncompiled; "
+                         "drop --precision/--compile")
+    train = data.images(params.dataset, "train")
+    step = fit_gan(model, (train.scaled(), train.y), epochs=params.epochs, batch_size=64,
+                   config=TrainConfig(lr_g=1e-3, lr_d=1e-3), generator=generator,
+                   device=options.get("device", "cpu"), progress=options.get("progress", False))
+    return step.history  # its log: the losses per generator step, which the chapter plots
+
+
+def _samples(model: GAN, n: int, generator: torch.Generator) -> torch.Tensor:
+    """Labels drawn at the training set's class frequencies, then G(z, y): a sampler of p(x)."""
+    y_train = data.digits("train").y
+    y = y_train[torch.randint(len(y_train), (n,), generator=generator)]  # (n,) labels as often as in training
+    return model.sample(n, y=y, generator=generator)                      # (n, D) in [0, 1] from a sigmoid
+
+
+FAMILY = Family(
+    name="gan", chapter="05_gans", model=GAN, build=_build, train=_train, samples=_samples,
+    describe=lambda model, params: f"conditional DCGAN (L = {model.config.latent_dim}, {model.config.hidden} channels)",
+    remarks=lambda model, params, seed: [
+        "class-conditional (chapter 5 trains one image GAN, conditional): trained on (image, label) pairs, sampled "
+        "with random labels at the training frequencies - a sampler of p(x), but it used the labels, which the "
+        "unconditional rows did not",
+        "no density: G pushes z forward and p_g has no likelihood",
+        "no latent features: the GAN has no encoder (the discriminator's features are not its latents)"])
