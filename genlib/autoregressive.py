@@ -92,7 +92,7 @@ class MaskedConv2d(nn.Conv2d):
 # ----------------------------------------------------------------------------- the models
 
 
-@dataclass
+@dataclass(frozen=True)
 class PixelCNNConfig:
     """A PixelCNN over images of ``shape`` with ``levels`` values per pixel (grey images: one
     channel). Defaults: the book profile on the 8x8 digits."""
@@ -110,7 +110,7 @@ class PixelCNNConfig:
     def __post_init__(self):
         if len(self.shape) != 2:
             raise ValueError(f"shape must be (height, width), got {checks.short(self.shape)}")
-        self.shape = tuple(checks.positive_int("shape", s) for s in self.shape)
+        object.__setattr__(self, "shape", tuple(checks.positive_int("shape", s) for s in self.shape))  # lists too
         checks.positive_int("levels", self.levels)
         if self.levels < 2:
             raise ValueError(f"levels must be at least 2, got {self.levels}")
@@ -171,6 +171,7 @@ class PixelCNN(nn.Module):
 
     def _cond(self, layer: int, y: torch.Tensor | None) -> torch.Tensor | float:
         if not self.config.n_classes:
+            checks.no_labels(y, "this PixelCNN (n_classes=0)")
             return 0.0
         if y is None:
             raise ValueError("this model is class-conditional (n_classes > 0): pass labels y")
@@ -222,8 +223,9 @@ class PixelCNN(nn.Module):
         log_p = -F.cross_entropy(self.net(self.one_hot(x), y), x, reduction="none")  # (B, H, W)
         return log_p.flatten(1).sum(1)
 
-    def loss(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        """Mean negative log-likelihood in nats per image (what training minimises)."""
+    def loss(self, x: torch.Tensor, y: torch.Tensor | None = None, *,
+             generator: torch.Generator | None = None) -> torch.Tensor:
+        """Mean negative log-likelihood in nats per image (what training minimises; nothing random)."""
         return -self.log_prob(x, y).mean()
 
     def bits_per_dim(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
@@ -249,7 +251,7 @@ class PixelCNN(nn.Module):
         return self.net(self.one_hot(window), y)[:, :, i - r0, j - c0]
 
     @torch.no_grad()
-    def sample(self, n: int | None = None, y: torch.Tensor | None = None, *, observed: torch.Tensor | None = None,
+    def sample(self, n: int | None = None, *, y: torch.Tensor | None = None, observed: torch.Tensor | None = None,
                known: torch.Tensor | None = None, u: torch.Tensor | None = None,
                generator: torch.Generator | None = None, fast: bool = False,
                callback: Callable[[int, int, torch.Tensor, torch.Tensor], None] | None = None) -> torch.Tensor:
@@ -495,6 +497,7 @@ FAMILY = Family(
     samples=lambda model, n, generator: model.sample(n, generator=generator, fast=True).float()
     / (model.config.levels - 1),
     describe=lambda model, params: f"gated PixelCNN ({model.config.channels} channels, {model.config.n_layers} layers)",
+    smoke={"epochs": 1, "channels": 8, "n_layers": 2},
     remarks=lambda model, params, seed: [
         f"samples: {model.config.dims} sequential network passes (one per pixel, the windowed fast sampler)",
         "no latent features: an autoregressive model has none"])

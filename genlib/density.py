@@ -213,15 +213,19 @@ class GaussianMixture:
         """Posterior over the component, ``r_nk = p(z=k | x_n)``: (N, K), rows sum to 1."""
         return torch.softmax(self._log_joint(x), dim=1).to(_out_dtype(x))
 
-    def loss(self, x: torch.Tensor) -> torch.Tensor:
+    def loss(self, x: torch.Tensor, y: torch.Tensor | None = None, *,
+             generator: torch.Generator | None = None) -> torch.Tensor:
         """Negative mean log-likelihood (nats per point)."""
+        checks.no_labels(y, "the mixture")
         return -self.log_prob(x).mean()
 
-    def sample(self, n: int, generator: torch.Generator | None = None, return_z: bool = False):
+    def sample(self, n: int, *, y: torch.Tensor | None = None, generator: torch.Generator | None = None,
+               return_z: bool = False):
         """Ancestral sampling: ``z ~ Cat(pi)``, then ``x = mu_z + L_z eps``. Returns (n, D) float32
         (and the components ``z`` (n,) if ``return_z``)."""
         _fitted(self, "mu")
         checks.positive_int("n", n)
+        checks.no_labels(y, "the mixture")
         z = torch.multinomial(self.pi.cpu(), n, replacement=True, generator=generator)  # (n,)
         eps = _draw_normal(n, self.D, generator)  # (n, D)
         z, eps = z.to(self.mu.device), eps.to(self.mu.device)
@@ -622,4 +626,5 @@ FAMILY = Family(
     describe=lambda model, params: f"Gaussian mixture ({model.covariance}, K = {model.K})",
     remarks=lambda model, params, seed: [
         f"chosen among {len(GRID)} mixtures by validation NLL; the time is the whole search"],
-    dataset_key="image_dataset", checkpoint=False)
+    dataset_key="image_dataset", checkpoint=False, smoke={"epochs": 2},
+    inputs=lambda model, x, levels, generator: data.dequantize(x, levels, generator=generator).double())

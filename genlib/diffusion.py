@@ -374,11 +374,13 @@ class Diffusion(nn.Module):
         """μ_θ(x_t, t), the mean of p_θ(x_{t−1} | x_t)."""
         return mean_from_eps(xt, self._times(t, len(xt), xt), self.eps(xt, t), self.schedule)
 
-    def loss(self, x0: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    def loss(self, x0: torch.Tensor, y: torch.Tensor | None = None, *,
+             generator: torch.Generator | None = None) -> torch.Tensor:
         """Mean over the batch and the D coordinates, with t ~ U{1..T} per example:
         ``"eps"``: ‖ε_θ(x_t, t) − ε‖²;  ``"x_prev"``: ‖f_θ(x_t, t) − x_{t−1}‖², with x_{t−1} ~ q(x_{t−1} | x_0)
         and x_t one forward step from it (the lecture's algorithm, one random t per example)."""
         x0 = self._check(x0)
+        checks.no_labels(y, "the diffusion model")
         t = torch.randint(1, self.T + 1, (len(x0),), generator=generator).to(x0.device)  # (B,)
         if self.config.objective == "eps":
             eps = _noise(x0, generator)
@@ -389,13 +391,14 @@ class Diffusion(nn.Module):
         return (self.net(xt, t.float() / self.T) - x_prev).pow(2).mean()
 
     @torch.no_grad()
-    def sample(self, n: int, steps: int | None = None, eta: float = 1.0, generator: torch.Generator | None = None,
-               trajectory: bool = False, x_T: torch.Tensor | None = None):
+    def sample(self, n: int, *, y: torch.Tensor | None = None, steps: int | None = None, eta: float = 1.0,
+               generator: torch.Generator | None = None, trajectory: bool = False, x_T: torch.Tensor | None = None):
         """Draw x_T ~ N(0, I) and step back to x_0 along ``steps`` evenly spaced times (default T).
         η = 1: ancestral; η = 0: DDIM. Returns x_0 (n, D), and with ``trajectory`` also the list of
         (t, x_t) pairs visited, starting at (T, x_T)."""
         checks.positive_int("n", n)
         checks.non_negative("eta", eta)
+        checks.no_labels(y, "the diffusion model")
         p = next(self.parameters())
         x = torch.randn(n, self.config.dims, generator=generator).to(p.device) if x_T is None else x_T
         path = timesteps(self.T, steps or self.T)
@@ -479,8 +482,10 @@ class FlowMatching(nn.Module):
     def velocity(self, xt: torch.Tensor, t) -> torch.Tensor:
         return self.net(xt, torch.as_tensor(t, dtype=xt.dtype, device=xt.device).expand(len(xt)))
 
-    def loss(self, x0: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    def loss(self, x0: torch.Tensor, y: torch.Tensor | None = None, *,
+             generator: torch.Generator | None = None) -> torch.Tensor:
         """Mean of ‖v_θ(x_t, t) − (ε − x_0)‖² with t ~ U(0, 1), ε ~ N(0, I)."""
+        checks.no_labels(y, "flow matching")
         checks.images("x", x0, dims=self.config.dims)
         checks.support("x", x0, "real")
         t = torch.rand(len(x0), 1, generator=generator).to(x0.device)  # (B, 1)
@@ -489,10 +494,11 @@ class FlowMatching(nn.Module):
         return (self.net(xt, t[:, 0]) - (eps - x0)).pow(2).mean()
 
     @torch.no_grad()
-    def sample(self, n: int, steps: int = 100, generator: torch.Generator | None = None,
-               trajectory: bool = False, x_T: torch.Tensor | None = None):
+    def sample(self, n: int, *, y: torch.Tensor | None = None, steps: int = 100,
+               generator: torch.Generator | None = None, trajectory: bool = False, x_T: torch.Tensor | None = None):
         """x_1 ~ N(0, I), then x_{t−h} = x_t − h v_θ(x_t, t) for ``steps`` steps of h = 1/steps."""
         checks.positive_int("n", n)
+        checks.no_labels(y, "flow matching")
         checks.positive_int("steps", steps)
         p = next(self.parameters())
         x = torch.randn(n, self.config.dims, generator=generator).to(p.device) if x_T is None else x_T
@@ -563,6 +569,7 @@ def _train(model: nn.Module, params, generator: torch.Generator, options: dict):
     return fit_with_cooldown(model, train, None, TrainConfig(epochs=params.epochs), generator=generator, **options)
 
 
+_SMOKE = {"epochs": 1, "T": 10, "width": 4}
 BOUND_IMAGES = 100  # the scoreboard's bound: the first 100 test images, every t (per compute less noisy than a few t)
 
 
@@ -580,6 +587,7 @@ def _nll(model: Diffusion, x: torch.Tensor, generator: torch.Generator) -> NLL:
 FAMILY = Family(
     name="diffusion", chapter="08_diffusion", model=Diffusion, train=_train, nll=_nll, density="bound",
     build=lambda params: Diffusion(_config(params)),
+    inputs=lambda model, x, levels, generator: to_unit_range(x, levels), smoke=_SMOKE,
     samples=lambda model, n, generator: from_unit_range(model.sample(n, generator=generator)),
     describe=lambda model, params: (f"DDPM (U-Net width {params.width}, T = {params.T}, {params.schedule}; "
                                     f"ancestral, {params.T} steps)"),
@@ -594,6 +602,7 @@ SAMPLE_STEPS = 100  # Euler steps of flow matching's sampler (FlowMatching.sampl
 FLOW_MATCHING = Family(
     name="flow_matching", chapter="08_diffusion", model=FlowMatching, train=_train,
     build=lambda params: FlowMatching(_config(params)),
+    inputs=lambda model, x, levels, generator: to_unit_range(x, levels), smoke=_SMOKE,
     samples=lambda model, n, generator: from_unit_range(model.sample(n, steps=SAMPLE_STEPS, generator=generator)),
     describe=lambda model, params: f"Flow matching (U-Net width {params.width}; Euler, {SAMPLE_STEPS} steps)",
     remarks=lambda model, params, seed: [

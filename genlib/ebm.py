@@ -283,10 +283,18 @@ class EBM(nn.Module):
         return langevin(self.energy, x0, bounds=(c.low, c.high) if c.clamp else None, generator=generator,
                         return_chain=return_chain, **settings)
 
-    def sample(self, n: int, n_steps: int | None = None, generator: torch.Generator | None = None,
-               from_buffer: bool = False) -> torch.Tensor:
+    def loss(self, x: torch.Tensor, y: torch.Tensor | None = None, *,
+             generator: torch.Generator | None = None) -> torch.Tensor:
+        """The contrastive-divergence loss of a batch ``x`` (B, D) against the model's own chains (the
+        persistent ones of the replay buffer, advanced by the sampler): one :class:`ContrastiveDivergence` step."""
+        checks.no_labels(y, "the EBM")
+        return ContrastiveDivergence(generator)(self, (x,))
+
+    def sample(self, n: int, *, y: torch.Tensor | None = None, n_steps: int | None = None,
+               generator: torch.Generator | None = None, from_buffer: bool = False) -> torch.Tensor:
         """``n`` samples (n, D): Langevin chains started from uniform noise (or from the replay buffer)."""
         checks.positive_int("n", n)
+        checks.no_labels(y, "the EBM")
         if from_buffer and self.buffer is not None:
             x0 = self.buffer.draw(n, generator)[0].to(next(self.parameters()).device)
         else:
@@ -481,4 +489,6 @@ FAMILY = Family(
     name="ebm", chapter="03_energy_models", model=EBM, build=_build, train=_train,
     samples=lambda model, n, generator: model.sample(n, generator=generator),  # in [0, 1]: clamped chains
     describe=lambda model, params: f"EBM (MLP energy, persistent CD, T = {model.config.n_steps})",
-    remarks=_remarks, density="energy only", dataset_key="image_dataset")
+    remarks=_remarks, density="energy only", dataset_key="image_dataset",
+    inputs=lambda model, x, levels, generator: x.float() / (levels - 1),  # pixels in [0, 1], as trained
+    smoke={"image_epochs": 1, "n_steps": 2})

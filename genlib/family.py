@@ -13,7 +13,16 @@ everything outside the module needs —
 * ``samples(model, n, generator) -> (n, D)``: draws in one declared space, :data:`SPACE`;
 * ``features(model, x) -> (N, F)``: latent features of integer images, if the family has an encoder;
 * ``describe(model, params) -> str``: a one-line name of the trained model; ``remarks(model, params,
-  seed) -> list[str]``: what a reader of the scoreboard should know about its row.
+  seed) -> list[str]``: what a reader of the scoreboard should know about its row;
+* ``inputs(model, x, levels, generator)``: integer images as the model's ``loss`` takes them (the levels,
+  [0, 1], [−1, 1], dequantised); ``labels``: whether the model is trained on (image, label) pairs;
+* ``smoke``: parameter overrides that make a seconds-long model (the contract test, smoke runs).
+
+The model classes keep one written contract: ``loss(x, y=None, *, generator=None)`` is the training
+loss of a batch (a scalar; an unconditional model refuses labels), ``sample(n, *, y=None,
+generator=None)`` draws ``n`` samples; configs are frozen dataclasses; training goes through
+:func:`genlib.train.fit` (with the family's loss, or its ``step`` for a GAN). ``tests/test_family_contract.py``
+checks it for every registered family.
 
 :data:`REGISTRY` lists the families: :mod:`genlib.train_family`, :mod:`genlib.scoreboard`,
 :mod:`genlib.compare` and the tests loop over it and keep no per-family code. Adding a family is one
@@ -23,7 +32,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -65,6 +74,10 @@ def _no_remarks(model, params, seed: int) -> list[str]:
     return []
 
 
+def _integers(model, x: torch.Tensor, levels: int, generator: torch.Generator | None) -> torch.Tensor:
+    return x
+
+
 @dataclass(frozen=True)
 class Family:
     """One family's declaration (see the module's docstring for the contract of each function)."""
@@ -79,6 +92,9 @@ class Family:
     nll: Callable[[Any, torch.Tensor, torch.Generator], NLL] | None = None
     features: Callable[[Any, torch.Tensor], torch.Tensor] | None = None
     remarks: Callable[[Any, Any, int], list[str]] = _no_remarks
+    inputs: Callable[[Any, torch.Tensor, int, torch.Generator | None], torch.Tensor] = _integers
+    labels: bool = False                  # trained on (image, label) pairs: loss and sample take y
+    smoke: dict = field(default_factory=dict)  # parameter overrides for a seconds-long model
     density: str = "none"                 # the kind of its nll (KINDS), or without one "none" / "energy only"
     dataset_key: str = "dataset"          # the parameter naming the image data set it trains on
     checkpoint: bool = True               # False: fitted in seconds where it is used, never saved

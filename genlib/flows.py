@@ -372,17 +372,19 @@ class Flow(nn.Module):
         y = (x.float() + u.to(x.device)) / self.levels  # dequantised, in [0, 1)
         return discrete_log_prob(self.log_density(y), x.shape[1], self.levels)
 
-    def loss(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    def loss(self, x: torch.Tensor, y: torch.Tensor | None = None, *,
+             generator: torch.Generator | None = None) -> torch.Tensor:
         """Mean negative log-likelihood in nats per example (for images: the negative bound)."""
+        checks.no_labels(y, "the flow")
         return -self.log_prob(x, generator).mean()
 
     # -- sampling
     @torch.no_grad()
-    def sample(self, n: int, generator: torch.Generator | None = None, temperature: float = 1.0,
-               continuous: bool = False) -> torch.Tensor:
+    def sample(self, n: int, *, y: torch.Tensor | None = None, generator: torch.Generator | None = None,
+               temperature: float = 1.0, continuous: bool = False) -> torch.Tensor:
         """One pass through the inverse: z ~ N(0, σ_z² I) with σ_z = ``temperature``, x = f⁻¹(z). (n, D).
         For images, the integer levels floor(V · y) (or the continuous y in [0, 1) with ``continuous=True``)."""
-        checks.positive_int("n", n), checks.positive("temperature", temperature)
+        checks.positive_int("n", n), checks.positive("temperature", temperature), checks.no_labels(y, "the flow")
         param = next(self.parameters(), None)
         device = param.device if param is not None else torch.device("cpu")
         dims = self.dims if self.dims is not None else self._infer_dims()
@@ -479,6 +481,7 @@ FAMILY = Family(
     name="flow", chapter="07_flows", model=Flow, build=_build, train=_train, nll=_nll, density="bound",
     samples=lambda model, n, generator: model.sample(n, generator=generator).float() / (model.levels - 1),
     features=lambda model, x: model.encode(x),
+    smoke={"epochs": 1, "n_layers": 2, "hidden": 8},
     describe=lambda model, params: (f"Flow ({_COUPLING_NAMES[params.coupling]} couplings, M = {params.n_layers}, "
                                     f"hidden {params.hidden})"),
     remarks=lambda model, params, seed: [

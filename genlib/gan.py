@@ -90,6 +90,7 @@ class GANConfig:
 def one_hot(y: torch.Tensor | None, n_classes: int) -> torch.Tensor | None:
     """Labels (B,) -> one-hot (B, n_classes) floats, or None for an unconditional model."""
     if n_classes == 0:
+        checks.no_labels(y, "this GAN (n_classes=0)")
         return None
     if y is None:
         raise ValueError(f"a conditional GAN (n_classes={n_classes}) needs labels y")
@@ -183,8 +184,14 @@ class GAN(nn.Module):
         device = next(self.parameters()).device
         return torch.randn(n, self.config.latent_dim, generator=generator).to(device)
 
+    def loss(self, x: torch.Tensor, y: torch.Tensor | None = None, *,
+             generator: torch.Generator | None = None) -> torch.Tensor:
+        """−V(D, G) on a batch of data ``x`` (and labels ``y``) with fresh noise: the discriminator's loss."""
+        fake = self.generator(self.noise(len(x), generator), y)
+        return discriminator_loss(self.discriminator(x, y), self.discriminator(fake, y))
+
     @torch.no_grad()
-    def sample(self, n: int, y: torch.Tensor | None = None, generator: torch.Generator | None = None,
+    def sample(self, n: int, *, y: torch.Tensor | None = None, generator: torch.Generator | None = None,
                z: torch.Tensor | None = None) -> torch.Tensor:
         """n draws x = G(z) (n, D), in eval mode; ``z`` (n, L) may be given (interpolation, snapshots)."""
         checks.positive_int("n", n)
@@ -241,15 +248,13 @@ def _split(batch) -> tuple[torch.Tensor, torch.Tensor | None]:
 def batch_loss(model: GAN, batch) -> torch.Tensor:
     """−V(D, G) on one batch of data (and labels) with fresh noise: the discriminator's loss. This is
     the ``loss`` handed to :func:`genlib.train.fit` (used there only to evaluate held-out data)."""
-    x, y = _split(batch)
-    fake = model.generator(model.noise(len(x)), y)
-    return discriminator_loss(model.discriminator(x, y), model.discriminator(fake, y))
+    return model.loss(*_split(batch))
 
 
 # ----------------------------------------------------------------------------- training
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrainConfig:
     """How the two players are trained (Adam with β1 = 0.5, as DCGAN)."""
 
@@ -287,9 +292,9 @@ class AdversarialStep:
     ``snapshots`` keeps G(z_fixed) every ``snapshot_every`` generator steps (and at step 0).
     """
 
-    def __init__(self, model: GAN, config: TrainConfig = TrainConfig(),
+    def __init__(self, model: GAN, config: TrainConfig | None = None,
                  generator: torch.Generator | None = None):
-        self.config = config
+        self.config = config = TrainConfig() if config is None else config
         self.opt_d = torch.optim.Adam(model.discriminator.parameters(), lr=config.lr_d, betas=config.betas)
         self.opt_g = torch.optim.Adam(model.generator.parameters(), lr=config.lr_g, betas=config.betas)
         self.generator = generator
@@ -341,7 +346,7 @@ class AdversarialStep:
 
 
 def fit_gan(model: GAN, data: torch.Tensor | tuple, *, epochs: int, batch_size: int = 128,
-            config: TrainConfig = TrainConfig(), generator: torch.Generator | None = None,
+            config: TrainConfig | None = None, generator: torch.Generator | None = None,
             device: torch.device | str = "cpu", progress: bool = False) -> AdversarialStep:
     """Train both players for ``epochs`` passes over ``data`` (a tensor, or ``(x, y)`` for a conditional
     GAN) with :func:`genlib.train.fit`; return the :class:`AdversarialStep` with its log and snapshots
@@ -425,7 +430,9 @@ def _samples(model: GAN, n: int, generator: torch.Generator) -> torch.Tensor:
 
 
 FAMILY = Family(
-    name="gan", chapter="05_gans", model=GAN, build=_build, train=_train, samples=_samples,
+    name="gan", chapter="05_gans", model=GAN, build=_build, train=_train, samples=_samples, labels=True,
+    inputs=lambda model, x, levels, generator: x.float() / (levels - 1),  # pixels in [0, 1], as trained
+    smoke={"epochs": 1, "latent_dim": 4, "hidden": 8},
     describe=lambda model, params: f"conditional DCGAN (L = {model.config.latent_dim}, {model.config.hidden} channels)",
     remarks=lambda model, params, seed: [
         "class-conditional (chapter 5 trains one image GAN, conditional): trained on (image, label) pairs, sampled "

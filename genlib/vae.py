@@ -549,6 +549,7 @@ class _LatentModel(nn.Module):
 
     def one_hot(self, y: torch.Tensor | None) -> torch.Tensor | None:
         if self.config.n_classes == 0:
+            checks.no_labels(y, f"this {type(self).__name__} (n_classes=0)")
             return None
         if y is None:
             raise ValueError("a class-conditional model needs labels y")
@@ -592,7 +593,7 @@ class VAE(_LatentModel):
         reconstruction, kl = self.terms(x, y, generator)
         return reconstruction - kl
 
-    def loss(self, x: torch.Tensor, y: torch.Tensor | None = None, beta: float | None = None,
+    def loss(self, x: torch.Tensor, y: torch.Tensor | None = None, *, beta: float | None = None,
              generator: torch.Generator | None = None) -> torch.Tensor:
         """Mean over the batch of −log p_θ(x | z) + β KL(q_φ(z | x) ‖ p(z)); β = 1 is −ELBO."""
         beta = self.config.beta if beta is None else beta
@@ -627,7 +628,7 @@ class VAE(_LatentModel):
         lower bound in expectation (a single call can land above log p_θ(x)); it tightens as k grows."""
         return self.iwae_bound(x, k, y, generator, chunk)
 
-    def sample(self, n: int, y: torch.Tensor | None = None, generator: torch.Generator | None = None,
+    def sample(self, n: int, *, y: torch.Tensor | None = None, generator: torch.Generator | None = None,
                mean: bool = False) -> torch.Tensor:
         """z ~ N(0, I), then x ~ p_θ(x | z) (or its mean with ``mean=True``). Shape (n, D)."""
         checks.positive_int("n", n)
@@ -711,5 +712,7 @@ def _samples(model: VAE, n: int, generator: torch.Generator) -> torch.Tensor:
 FAMILY = Family(
     name="vae", chapter="04_vae", model=VAE, build=_build, train=_train, samples=_samples, nll=_nll, density="estimate",
     features=lambda model, x: model.encode(x)[0],
+    inputs=lambda model, x, levels, generator: model_inputs(x, model.config, generator),
+    smoke={"epochs": 1, "latent_dim": 4},
     describe=lambda model, params: (f"VAE ({model.config.arch.upper()}, L = {model.config.latent_dim}, "
                                     f"{model.config.likelihood} decoder)"))
