@@ -4,7 +4,7 @@ Every chapter of the book imports its models, losses, samplers and helpers from 
 Devices are chosen in one place (:func:`device`) and seeding happens in one place
 (:func:`seed_everything`).
 """
-from genlib._core import DEVICES, device, seed_everything
+from genlib._core import DEVICES, device, seed_everything, show_source
 
 __version__ = "0.1.0"
-__all__ = ["DEVICES", "device", "seed_everything", "__version__"]
+__all__ = ["DEVICES", "device", "seed_everything", "show_source", "__version__"]

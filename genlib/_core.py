@@ -1,12 +1,34 @@
-"""Devices and seeding, each defined once for the whole book."""
+"""Devices, seeding and random draws, each defined once for the whole book."""
 from __future__ import annotations
 
+import math
+import os
 import random
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import torch
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
+LOG_2PI = math.log(2 * math.pi)
+
+
+def randn(shape, like: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Standard normal noise of ``shape`` with ``like``'s dtype, on ``like``'s device, drawn from
+    ``generator`` (on the generator's device, then moved) or, without one, from the global stream."""
+    if generator is None:
+        return torch.randn(shape, dtype=like.dtype, device=like.device)
+    return torch.randn(shape, generator=generator, device=generator.device, dtype=like.dtype).to(like.device)
+
+
+def rand(shape, like: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Uniform [0, 1) noise of ``shape``, as :func:`randn`."""
+    if generator is None:
+        return torch.rand(shape, dtype=like.dtype, device=like.device)
+    return torch.rand(shape, generator=generator, device=generator.device, dtype=like.dtype).to(like.device)
 
 
 def _available() -> list[str]:
@@ -55,3 +77,25 @@ def seed_everything(seed: int) -> torch.Generator:
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
     return torch.Generator().manual_seed(seed)
+
+
+def atomic_write(path: str | Path, write: Callable[[BinaryIO], None]) -> None:
+    """``write(file)`` into a temporary file in ``path``'s folder, then a rename onto ``path``: the file
+    holds either its old content or the whole new one, never a partial write (Ctrl-C, a full disk)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            write(out)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def show_source(fn) -> None:
+    """Print the source of a genlib function or class, to read next to its equation (the chapters' ``show``)."""
+    import inspect
+
+    print(inspect.getsource(fn))

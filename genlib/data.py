@@ -19,6 +19,7 @@ import gzip
 import hashlib
 import math
 import os
+import shutil
 import struct
 import tempfile
 import urllib.error
@@ -30,6 +31,7 @@ import numpy as np
 import torch
 
 from genlib import checks
+from genlib._core import atomic_write
 
 TOYS = ("moons", "rings", "8gaussians", "spiral", "swissroll")
 IMAGES = ("digits", "mnist", "binarized_mnist", "mnist5k")
@@ -166,8 +168,9 @@ def dequantize(x: torch.Tensor, levels: int, generator: torch.Generator | None =
     ``log P(x) >= E_u[log p((x + u) / levels)] - D log(levels)`` (see :func:`genlib.metrics`).
     """
     checks.positive_int("levels", levels)
-    u = torch.rand(x.shape, generator=generator, dtype=torch.float32)
-    return (x.float() + u) / levels
+    u = torch.rand(x.shape, generator=generator, dtype=torch.float32,
+                   device=None if generator is None else generator.device)  # drawn where the generator is
+    return (x.float() + u.to(x.device)) / levels
 
 
 # ----------------------------------------------------------------------------- downloads
@@ -222,16 +225,7 @@ def md5sum(path: Path) -> str:
 
 def _atomic_write(data_source, target: Path) -> None:
     """Stream ``data_source`` (a file-like object) into ``target`` via a temp file and rename."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            for block in iter(lambda: data_source.read(1 << 20), b""):
-                out.write(block)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(target, lambda out: shutil.copyfileobj(data_source, out, 1 << 20))
 
 
 def fetch(name: str, md5: str, mirrors: tuple[str, ...], root: Path | None = None) -> Path:

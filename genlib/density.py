@@ -35,9 +35,9 @@ import numpy as np
 import torch
 
 from genlib import checks, data, metrics
+from genlib._core import LOG_2PI
 from genlib.family import NLL, Family
 
-LOG_2PI = math.log(2 * math.pi)
 COVARIANCES = ("full", "diag")
 INITS = ("kmeans++", "random")
 

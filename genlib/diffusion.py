@@ -37,6 +37,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from genlib import checks, data
+from genlib._core import randn
 from genlib.family import NLL, Family
 
 SCHEDULES = ("linear", "cosine")
@@ -105,9 +106,7 @@ class NoiseSchedule(nn.Module):
 
 
 def _noise(like: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-    if generator is None:
-        return torch.randn_like(like)
-    return torch.randn(like.shape, generator=generator, dtype=like.dtype).to(like.device)
+    return randn(like.shape, like, generator)
 
 
 def q_step(x_prev: torch.Tensor, t, schedule: NoiseSchedule, eps: torch.Tensor | None = None,

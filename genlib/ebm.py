@@ -34,26 +34,14 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from genlib import checks, data, metrics
+from genlib import checks, data, metrics, nets
+from genlib._core import rand, randn
 from genlib.family import Family
 
 Energy = Callable[[torch.Tensor], torch.Tensor]  # (B, D) -> (B,)
 
 
 # ----------------------------------------------------------------------------- Langevin dynamics
-
-
-def _randn(shape, like: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-    """Standard normal noise of ``shape`` on ``like``'s device and dtype, drawn from ``generator``."""
-    if generator is None:
-        return torch.randn(shape, dtype=like.dtype, device=like.device)
-    return torch.randn(shape, generator=generator, device=generator.device, dtype=like.dtype).to(like.device)
-
-
-def _rand(shape, like: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-    if generator is None:
-        return torch.rand(shape, dtype=like.dtype, device=like.device)
-    return torch.rand(shape, generator=generator, device=generator.device, dtype=like.dtype).to(like.device)
 
 
 def energy_grad(energy: Energy, x: torch.Tensor) -> torch.Tensor:
@@ -85,7 +73,7 @@ def langevin(energy: Energy, x0: torch.Tensor, n_steps: int, step_size: float,
         grad = energy_grad(energy, x)
         if clip_grad is not None:
             grad = grad.clamp(-clip_grad, clip_grad)
-        x = x - step_size * grad + sigma * _randn(x.shape, x, generator)
+        x = x - step_size * grad + sigma * randn(x.shape, x, generator)
         if bounds is not None:
             x = x.clamp(*bounds)
         if return_chain:
@@ -114,7 +102,7 @@ class ReplayBuffer:
     def noise(self, n: int, generator: torch.Generator | None = None, like: torch.Tensor | None = None):
         """``n`` fresh starting points, uniform on the box. Shape (n, D)."""
         like = torch.empty(0) if like is None else like
-        return self.low + (self.high - self.low) * _rand((n, self.dims), like, generator)
+        return self.low + (self.high - self.low) * rand((n, self.dims), like, generator)
 
     def draw(self, n: int, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """``(x, slots)``: ``n`` states (n, D) from random slots (n,), a ``reinit`` fraction re-noised."""
@@ -217,11 +205,7 @@ class EnergyNet(nn.Module):
 
     def __init__(self, dims: int, hidden: int, layers: int):
         super().__init__()
-        sizes = [dims] + [hidden] * layers
-        body = []
-        for n_in, n_out in zip(sizes[:-1], sizes[1:]):
-            body += [nn.Linear(n_in, n_out), nn.SiLU()]
-        self.net = nn.Sequential(*body, nn.Linear(sizes[-1], 1))
+        self.net = nets.mlp(dims, 1, hidden, layers, act=nn.SiLU)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x).squeeze(-1)  # (B, D) -> (B,)
@@ -260,15 +244,11 @@ class EBM(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.energy(x)
 
-    def unnormalised_log_prob(self, x: torch.Tensor) -> torch.Tensor:
-        """log p̃_θ(x) = −E_θ(x) = log p_θ(x) + log Z(θ): right up to one unknown constant. (B,)"""
-        return -self.energy(x)
-
     def noise(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """``n`` starting points, uniform on the config's box. (n, D)"""
         like = next(self.parameters())
         low, high = self.config.low, self.config.high
-        return low + (high - low) * _rand((n, self.config.dims), like.detach(), generator)
+        return low + (high - low) * rand((n, self.config.dims), like.detach(), generator)
 
     def langevin(self, x0: torch.Tensor, generator: torch.Generator | None = None,
                  return_chain: bool = False, **overrides):
@@ -370,7 +350,7 @@ class ContrastiveDivergence:
     def __call__(self, model: EBM, batch) -> torch.Tensor:
         x = checks.support("x", checks.images("x", batch[0], dims=model.config.dims), "real")
         if model.config.data_noise > 0:
-            x = x + model.config.data_noise * _randn(x.shape, x, self.generator)
+            x = x + model.config.data_noise * randn(x.shape, x, self.generator)
         x_hat = self.samples(model, len(x))
         loss = cd_loss(model, x, x_hat, model.config.reg)
         self._observe(model, x, x_hat)

@@ -33,13 +33,13 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from genlib import checks, data
+from genlib import checks, data, nets
+from genlib._core import LOG_2PI
 from genlib.family import NLL, Family
 from genlib.metrics import discrete_log_prob
 
 COUPLINGS = ("affine", "additive")
 MASKS = ("checkerboard", "half", "random")
-LOG_2PI = math.log(2 * math.pi)
 
 
 def std_normal_log_prob(z: torch.Tensor) -> torch.Tensor:
@@ -142,13 +142,7 @@ class AffineCoupling(Bijection):
 
 def conditioner(n_in: int, n_out: int, hidden: int, layers: int, dropout: float = 0.0) -> nn.Sequential:
     """The s, t network of a coupling: (Linear -> GELU -> dropout) × layers -> Linear, last layer zero."""
-    mods, width = [], n_in
-    for _ in range(layers):
-        mods += [nn.Linear(width, hidden), nn.GELU()] + ([nn.Dropout(dropout)] if dropout > 0 else [])
-        width = hidden
-    last = nn.Linear(width, n_out)
-    nn.init.zeros_(last.weight), nn.init.zeros_(last.bias)
-    return nn.Sequential(*mods, last)
+    return nets.mlp(n_in, n_out, hidden, layers, dropout, zero_last=True)
 
 
 class ActNorm(Bijection):
@@ -176,21 +170,6 @@ class ActNorm(Bijection):
 
     def inverse(self, z):
         return z * self.log_scale.exp() + self.loc, self.log_scale.sum().expand(len(z))
-
-
-class Permute(Bijection):
-    """A fixed permutation of the coordinates: volume preserving, log |det| = 0."""
-
-    def __init__(self, permutation: torch.Tensor):
-        super().__init__()
-        self.register_buffer("perm", permutation.long().clone())
-        self.register_buffer("inv", torch.argsort(self.perm))
-
-    def forward(self, x):
-        return x[:, self.perm], x.new_zeros(len(x))
-
-    def inverse(self, z):
-        return z[:, self.inv], z.new_zeros(len(z))
 
 
 class Logit(Bijection):
@@ -368,8 +347,7 @@ class Flow(nn.Module):
         if not self.levels:
             return self.log_density(checks.support("x", x, "real"))
         checks.support("x", x, "categorical", levels=self.levels)
-        u = torch.rand(x.shape, generator=generator, device=None if generator is None else generator.device)
-        y = (x.float() + u.to(x.device)) / self.levels  # dequantised, in [0, 1)
+        y = data.dequantize(x, self.levels, generator)  # (x + u) / V in [0, 1)
         return discrete_log_prob(self.log_density(y), x.shape[1], self.levels)
 
     def loss(self, x: torch.Tensor, y: torch.Tensor | None = None, *,

@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from genlib import checks, data
+from genlib import checks, data, nets
 from genlib.family import Family
 
 ARCHS = ("mlp", "conv")
@@ -97,12 +97,6 @@ def one_hot(y: torch.Tensor | None, n_classes: int) -> torch.Tensor | None:
     return F.one_hot(y.long(), n_classes).float()
 
 
-def _mlp(inputs: int, hidden: int, layers: int, outputs: int, act: type[nn.Module]) -> nn.Sequential:
-    sizes = [inputs] + [hidden] * layers
-    body = [m for a, b in zip(sizes[:-1], sizes[1:]) for m in (nn.Linear(a, b), act())]
-    return nn.Sequential(*body, nn.Linear(hidden, outputs))
-
-
 class Generator(nn.Module):
     """G_θ: z (B, L) [and one-hot label (B, C)] -> x (B, D)."""
 
@@ -111,7 +105,7 @@ class Generator(nn.Module):
         self.config = c = config
         inputs = c.latent_dim + c.n_classes
         if c.arch == "mlp":
-            self.net = _mlp(inputs, c.hidden, c.layers, c.dims, nn.ReLU)
+            self.net = nets.mlp(inputs, c.dims, c.hidden, c.layers, act=nn.ReLU)
         else:  # DCGAN: project to (2C, H/4, W/4), then two stride-2 transposed convolutions
             h, w = c.shape[0] // 4, c.shape[1] // 4
             self.net = nn.Sequential(
@@ -140,7 +134,7 @@ class Discriminator(nn.Module):
         self.config = c = config
         if c.arch == "mlp":
             inputs = c.pack * (c.dims + c.n_classes) + int(c.minibatch_std)
-            self.net = _mlp(inputs, c.hidden, c.layers, 1, lambda: nn.LeakyReLU(0.2))
+            self.net = nets.mlp(inputs, 1, c.hidden, c.layers, act=lambda: nn.LeakyReLU(0.2))
         else:  # DCGAN: two stride-2 convolutions with leaky ReLUs; packs and one-hot label maps as channels
             h, w = c.shape[0] // 4, c.shape[1] // 4
             channels = c.pack * (1 + c.n_classes)

@@ -19,11 +19,6 @@ def nats_to_bpd(nats: float | torch.Tensor, dims: int) -> float | torch.Tensor:
     return nats / (dims * math.log(2))
 
 
-def bpd_to_nats(bpd: float | torch.Tensor, dims: int) -> float | torch.Tensor:
-    """Bits per dimension -> nats per image: ``bpd D ln 2``."""
-    return bpd * dims * math.log(2)
-
-
 def discrete_log_prob(log_density: torch.Tensor, dims: int, levels: int) -> torch.Tensor:
     """Log-probability of an integer image from a density of its dequantised form.
 
@@ -183,12 +178,6 @@ def ring_centres(k: int = 8, radius: float = 2.5) -> torch.Tensor:
     The defaults are ``genlib.data.toy("8gaussians")``'s."""
     angle = 2 * math.pi * torch.arange(k, dtype=torch.float64) / k
     return (radius * torch.stack([torch.cos(angle), torch.sin(angle)], 1)).float()
-
-
-def grid_centres(side: int = 5, spacing: float = 2.0) -> torch.Tensor:
-    """Means of a ``side`` x ``side`` grid of Gaussians centred on the origin: shape (side², 2)."""
-    ticks = (torch.arange(side, dtype=torch.float32) - (side - 1) / 2) * spacing
-    return torch.cartesian_prod(ticks, ticks)
 
 
 def mode_coverage(x: torch.Tensor, centres: torch.Tensor, std: float, min_count: int = 1) -> dict:

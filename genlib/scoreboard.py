@@ -40,6 +40,7 @@ import torch
 
 import genlib
 from genlib import data, family, metrics, params
+from genlib._core import atomic_write
 from genlib.compare import FORMAT, capabilities
 
 D, LEVELS = 64, 17
@@ -213,10 +214,7 @@ def main(argv: list[str] | None = None) -> int:
               f"sample {row['sample_ms_per_image']:.3f} ms/img, FD {row['frechet']:.2f} (floor {floor['frechet']:.2f}), "
               f"P/R {row['precision']:.2f}/{row['recall']:.2f}, probe {row['probe_accuracy']}, "
               f"row {row['row_seconds']:.0f} s", flush=True)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_suffix(".json.part")
-    tmp.write_text(json.dumps(result, indent=1))
-    os.replace(tmp, args.out)
+    atomic_write(args.out, lambda out: out.write(json.dumps(result, indent=1).encode()))
     print(f"-> {args.out}")
     return 0
 

@@ -11,9 +11,7 @@ far, and the last finished epoch stays in the checkpoint.
 from __future__ import annotations
 
 import math
-import os
 import random
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -23,9 +21,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from genlib import checks
+from genlib import checks, distributed
 from genlib.checks import short
-from genlib._core import device as _device
+from genlib._core import atomic_write
 
 Batch = Sequence[torch.Tensor]
 LossFn = Callable[[nn.Module, Batch], torch.Tensor]
@@ -86,13 +84,13 @@ def evaluate(model: nn.Module, loss: LossFn, data: Batch, batch_size: int = 1024
     Under ``torchrun`` each process scores its share of the rows and the sums are added up, so every
     process returns the same mean over all of ``data``."""
     model.eval()
-    rank, world = _rank_and_world()
+    rank, world = distributed.rank_and_world()
     data = tuple(t[rank::world] for t in _as_tuple(data))
     total = torch.zeros(2, dtype=torch.float64)  # (sum of losses, count)
     for batch in batches(data, batch_size, shuffle=False, generator=None):
         batch = tuple(t.to(device) for t in batch)
         total += torch.tensor([float(loss(model, batch)) * len(batch[0]), len(batch[0])], dtype=torch.float64)
-    total = _all_sum(total)
+    total = distributed.all_sum(total)
     return float(total[0] / total[1])
 
 
@@ -136,17 +134,11 @@ def fit(
     on each training batch and returns the batch's loss; it owns its optimisers (a GAN's two
     players), which the checkpoint does not hold. It runs in a single process only.
     """
-    check_epochs(epochs)
-    checks.positive_int("batch_size", batch_size)
-    checks.positive("lr", lr)
-    checks.non_negative("weight_decay", weight_decay)
-    if patience is not None:
-        checks.non_negative_int("patience", patience)
-    checks.choice("precision", precision, PRECISIONS)
-    rank, world = _init_distributed(device)
+    _check_settings(epochs, batch_size, lr, weight_decay, patience, precision)
+    rank, world = distributed.init(device)
     if step is not None and world > 1:
         raise ValueError("a custom step= update runs in a single process; launch without torchrun")
-    device = _local_device(device, world)
+    device = distributed.local_device(device, world)
     train = _as_tuple(train, "train")
     val = None if val is None else _as_tuple(val, "val")
     model.to(device)
@@ -154,29 +146,16 @@ def fit(
     trainer = _trainer(model, loss, device, world, compile)
     autocast = _autocast(device, precision)
     progress = progress and rank == 0
-    if rank != 0:
-        checkpoint_writer = None
-    else:
-        checkpoint_writer = checkpoint
-    history, start, best_state = History(), 0, None
-    if checkpoint is not None and resume and Path(checkpoint).exists():
-        history, best_state = load_checkpoint(checkpoint, model, optimizer, generator)
-        start = history.epochs
-    bar = _progress(range(start, epochs), progress)
+    checkpoint_writer = checkpoint if rank == 0 else None
+    history, best_state = _resume(checkpoint, resume, model, optimizer, generator)
+    bar = _progress(range(history.epochs, epochs), progress)
     try:
         for epoch in bar:
             tic = time.perf_counter()
             train_loss = _train_epoch(trainer, optimizer, train, batch_size, device, generator, epoch, autocast,
                                       None if step is None else lambda batch: step(model, batch))
             val_loss = None if val is None else evaluate(model, loss, val, device=device)
-            # the epoch counts only once both are known: an interrupt in between leaves no half-record
-            history.train.append(train_loss)
-            if val_loss is not None:
-                history.val.append(val_loss)
-            history.seconds.append(time.perf_counter() - tic)
-            curve = history.val or history.train
-            if history.best_epoch < 0 or curve[-1] < curve[history.best_epoch]:
-                history.best_epoch, best_state = epoch, _copy_state(model)
+            best_state = _record(history, epoch, train_loss, val_loss, time.perf_counter() - tic, model, best_state)
             if checkpoint_writer is not None:
                 save_checkpoint(checkpoint_writer, model, optimizer, history, best_state, generator)
             _describe(bar, history)
@@ -189,6 +168,39 @@ def fit(
         model.load_state_dict(best_state)
     model.eval()
     return history
+
+
+def _check_settings(epochs, batch_size, lr, weight_decay, patience, precision) -> None:
+    check_epochs(epochs)
+    checks.positive_int("batch_size", batch_size)
+    checks.positive("lr", lr)
+    checks.non_negative("weight_decay", weight_decay)
+    if patience is not None:
+        checks.non_negative_int("patience", patience)
+    checks.choice("precision", precision, PRECISIONS)
+
+
+def _resume(checkpoint, resume: bool, model: nn.Module, optimizer, generator) -> tuple[History, dict | None]:
+    """The history and best weights to continue from: the checkpoint's (loaded into ``model``,
+    ``optimizer`` and the random states) when ``resume`` and it exists, else a fresh start."""
+    if checkpoint is not None and resume and Path(checkpoint).exists():
+        return load_checkpoint(checkpoint, model, optimizer, generator)
+    return History(), None
+
+
+def _record(history: History, epoch: int, train_loss: float, val_loss: float | None, seconds: float,
+            model: nn.Module, best_state: dict | None) -> dict | None:
+    """Append one finished epoch to ``history``; returns the best weights so far (a copy of the model's
+    when this epoch is the best). The epoch counts only once both losses are known: an interrupt in
+    between leaves no half-record."""
+    history.train.append(train_loss)
+    if val_loss is not None:
+        history.val.append(val_loss)
+    history.seconds.append(seconds)
+    curve = history.val or history.train
+    if history.best_epoch < 0 or curve[-1] < curve[history.best_epoch]:
+        history.best_epoch, best_state = epoch, _copy_state(model)
+    return best_state
 
 
 def _as_tuple(data: torch.Tensor | Batch, name: str = "data") -> tuple[torch.Tensor, ...]:
@@ -206,11 +218,11 @@ def _train_epoch(trainer, optimizer, train, batch_size, device, generator, epoch
                  update=None) -> float:
     """One pass over ``train`` in shuffled global batches; the mean training loss over all rows.
     ``update(batch)``, if given, makes the step itself and returns the batch's loss."""
-    rank, world = _rank_and_world()
+    rank, world = distributed.rank_and_world()
     trainer.train()
     total = torch.zeros(2, dtype=torch.float64)  # (sum of losses, count) over all processes
     for step, batch in enumerate(batches(train, batch_size, shuffle=True, generator=generator)):
-        mine = _share(batch, rank, world)  # this process's rows of the global batch
+        mine = distributed.share(batch, rank, world)  # this process's rows of the global batch
         n_mine, n_all = len(mine[0]), len(batch[0])
         if n_mine == 0:  # fewer rows than processes: take part with a zero-weight row
             mine, n_mine = tuple(t[:1] for t in batch), 0
@@ -220,7 +232,7 @@ def _train_epoch(trainer, optimizer, train, batch_size, device, generator, epoch
         # DDP averages gradients over the W processes; weighting each mean by W n_mine / n_all makes
         # that average the gradient of the mean loss over the whole global batch.
         weighted = value * (world * n_mine / n_all)
-        step_total = _all_sum(torch.tensor([float(value.detach()) * n_mine, n_mine], dtype=torch.float64))
+        step_total = distributed.all_sum(torch.tensor([float(value.detach()) * n_mine, n_mine], dtype=torch.float64))
         if not torch.isfinite(step_total[0]):
             raise NonFiniteLossError(
                 f"loss is {float(step_total[0] / step_total[1])} at epoch {epoch + 1}, step {step + 1}; "
@@ -254,7 +266,7 @@ def _describe(bar, history: History) -> None:
         bar.set_postfix(stats)
 
 
-# ----------------------------------------------------------------------------- processes
+# ----------------------------------------------------------------------------- the update
 
 PRECISIONS = ("fp32", "bf16")
 
@@ -271,63 +283,12 @@ class _LossModule(nn.Module):
 
 
 def _trainer(model: nn.Module, loss: LossFn, device: torch.device, world: int, compile: bool) -> nn.Module:
-    trainer: nn.Module = _LossModule(model, loss)
-    if world > 1:
-        from torch.nn.parallel import DistributedDataParallel
-
-        trainer = DistributedDataParallel(trainer, device_ids=[device.index] if device.type == "cuda" else None)
+    trainer = distributed.wrap(_LossModule(model, loss), device, world)
     return torch.compile(trainer) if compile else trainer
 
 
 def _autocast(device: torch.device, precision: str):
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
-
-
-def _rank_and_world() -> tuple[int, int]:
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-
-def _init_distributed(device) -> tuple[int, int]:
-    """Join the process group that ``torchrun`` describes (``WORLD_SIZE`` > 1) once; (rank, world)."""
-    import torch.distributed as dist
-
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and dist.is_available() and not dist.is_initialized():
-        cuda = str(device).startswith(("cuda", "auto")) and torch.cuda.is_available()
-        if cuda:
-            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-        dist.init_process_group(backend="nccl" if cuda else "gloo")
-    return _rank_and_world()
-
-
-def _local_device(device, world: int) -> torch.device:
-    """``genlib.device(device)``; under torchrun on CUDA, this process's GPU (``LOCAL_RANK``)."""
-    chosen = _device(device)
-    if world > 1 and chosen.type == "cuda":
-        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-    return chosen
-
-
-def _share(batch: Batch, rank: int, world: int) -> tuple[torch.Tensor, ...]:
-    """Process ``rank``'s contiguous share of a global batch (all of it when ``world`` is 1)."""
-    if world == 1:
-        return tuple(batch)
-    return tuple(t.tensor_split(world)[rank] for t in batch)
-
-
-def _all_sum(t: torch.Tensor) -> torch.Tensor:
-    """A CPU tensor ``t`` summed over the processes (``t`` itself in a single process)."""
-    import torch.distributed as dist
-
-    if _rank_and_world()[1] == 1:
-        return t
-    on = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else t.device
-    reduced = t.to(on, copy=True)
-    dist.all_reduce(reduced)
-    return reduced.cpu()
 
 
 # ----------------------------------------------------------------------------- checkpoints
@@ -347,16 +308,7 @@ def save_checkpoint(path: str | Path, model: nn.Module, optimizer: torch.optim.O
 def save_atomically(state: dict, path: str | Path) -> None:
     """``torch.save(state, path)`` through a temporary file in the same folder and a rename, so that
     ``path`` holds either the old file or the whole new one, never a partial write."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    os.close(fd)
-    try:
-        torch.save(state, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda out: torch.save(state, out))
 
 
 CHECKPOINT_FORMAT = "genlib.train/2"

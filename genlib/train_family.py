@@ -81,6 +81,20 @@ def check_params(path: str | Path, saved: dict, **expected) -> None:
                              f"{name}={value!r}; train it again with this value or change the parameter")
 
 
+def load_or_train(checkpoint: str | Path | None, family: str, train, *, device: str = "cpu",
+                  expect: dict | None = None) -> tuple[nn.Module, History]:
+    """A chapter's "load the checkpoint or train" block: the model and history saved at ``checkpoint``
+    (checked against ``expect``, e.g. the chapter's ``{"dataset": dataset, "hidden": hidden}``) when
+    it is given, printing one line; else ``train()``'s ``(model, history)``."""
+    if not checkpoint:
+        return train()
+    model, _ = load(checkpoint, family, device=device, expect=expect)
+    history = load_history(checkpoint)
+    print(f"loaded {checkpoint}: {history.epochs} epochs trained elsewhere in {sum(history.seconds):.1f} s, best "
+          f"{'validation' if history.val else 'training'} loss {history.best:.3f} (epoch {history.best_epoch + 1})")
+    return model, history
+
+
 def load_history(path: str | Path) -> History:
     """The training history saved with the model at ``path`` (a chapter plots it instead of training)."""
     try:

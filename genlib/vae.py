@@ -40,23 +40,15 @@ import torch.nn.functional as F
 from torch import nn
 from torch.distributions import Distribution, Independent, MultivariateNormal, Normal
 
-from genlib import checks, data
+from genlib import checks, data, metrics, nets
+from genlib._core import LOG_2PI, randn
 from genlib.family import NLL, Family
 
 LIKELIHOODS = ("categorical", "bernoulli", "gaussian")
 ARCHS = ("mlp", "conv")
-LOG_2PI = math.log(2 * math.pi)
 
 
 # ----------------------------------------------------------------------------- Gaussian basics
-
-
-def _randn(shape, like: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-    """Standard normal noise of ``shape`` on ``like``'s device and dtype, drawn from ``generator``."""
-    if generator is None:
-        return torch.randn(shape, dtype=like.dtype, device=like.device)
-    eps = torch.randn(shape, generator=generator, device=generator.device, dtype=like.dtype)
-    return eps.to(like.device)
 
 
 def reparameterize(mu: torch.Tensor, log_var: torch.Tensor, eps: torch.Tensor | None = None,
@@ -64,7 +56,7 @@ def reparameterize(mu: torch.Tensor, log_var: torch.Tensor, eps: torch.Tensor | 
     """z = mu + σ ⊙ eps with σ = exp(log_var / 2) and eps ~ N(0, I): a draw from N(mu, diag σ²)
     that is a differentiable function of mu and log_var. Shapes: all (..., L)."""
     if eps is None:
-        eps = _randn(mu.shape, mu, generator)
+        eps = randn(mu.shape, mu, generator)
     return mu + torch.exp(0.5 * log_var) * eps
 
 
@@ -106,7 +98,7 @@ def std_normal(latent_dim: int, dtype=torch.float32, device="cpu") -> Independen
 def draw(dist: Distribution, k: int, generator: torch.Generator | None = None) -> torch.Tensor:
     """k reparameterised draws from a Gaussian ``dist`` (diagonal ``Independent(Normal)`` or
     ``MultivariateNormal``): z = loc + scale · eps. Shape (k, *batch_shape, L)."""
-    eps = _randn((k, *dist.batch_shape, *dist.event_shape), dist.mean, generator)
+    eps = randn((k, *dist.batch_shape, *dist.event_shape), dist.mean, generator)
     if isinstance(dist, MultivariateNormal):
         return dist.loc + (dist.scale_tril @ eps.unsqueeze(-1)).squeeze(-1)
     base = dist.base_dist if isinstance(dist, Independent) else dist
@@ -365,7 +357,7 @@ class VAEConfig:
         """The decoder likelihood that fits each data set: categorical over the 17 levels of
         digits, Bernoulli for binarised MNIST, and for 256-level MNIST (and mnist5k) a Gaussian with learned
         variance on dequantised pixels (its log-density is turned into a bound on the discrete
-        log-likelihood by :func:`discrete_log_prob`)."""
+        log-likelihood by :func:`genlib.metrics.discrete_log_prob`)."""
         base = {
             "digits": dict(dims=64, shape=(8, 8), levels=17, likelihood="categorical"),
             "binarized_mnist": dict(dims=784, shape=(28, 28), levels=2, likelihood="bernoulli"),
@@ -404,16 +396,13 @@ def model_inputs(x: torch.Tensor, config: VAEConfig, generator: torch.Generator 
         return x.long()
     if config.likelihood == "bernoulli":
         return x.float()
-    u = torch.rand(x.shape, generator=generator)
-    return (x.float() + u) / config.levels
+    return data.dequantize(x, config.levels, generator)
 
 
-def discrete_log_prob(log_p: torch.Tensor, config: VAEConfig) -> torch.Tensor:
+def _discrete(log_p: torch.Tensor, config: VAEConfig) -> torch.Tensor:
     """log P(x) of the integer image: unchanged for discrete decoders; for the Gaussian decoder on
-    dequantised pixels, log p(y) − D log(levels), a lower bound (see :mod:`genlib.metrics`)."""
-    if config.likelihood == "gaussian":
-        return log_p - config.dims * math.log(config.levels)
-    return log_p
+    dequantised pixels the bound of :func:`genlib.metrics.discrete_log_prob`."""
+    return metrics.discrete_log_prob(log_p, config.dims, config.levels) if config.likelihood == "gaussian" else log_p
 
 
 def make_likelihood(params: torch.Tensor, config: VAEConfig):
@@ -431,13 +420,7 @@ def make_likelihood(params: torch.Tensor, config: VAEConfig):
 # ----------------------------------------------------------------------------- networks
 
 
-def mlp(n_in: int, n_out: int, hidden: int, layers: int, dropout: float = 0.0) -> nn.Sequential:
-    """Linear -> GELU (-> dropout), ``layers`` times, then a linear output layer."""
-    sizes = [n_in] + [hidden] * layers
-    blocks = []
-    for a, b in zip(sizes[:-1], sizes[1:]):
-        blocks += [nn.Linear(a, b), nn.GELU()] + ([nn.Dropout(dropout)] if dropout > 0 else [])
-    return nn.Sequential(*blocks, nn.Linear(sizes[-1], n_out))
+mlp = nets.mlp  # Linear -> GELU (-> dropout), ``layers`` times, then a linear output layer
 
 
 class MLPEncoder(nn.Module):
@@ -633,7 +616,7 @@ class VAE(_LatentModel):
         """z ~ N(0, I), then x ~ p_θ(x | z) (or its mean with ``mean=True``). Shape (n, D)."""
         checks.positive_int("n", n)
         p = next(self.parameters())
-        z = _randn((n, self.config.latent_dim), p, generator)
+        z = randn((n, self.config.latent_dim), p, generator)
         px = self.decode(z, y)
         return px.mean if mean else px.sample(generator)
 
@@ -677,8 +660,8 @@ def evaluate_nll(model: VAE, x: torch.Tensor, y: torch.Tensor | None = None, k: 
         xb = x[start:start + batch_size]
         yb = None if y is None else y[start:start + batch_size]
         draws = torch.stack([model.elbo(xb, yb, generator) for _ in range(elbo_samples)])  # (S, B)
-        elbo.append(discrete_log_prob(draws.mean(0), model.config))
-        iwae.append(discrete_log_prob(model.iwae_bound(xb, k, yb, generator), model.config))
+        elbo.append(_discrete(draws.mean(0), model.config))
+        iwae.append(_discrete(model.iwae_bound(xb, k, yb, generator), model.config))
     return {"elbo": -float(torch.cat(elbo).mean()), "iwae": -float(torch.cat(iwae).mean())}
 
 

@@ -31,7 +31,6 @@ def _bijections(D: int = 6):
         "affine-flipped": flows.AffineCoupling(1 - mask, hidden=16),
         "additive": flows.AffineCoupling(mask, hidden=16, additive=True),
         "actnorm": act,
-        "permute": flows.Permute(torch.randperm(D, generator=torch.Generator().manual_seed(1))),
     }
 
 

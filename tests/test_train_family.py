@@ -28,6 +28,11 @@ def test_train_save_and_load_round_trip(tmp_path, capsys):
         train_family.load(tmp_path / "vae.pt", "vae", expect={"latent_dim": 32, "dataset": "digits"})
     history = train_family.load_history(tmp_path / "vae.pt")
     assert history.epochs == 1 and len(history.val) == 1 and history.best_epoch == 0
+    capsys.readouterr()
+    loaded, again = train_family.load_or_train(tmp_path / "vae.pt", "vae", lambda: 1 / 0, expect={"latent_dim": 4})
+    assert loaded.config.latent_dim == 4 and again.epochs == 1
+    assert capsys.readouterr().out.startswith(f"loaded {tmp_path / 'vae.pt'}: 1 epochs trained elsewhere")
+    assert train_family.load_or_train("", "vae", lambda: ("trained", None)) == ("trained", None)
 
 
 def test_bad_files_and_arguments_are_one_line(tmp_path, capsys):

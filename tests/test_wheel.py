@@ -27,7 +27,8 @@ def installed(tmp_path_factory) -> Path:
     (wheel,) = (root / "dist").glob("genlib-*.whl")
     _run([sys.executable, "-m", "venv", root / "venv"], cwd=root)
     python = root / "venv" / "bin" / "python"
-    site = Path(_run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], cwd=root).stdout.strip())
+    where = "import sysconfig; print(sysconfig.get_paths()['purelib'])"
+    site = Path(_run([python, "-c", where], cwd=root).stdout.strip())
     (site / "shared.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")  # torch, numpy, ...: not genlib
     # --ignore-installed: the shared packages include an editable genlib, which must stay untouched
     _run([python, "-m", "pip", "install", "--no-deps", "--ignore-installed", "-q", wheel], cwd=root)
@@ -43,8 +44,8 @@ def test_the_wheel_trains_a_family_from_outside_the_repository(installed, tmp_pa
     where = _run([installed, "-c", "import genlib, pathlib; print(pathlib.Path(genlib.__file__).parent)"],
                  cwd=tmp_path, env=_outside(tmp_path)).stdout.strip()
     assert not Path(where).is_relative_to(ROOT) and (Path(where) / "profiles.yml").is_file()
-    done = _run([installed, "-m", "genlib.train_family", "vae", "epochs=1", "--profile", "book", "--out", tmp_path / "ck"],
-                cwd=tmp_path, env=_outside(tmp_path))
+    done = _run([installed, "-m", "genlib.train_family", "vae", "epochs=1", "--profile", "book",
+                 "--out", tmp_path / "ck"], cwd=tmp_path, env=_outside(tmp_path))
     assert "vae: 1 epochs" in done.stdout and (tmp_path / "ck" / "vae.pt").is_file()
 
 
