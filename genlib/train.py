@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from genlib import checks
+from genlib import checks, longrun
 from genlib.checks import short
 from genlib._core import device as _device
 
@@ -143,6 +143,12 @@ def fit(
     if patience is not None:
         checks.non_negative_int("patience", patience)
     checks.choice("precision", precision, PRECISIONS)
+    guard = longrun.active()  # a command-line run (genlib.train_family): resumable, stops cleanly
+    if guard is not None:
+        if guard.interrupted:  # an earlier phase was interrupted: the later ones do not start
+            return History(interrupted=True)
+        if checkpoint is None:
+            checkpoint, resume = guard.checkpoint_for_next_fit(), True
     rank, world = _init_distributed(device)
     if step is not None and world > 1:
         raise ValueError("a custom step= update runs in a single process; launch without torchrun")
@@ -162,6 +168,8 @@ def fit(
     if checkpoint is not None and resume and Path(checkpoint).exists():
         history, best_state = load_checkpoint(checkpoint, model, optimizer, generator)
         start = history.epochs
+        if patience is not None and history.best_epoch >= 0 and start - 1 - history.best_epoch >= patience:
+            history.stopped_early, start = True, epochs  # it had already stopped early: nothing to add
     bar = _progress(range(start, epochs), progress)
     try:
         for epoch in bar:
@@ -185,6 +193,8 @@ def fit(
                 break
     except KeyboardInterrupt:
         history.interrupted = True
+        if guard is not None:
+            guard.interrupted = True
     if patience is not None and best_state is not None:
         model.load_state_dict(best_state)
     model.eval()
@@ -352,11 +362,21 @@ def save_atomically(state: dict, path: str | Path) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
     os.close(fd)
     try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's 0600 would hide the file from the user's group
         torch.save(state, tmp)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(err, RuntimeError) and any(s in str(err) for s in ("unexpected pos", "PytorchStreamWriter",
+                                                                         "file write failed")):
+            raise longrun.disk_full_error(path, err) from None
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 CHECKPOINT_FORMAT = "genlib.train/2"
