@@ -199,8 +199,9 @@ def save(path: Path, family: str, params: dict, model: nn.Module, history: Histo
                      "finished": not history.interrupted}, path)
 
 
-def _read(path: Path) -> dict:
+def read(path: str | Path) -> dict:
     """The saved dictionary at ``path``; a one-line ``ValueError`` for a missing or foreign file."""
+    path = Path(path)
     if not path.exists():
         raise ValueError(f"{path} not found (train it with: python -m genlib.train_family <family> --out "
                          f"{path.parent})")
@@ -233,7 +234,7 @@ def load(path: str | Path, family: str | None = None, device: str = "cpu",
     its parameters is a one-line ``ValueError``. A model whose training did not finish, or whose
     weights hold NaN or infinite values, loads with a warning that says so."""
     path = Path(path)
-    state = _read(path)
+    state = read(path)
     name, params, weights = state["family"], state["params"], state["model"]
     if name not in FAMILIES:
         raise ValueError(f"{path} holds an unknown family {checks.short(name)}; known: {', '.join(FAMILIES)}")
@@ -275,7 +276,7 @@ def check_params(path: str | Path, saved: dict, **expected) -> None:
 def load_history(path: str | Path) -> History:
     """The training history saved with the model at ``path`` (a chapter plots it instead of training)."""
     path = Path(path)
-    state = _read(path)
+    state = read(path)
     try:
         return History(**state["history"])
     except Exception:  # noqa: BLE001
