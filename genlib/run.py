@@ -288,35 +288,15 @@ def _running_cell(partial: Path) -> str:
     return ""
 
 
-ENGINE = "genlib"  # papermill engine name, registered by :func:`_register_engine`
+ENGINE = "genlib"  # papermill engine name: genlib.papermill_engine.Engine (also its papermill.engine entry point)
 
 
 def _register_engine() -> None:
-    """Register papermill's nbclient engine with nbclient's Output-widget mimic switched off.
+    """Register :class:`genlib.papermill_engine.Engine` with papermill under ``ENGINE`` (the installed
+    package also declares it as a ``papermill.engine`` entry point, for ``papermill --engine genlib``)."""
+    from papermill.engines import papermill_engines
 
-    Why: every ipywidgets ``interactive`` holds an Output widget. nbclient mimics the front end's
-    Output widget by answering each captured output with a comm message sent on the *shell* socket,
-    from the task that reads IOPub, while another task is waiting on that same socket for the cell's
-    execute reply. A ZMQ socket's file descriptor is edge-triggered and a send consumes its pending
-    edge, so a reply that lands in that window wakes nobody: the kernel is idle and the client waits
-    forever (nbclient issue 312; it hung chapter 2 in 3 of 22 runs). Without the mimic nothing is sent
-    during execution, and the widget's figure is kept as an ordinary output of its cell. The cell and
-    chapter time limits stay as the backstop for any other hang.
-    """
-    from papermill.clientwrap import PapermillNotebookClient
-    from papermill.engines import NBClientEngine, papermill_engines
-
-    class Client(PapermillNotebookClient):
-        def on_comm_open_jupyter_widget(self, msg):  # no Output-widget mimic: nothing sent on shell
-            return None
-
-    class Engine(NBClientEngine):
-        @classmethod
-        def execute_managed_notebook(cls, nb_man, kernel_name, log_output=False, stdout_file=None,
-                                     stderr_file=None, start_timeout=60, execution_timeout=None, **_):
-            return Client(nb_man, kernel_name=kernel_name, timeout=execution_timeout,
-                          startup_timeout=start_timeout, log_output=log_output, stdout_file=stdout_file,
-                          stderr_file=stderr_file).execute()
+    from genlib.papermill_engine import Engine
 
     papermill_engines.register(ENGINE, Engine)
 

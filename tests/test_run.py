@@ -387,3 +387,48 @@ def test_a_relative_checkpoint_is_resolved_against_the_callers_folder(book, tmp_
 def test_a_huge_unknown_parameter_name_is_not_echoed_in_full(book, tmp_path, capsys):
     assert run.main(["01", "x" * 100_000 + "=1", "--book", str(book), "--out", str(tmp_path / "o")]) == 2
     assert len(capsys.readouterr().err) < 400
+
+
+def test_the_engine_is_declared_for_papermill():
+    import importlib
+    import tomllib
+    from pathlib import Path
+
+    from papermill.engines import Engine
+
+    root = Path(run.__file__).resolve().parent.parent
+    declared = tomllib.loads((root / "pyproject.toml").read_text())["project"]["entry-points"]["papermill.engine"]
+    module, _, name = declared[run.ENGINE].partition(":")
+    assert issubclass(getattr(importlib.import_module(module), name), Engine)
+
+
+def test_plain_papermill_runs_a_widget_chapter_with_the_documented_command(tmp_path):
+    """The README's command, ``jupytext ... | papermill - out.ipynb --engine genlib -k python3 --cwd book``,
+    on the preface (a live widget). Once the package is installed the ``papermill.engine`` entry point
+    makes ``--engine genlib`` work in the ``papermill`` command itself; in a checkout that was not
+    reinstalled since the entry point was added, the same command line runs with the engine registered
+    through papermill's API first."""
+    import importlib.metadata
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(run.__file__).resolve().parent.parent
+    installed = any(e.name == run.ENGINE for e in importlib.metadata.entry_points(group="papermill.engine"))
+    papermill = [str(Path(sys.executable).with_name("papermill"))] if installed else [sys.executable, "-c", (
+        "import sys; from papermill.engines import papermill_engines; from genlib.papermill_engine import Engine; "
+        "papermill_engines.register('genlib', Engine); from papermill.cli import papermill; "
+        "sys.argv[0] = 'papermill'; papermill()")]
+    source = subprocess.run([str(Path(sys.executable).with_name("jupytext")), "--to", "ipynb", "-o", "-",
+                             str(root / "book" / "00_preface.py")], capture_output=True, check=True, timeout=120)
+    out = tmp_path / "out.ipynb"
+    env = {**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"}
+    done = subprocess.run([*papermill, "-", str(out), "--engine", "genlib", "-k", "python3", "--cwd",
+                           str(root / "book"), "--execution-timeout", "300"], input=source.stdout,
+                          capture_output=True, timeout=600, env=env)
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    nb = nbformat.read(out, as_version=4)
+    assert nb.metadata.papermill.get("exception") is None
+    assert any(o.get("data", {}).get("application/vnd.jupyter.widget-view+json")
+               for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
