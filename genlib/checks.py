@@ -140,7 +140,7 @@ def tensor(name: str, x, shape: Sequence[int | None] | None = None, finite: bool
     if not torch.is_tensor(x):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
     if shape is not None and (x.dim() != len(shape) or any(s is not None and n != s for n, s in zip(x.shape, shape))):
-        wanted = ", ".join("any" if s is None else str(s) for s in shape)
+        wanted = ", ".join(("batch" if i == 0 else "any") if s is None else str(s) for i, s in enumerate(shape))
         raise ValueError(f"{name} must have shape ({wanted}), got {tuple(x.shape)}")
     if floating and not x.is_floating_point():
         raise TypeError(f"{name} must be a floating-point tensor, got {x.dtype}; convert it with .float()")
