@@ -24,6 +24,11 @@ def short(value, width: int = 60) -> str:
     return text if len(text) <= width else f"{text[:width - 3]}... ({len(text)} characters)"
 
 
+def clip(text: str, width: int = 60) -> str:
+    """``text`` itself, cut to ``width`` characters (a note says how long it was) if longer."""
+    return text if len(text) <= width else f"{text[:width - 3]}... ({len(text)} characters)"
+
+
 def _is_int(value) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 

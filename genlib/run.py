@@ -31,7 +31,7 @@ from pathlib import Path
 
 import yaml
 
-from genlib.checks import short
+from genlib.checks import clip, short
 
 ROOT = Path(__file__).resolve().parent.parent
 BOOK = ROOT / "book"
@@ -392,7 +392,7 @@ def main(argv: list[str] | None = None) -> int:
         valid = sorted({k for _, declared in plan for k in declared})
         unknown = sorted(set(overrides) - set(valid))
         if unknown:
-            raise ValueError(f"no chosen chapter has a parameter named {short(', '.join(unknown))}; "
+            raise ValueError(f"no chosen chapter has a parameter named {clip(', '.join(unknown))}; "
                              f"valid: {', '.join(valid)}")
         out = _check_out(args.out, args.book)
         overrides = _resolve_paths(overrides)

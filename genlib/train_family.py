@@ -183,7 +183,7 @@ def parameters(family: str, profile: str = "book", overrides: dict | None = None
     overrides = overrides or {}
     unknown = sorted(set(overrides) - set(declared))
     if unknown:
-        raise ValueError(f"chapter {chapter.stem} has no parameter named {checks.short(', '.join(unknown))}; "
+        raise ValueError(f"chapter {chapter.stem} has no parameter named {checks.clip(', '.join(unknown))}; "
                          f"valid: {', '.join(sorted(declared))}")
     chosen = {**declared, **run.parameters_for(chapter, declared, run.load_profile(profile), overrides)}
     for name, default in declared.items():  # a list where a name is expected fails deep inside, later
