@@ -6,7 +6,9 @@ early when validation stops improving, and can save and resume checkpoints. Chec
 weights, optimiser state and the history only (plain tensors and numbers), so they load with
 ``torch.load(weights_only=True)``. A NaN or infinite loss stops training with
 :class:`NonFiniteLossError`; an interrupt (Ctrl-C, a notebook's stop button) returns the history so
-far, and the last finished epoch stays in the checkpoint.
+far, and the last finished epoch stays in the checkpoint. Inside :func:`genlib.longrun.guarded` (the
+command line of :mod:`genlib.train_family`), every call checkpoints to the run's resume file, and a
+stop ends the run's later phases too.
 """
 from __future__ import annotations
 

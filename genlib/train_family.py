@@ -9,7 +9,13 @@ The model, its data and its training settings are the chapter's: the defaults of
 ``parameters`` cell, then the profile's values for that chapter (``book/profiles.yml``), then
 ``name=value`` overrides — the precedence of :mod:`genlib.run`. Training is :func:`genlib.train.fit`,
 which runs data-parallel under ``torchrun``. Rank 0 writes one file, ``<out>/<family>.pt``
-(weights, the parameters that built the model, the history), loaded by :func:`load`.
+(weights, the parameters that built the model, the history, whether training finished), loaded by
+:func:`load`.
+
+Long runs never lose work (:mod:`genlib.longrun`): ``--out`` is checked (a writable folder with room
+for the files) before the first epoch; every epoch is saved to ``<out>/<family>.resume.pt``; Ctrl-C or
+SIGTERM (also to ``torchrun``) exits 130/143 without touching an earlier ``<family>.pt``, and the same
+command run again resumes from the resume file, which is removed once the run finishes.
 """
 from __future__ import annotations
 
