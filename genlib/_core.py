@@ -86,6 +86,9 @@ def atomic_write(path: str | Path, write: Callable[[BinaryIO], None]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
     try:
+        mask = os.umask(0)
+        os.umask(mask)
+        os.chmod(tmp, 0o666 & ~mask)  # mkstemp's 0600 would hide the file from the user's group
         with os.fdopen(fd, "wb") as out:
             write(out)
         os.replace(tmp, path)

@@ -266,6 +266,13 @@ class PixelCNN(nn.Module):
         """
         c = self.config
         H, W = c.shape
+        rows = len(observed) if torch.is_tensor(observed) else checks.positive_int("n", n)
+        if u is not None:
+            checks.grid("u", u, rows, (H, W), 0, 1)  # uniform numbers for the inverse CDF
+        if known is not None:
+            checks.grid("known", known, rows, (H, W))
+        if y is not None and c.n_classes:
+            checks.labels("y", y, c.n_classes, rows)
         if observed is not None:
             x = self._images(observed, "observed").clone()
             known = known.reshape(x.shape).bool() if known is not None else torch.ones_like(x, dtype=torch.bool)

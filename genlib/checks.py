@@ -14,12 +14,18 @@ from collections.abc import Iterable, Sequence
 import torch
 
 __all__ = ["positive_int", "non_negative_int", "positive", "non_negative", "in_unit_interval",
-           "choice", "finite_number", "short", "support", "images", "no_labels"]
+           "choice", "finite_number", "short", "support", "images", "no_labels", "tensor", "labels",
+           "features", "at_least"]
 
 
 def short(value, width: int = 60) -> str:
     """``repr(value)`` cut to ``width`` characters, so a long value is never echoed in full."""
     text = repr(value)
+    return text if len(text) <= width else f"{text[:width - 3]}... ({len(text)} characters)"
+
+
+def clip(text: str, width: int = 60) -> str:
+    """``text`` itself, cut to ``width`` characters (a note says how long it was) if longer."""
     return text if len(text) <= width else f"{text[:width - 3]}... ({len(text)} characters)"
 
 
@@ -129,3 +135,76 @@ def no_labels(y, model: str) -> None:
     """Nothing if ``y`` is None: an unconditional ``model`` takes no labels."""
     if y is not None:
         raise ValueError(f"{model} is unconditional: it takes no labels y (got {type(y).__name__}); pass y=None")
+
+
+def at_least(name: str, value, minimum: int) -> int:
+    """``value`` if it is an integer ≥ ``minimum``."""
+    if not _is_int(value) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {short(value)}")
+    return value
+
+
+def tensor(name: str, x, shape: Sequence[int | None] | None = None, finite: bool = False,
+           floating: bool = False) -> torch.Tensor:
+    """``x`` if it is a tensor of ``shape`` (None: any size on that axis), floating-point if asked,
+    with no NaN or infinite entry if ``finite``."""
+    if not torch.is_tensor(x):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if shape is not None and (x.dim() != len(shape) or any(s is not None and n != s for n, s in zip(x.shape, shape))):
+        wanted = ", ".join(("batch" if i == 0 else "any") if s is None else str(s) for i, s in enumerate(shape))
+        raise ValueError(f"{name} must have shape ({wanted}), got {tuple(x.shape)}")
+    if floating and not x.is_floating_point():
+        raise TypeError(f"{name} must be a floating-point tensor, got {x.dtype}; convert it with .float()")
+    if finite and x.is_floating_point() and not torch.isfinite(x).all():
+        raise ValueError(f"{name} has NaN or infinite entries")
+    return x
+
+
+def labels(name: str, y, n_classes: int, n: int | None = None) -> torch.Tensor:
+    """``y`` if it is a 1-D integer tensor (of length ``n``, if given) of class indices 0..n_classes-1."""
+    tensor(name, y, shape=None if n is None else (n,))
+    if y.dim() != 1:
+        raise ValueError(f"{name} must be a 1-D tensor of class indices, got shape {tuple(y.shape)}")
+    if y.is_floating_point() or y.is_complex() or y.dtype == torch.bool:
+        raise TypeError(f"{name} must hold integer class indices (torch.long), got {y.dtype}")
+    if len(y) and (y.min() < 0 or y.max() >= n_classes):
+        bad = y[(y < 0) | (y >= n_classes)][0].item()
+        raise ValueError(f"{name} must hold class indices 0..{n_classes - 1}, found {bad}")
+    return y
+
+
+def features(name: str, x, min_rows: int = 1, width: int | None = None):
+    """``x`` as a float64 NumPy array of shape (N, F) with N ≥ ``min_rows`` (and F = ``width``), all finite."""
+    import numpy as np
+
+    if torch.is_tensor(x):
+        x = x.detach().cpu().numpy()
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim != 2:
+        raise ValueError(f"{name} must be a 2-D array of feature rows (N, F), got shape {x.shape}")
+    if len(x) < min_rows:
+        raise ValueError(f"{name} has {len(x)} rows; this needs at least {min_rows}")
+    if width is not None and x.shape[1] != width:
+        raise ValueError(f"{name} has {x.shape[1]} features per row, the other set has {width}")
+    if not np.isfinite(x).all():
+        raise ValueError(f"{name} has NaN or infinite entries (at {int((~np.isfinite(x)).any(1).sum())} of "
+                         f"{len(x)} rows)")
+    return x
+
+
+def grid(name: str, x, rows: int, shape: Sequence[int], low: float | None = None,
+         high: float | None = None) -> torch.Tensor:
+    """``x`` if it holds ``rows`` images of ``shape``, flat ``(rows, H*W)`` or shaped ``(rows, *shape)``,
+    finite and (if given) within [low, high]."""
+    flat = math.prod(shape)
+    if not torch.is_tensor(x):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if tuple(x.shape) not in ((rows, flat), (rows, *shape)):
+        raise ValueError(f"{name} must have shape ({rows}, {flat}) or ({rows}, {', '.join(map(str, shape))}), "
+                         f"got {tuple(x.shape)}")
+    if x.is_floating_point():
+        if not torch.isfinite(x).all():
+            raise ValueError(f"{name} has NaN or infinite entries")
+        if (low is not None and x.min() < low) or (high is not None and x.max() > high):
+            raise ValueError(f"{name} must lie in [{low}, {high}], found {x.min().item():g}..{x.max().item():g}")
+    return x

@@ -353,8 +353,7 @@ class Diffusion(nn.Module):
         return self.config.T
 
     def _check(self, x: torch.Tensor) -> torch.Tensor:
-        checks.images("x", x, dims=self.config.dims)
-        return checks.support("x", x, "real")
+        return checks.tensor("x", x, (None, self.config.dims), finite=True, floating=True)
 
     def _times(self, t, n: int, like: torch.Tensor) -> torch.Tensor:
         return torch.as_tensor(t, device=like.device).expand(n).long()
@@ -398,6 +397,9 @@ class Diffusion(nn.Module):
         checks.positive_int("n", n)
         checks.non_negative("eta", eta)
         checks.no_labels(y, "the diffusion model")
+        steps = self.T if steps is None else checks.positive_int("steps", steps)  # 0 is not "all T steps"
+        if x_T is not None:
+            checks.tensor("x_T", x_T, (n, self.config.dims), finite=True, floating=True)
         p = next(self.parameters())
         x = torch.randn(n, self.config.dims, generator=generator).to(p.device) if x_T is None else x_T
         path = timesteps(self.T, steps or self.T)
@@ -422,6 +424,7 @@ class Diffusion(nn.Module):
           pixel's bin of width 2/(levels − 1) (the end bins extend to ±∞), as in Ho et al. (2020).
 
         Returns per-image tensors (B,) ``prior``, ``diffusion``, ``decoder`` and their sum ``total``."""
+        checks.at_least("levels", levels, 2)  # one level has no bin width
         checks.images("x", x, dims=self.config.dims)
         checks.support("x", x, "categorical", levels)
         p = next(self.parameters())
@@ -484,9 +487,8 @@ class FlowMatching(nn.Module):
     def loss(self, x0: torch.Tensor, y: torch.Tensor | None = None, *,
              generator: torch.Generator | None = None) -> torch.Tensor:
         """Mean of ‖v_θ(x_t, t) − (ε − x_0)‖² with t ~ U(0, 1), ε ~ N(0, I)."""
+        checks.tensor("x", x0, (None, self.config.dims), finite=True, floating=True)
         checks.no_labels(y, "flow matching")
-        checks.images("x", x0, dims=self.config.dims)
-        checks.support("x", x0, "real")
         t = torch.rand(len(x0), 1, generator=generator).to(x0.device)  # (B, 1)
         eps = _noise(x0, generator)
         xt = (1 - t) * x0 + t * eps
@@ -499,6 +501,8 @@ class FlowMatching(nn.Module):
         checks.positive_int("n", n)
         checks.no_labels(y, "flow matching")
         checks.positive_int("steps", steps)
+        if x_T is not None:
+            checks.tensor("x_T", x_T, (n, self.config.dims), finite=True, floating=True)
         p = next(self.parameters())
         x = torch.randn(n, self.config.dims, generator=generator).to(p.device) if x_T is None else x_T
         visited = [(1.0, x.cpu())]

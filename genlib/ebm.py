@@ -66,6 +66,9 @@ def langevin(energy: Energy, x0: torch.Tensor, n_steps: int, step_size: float,
     """
     checks.non_negative_int("n_steps", n_steps)
     checks.positive("step_size", step_size)
+    checks.tensor("x0", x0, finite=True, floating=True)
+    if clip_grad is not None:
+        checks.positive("clip_grad", clip_grad)  # -1 would clamp every gradient entry to -1
     sigma = math.sqrt(2 * step_size) if noise_scale is None else checks.non_negative("noise_scale", noise_scale)
     x = x0.detach().clone()
     chain = [x] if return_chain else None
@@ -238,7 +241,7 @@ class EBM(nn.Module):
 
     def energy(self, x: torch.Tensor) -> torch.Tensor:
         """E_θ(x) for ``x`` (B, D) -> (B,)."""
-        checks.images("x", x, dims=self.config.dims)
+        checks.tensor("x", x, (None, self.config.dims), finite=True, floating=True)
         return self.net(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

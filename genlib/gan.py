@@ -189,6 +189,10 @@ class GAN(nn.Module):
                z: torch.Tensor | None = None) -> torch.Tensor:
         """n draws x = G(z) (n, D), in eval mode; ``z`` (n, L) may be given (interpolation, snapshots)."""
         checks.positive_int("n", n)
+        if y is not None and self.config.n_classes:
+            checks.labels("y", y, self.config.n_classes, n)
+        if z is not None:
+            checks.tensor("z", z, (n, self.config.latent_dim), finite=True, floating=True)
         was_training = self.training
         self.eval()
         z = self.noise(n, generator) if z is None else z

@@ -13,6 +13,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from genlib import checks
+
 
 def nats_to_bpd(nats: float | torch.Tensor, dims: int) -> float | torch.Tensor:
     """Negative log-likelihood in nats per image -> bits per dimension: ``nats / (D ln 2)``."""
@@ -117,7 +119,8 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
     ``‖μ_a − μ_b‖² + tr(Σ_a + Σ_b − 2 (Σ_a^{1/2} Σ_b Σ_a^{1/2})^{1/2})``, the square root taken
     through symmetric eigendecompositions (stable for singular covariances).
     """
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    a = checks.features("a", a, min_rows=2)  # a covariance needs two points; NaN would give LinAlgError
+    b = checks.features("b", b, min_rows=2, width=a.shape[1])
     mu_a, mu_b = a.mean(0), b.mean(0)
     cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
     root_a = _sqrtm_psd(cov_a)
@@ -137,7 +140,9 @@ def precision_recall(real: np.ndarray, fake: np.ndarray, k: int = 3) -> tuple[fl
     k-th nearest neighbour within the set. Precision: the fraction of fake points inside the real
     manifold (quality); recall: the fraction of real points inside the fake manifold (diversity).
     """
-    real, fake = np.asarray(real, dtype=np.float64), np.asarray(fake, dtype=np.float64)
+    checks.positive_int("k", k)  # k = 0: every radius is 0; k < 0: indexes from the far end
+    real = checks.features("real", real, min_rows=k + 1)  # the k-th neighbour within the set must exist
+    fake = checks.features("fake", fake, min_rows=k + 1, width=real.shape[1])
     return _coverage(real, fake, k), _coverage(fake, real, k)
 
 

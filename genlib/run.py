@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
+import signal
 import re
 import queue
 import subprocess
@@ -31,7 +33,7 @@ from pathlib import Path
 import yaml
 
 from genlib import params
-from genlib.checks import short
+from genlib.checks import clip, short
 
 ROOT = Path(__file__).resolve().parent.parent
 BOOK = ROOT / "book"
@@ -162,9 +164,10 @@ def limits_for(profile: dict, cell: float | None, chapter: float | None) -> Limi
     pick = lambda given, key, default: given if given is not None else runner.get(key, default)  # noqa: E731
     cell, chapter = pick(cell, "cell_timeout", CELL_TIMEOUT), pick(chapter, "chapter_timeout", CHAPTER_TIMEOUT)
     for name, value in (("cell timeout", cell), ("chapter timeout", chapter)):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-            raise ValueError(f"{name} must be a number of seconds >= 0 (0: no limit), got {short(value)}")
-    return Limits(cell or None, chapter or None)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+            raise ValueError(f"{name} must be a finite number of seconds >= 0 (0: no limit), got {short(value)}")
+    # nbclient's cell timeout is a whole number of seconds: round a fraction up, never down to "no limit"
+    return Limits(math.ceil(cell) or None, chapter or None)
 
 
 _RUNNING: set[subprocess.Popen] = set()  # children of the running chapters, stopped together on Ctrl-C
@@ -183,11 +186,21 @@ def execute(chapter: Chapter, params: dict, out: Path, book: Path = BOOK,
     spec_file, result_file = out / f".{chapter.stem}.spec.json", out / f".{chapter.stem}.result.json"
     spec_file.write_text(json.dumps(spec))
     result_file.unlink(missing_ok=True)
+    if _STOPPING.is_set():  # stopped while this chapter waited for its turn
+        spec_file.unlink(missing_ok=True)
+        return False, "KeyboardInterrupt: stopped by the user"
     child = subprocess.Popen([sys.executable, "-m", "genlib.run", "--worker", str(spec_file), str(result_file)],
                              start_new_session=True, env=env)  # Ctrl-C reaches the runner, not the kernel
     _RUNNING.add(child)
     try:
-        child.wait(timeout=limits.chapter)
+        if _STOPPING.is_set():  # the stop came between the check above and the start
+            _stop(child)
+        try:
+            child.wait(timeout=limits.chapter)
+        except subprocess.TimeoutExpired:
+            if not _all_cells_done(partial):
+                raise
+            child.wait(timeout=FINISH_GRACE)  # every cell ran: the kernel is shutting down, let it
         error = ("KeyboardInterrupt: stopped by the user" if _STOPPING.is_set()
                  else _result(result_file, child.returncode))
     except subprocess.TimeoutExpired:
@@ -208,8 +221,17 @@ def execute(chapter: Chapter, params: dict, out: Path, book: Path = BOOK,
     return True, ""
 
 
+FINISH_GRACE = 30  # seconds a chapter whose cells all ran gets past its limit to shut its kernel down
+
+
 def _stop(child: subprocess.Popen) -> None:
-    """Terminate the child (its kernel notices its parent is gone and exits), then kill if needed."""
+    """Terminate the child (it stops its kernel), then kill it and anything it started that is left."""
+    import psutil
+
+    try:
+        left = psutil.Process(child.pid).children(recursive=True)  # the kernel, and what the kernel runs
+    except psutil.Error:
+        left = []
     if child.poll() is None:
         child.terminate()
         try:
@@ -217,6 +239,24 @@ def _stop(child: subprocess.Popen) -> None:
         except subprocess.TimeoutExpired:
             child.kill()
             child.wait()
+    for process in left:  # a kernel orphaned under PID 1 would run on for minutes
+        try:
+            process.kill()
+        except psutil.Error:
+            pass
+    psutil.wait_procs(left, timeout=5)
+
+
+def _all_cells_done(partial: Path) -> bool:
+    """Whether papermill marked every code cell of the partial notebook as completed."""
+    import nbformat
+
+    try:
+        nb = nbformat.read(partial, as_version=4)
+    except Exception:  # noqa: BLE001
+        return False
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    return bool(code) and all(c.metadata.get("papermill", {}).get("status") == "completed" for c in code)
 
 
 def _set_aside(partial: Path, target: Path, failed: Path) -> None:
@@ -249,37 +289,29 @@ def _running_cell(partial: Path) -> str:
     return ""
 
 
-ENGINE = "genlib"  # papermill engine name, registered by :func:`_register_engine`
+ENGINE = "genlib"  # papermill engine name: genlib.papermill_engine.Engine (also its papermill.engine entry point)
 
 
 def _register_engine() -> None:
-    """Register papermill's nbclient engine with nbclient's Output-widget mimic switched off.
+    """Register :class:`genlib.papermill_engine.Engine` with papermill under ``ENGINE`` (the installed
+    package also declares it as a ``papermill.engine`` entry point, for ``papermill --engine genlib``)."""
+    from papermill.engines import papermill_engines
 
-    Why: every ipywidgets ``interactive`` holds an Output widget. nbclient mimics the front end's
-    Output widget by answering each captured output with a comm message sent on the *shell* socket,
-    from the task that reads IOPub, while another task is waiting on that same socket for the cell's
-    execute reply. A ZMQ socket's file descriptor is edge-triggered and a send consumes its pending
-    edge, so a reply that lands in that window wakes nobody: the kernel is idle and the client waits
-    forever (nbclient issue 312; it hung chapter 2 in 3 of 22 runs). Without the mimic nothing is sent
-    during execution, and the widget's figure is kept as an ordinary output of its cell. The cell and
-    chapter time limits stay as the backstop for any other hang.
-    """
-    from papermill.clientwrap import PapermillNotebookClient
-    from papermill.engines import NBClientEngine, papermill_engines
-
-    class Client(PapermillNotebookClient):
-        def on_comm_open_jupyter_widget(self, msg):  # no Output-widget mimic: nothing sent on shell
-            return None
-
-    class Engine(NBClientEngine):
-        @classmethod
-        def execute_managed_notebook(cls, nb_man, kernel_name, log_output=False, stdout_file=None,
-                                     stderr_file=None, start_timeout=60, execution_timeout=None, **_):
-            return Client(nb_man, kernel_name=kernel_name, timeout=execution_timeout,
-                          startup_timeout=start_timeout, log_output=log_output, stdout_file=stdout_file,
-                          stderr_file=stderr_file).execute()
+    from genlib.papermill_engine import Engine
 
     papermill_engines.register(ENGINE, Engine)
+
+
+def _end_worker(signum, frame):  # noqa: ARG001
+    """SIGTERM to a chapter's process (the runner stopping it): kill its kernel first, then exit."""
+    import psutil
+
+    for process in psutil.Process().children(recursive=True):
+        try:
+            process.kill()
+        except psutil.Error:
+            pass
+    os._exit(128 + signum)
 
 
 def worker(spec_file: Path, result_file: Path) -> int:
@@ -289,6 +321,7 @@ def worker(spec_file: Path, result_file: Path) -> int:
     from papermill.exceptions import PapermillExecutionError
 
     _register_engine()
+    signal.signal(signal.SIGTERM, _end_worker)
     spec = json.loads(Path(spec_file).read_text())
     partial = Path(spec["partial"])
     result = {"passed": False}
@@ -360,13 +393,48 @@ def main(argv: list[str] | None = None) -> int:
         valid = sorted({k for _, declared in plan for k in declared})
         unknown = sorted(set(overrides) - set(valid))
         if unknown:
-            raise ValueError(f"no chosen chapter has a parameter named {', '.join(unknown)}; "
+            raise ValueError(f"no chosen chapter has a parameter named {clip(', '.join(unknown))}; "
                              f"valid: {', '.join(valid)}")
         out = _check_out(args.out, args.book)
+        overrides = _resolve_paths(overrides)
     except ValueError as err:
         print(f"genlib-run: error: {err}", file=sys.stderr)
         return 2
-    return _run_all(plan, profile, overrides, out, args.book, limits, args.jobs)
+    _TERMINATED.clear()
+    main_thread = threading.current_thread() is threading.main_thread()
+    # SIGTERM (a scheduler's cancel or time limit) stops like Ctrl-C; a second signal does not cut the cleanup
+    previous = {s: signal.signal(s, _interrupt) for s in (signal.SIGINT, signal.SIGTERM)} if main_thread else {}
+    try:
+        status = _run_all(plan, profile, overrides, out, args.book, limits, args.jobs)
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    return 128 + signal.SIGTERM if status == 130 and _TERMINATED.is_set() else status
+
+
+_TERMINATED = threading.Event()
+
+
+def _interrupt(signum, frame):  # noqa: ARG001
+    if _STOPPING.is_set():  # already stopping: let the cleanup and the summary finish
+        return
+    if signum == signal.SIGTERM:
+        _TERMINATED.set()
+    raise KeyboardInterrupt
+
+
+def _resolve_paths(overrides: dict) -> dict:
+    """``checkpoint=`` made absolute against the caller's folder (kernels run in ``book/``), and checked
+    now: a missing or foreign file is one line before any chapter starts, not a failure half an hour in."""
+    resolved = dict(overrides)
+    for key, value in overrides.items():
+        if key.endswith("checkpoint") and isinstance(value, str) and value:
+            path = Path(value).expanduser().absolute()
+            from genlib import train_family
+
+            train_family.read(path)  # not found / not a checkpoint: a ValueError naming the file
+            resolved[key] = str(path)
+    return resolved
 
 
 def _run_all(plan, profile, overrides, out: Path, book: Path, limits: Limits, jobs: int = 1) -> int:

@@ -6,7 +6,9 @@ early when validation stops improving, and can save and resume checkpoints. Chec
 weights, optimiser state and the history only (plain tensors and numbers), so they load with
 ``torch.load(weights_only=True)``. A NaN or infinite loss stops training with
 :class:`NonFiniteLossError`; an interrupt (Ctrl-C, a notebook's stop button) returns the history so
-far, and the last finished epoch stays in the checkpoint.
+far, and the last finished epoch stays in the checkpoint. Inside :func:`genlib.longrun.guarded` (the
+command line of :mod:`genlib.train_family`), every call checkpoints to the run's resume file, and a
+stop ends the run's later phases too.
 """
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from genlib import checks, distributed
+from genlib import checks, distributed, longrun
 from genlib.checks import short
 from genlib._core import atomic_write
 
@@ -135,6 +137,12 @@ def fit(
     players), which the checkpoint does not hold. It runs in a single process only.
     """
     _check_settings(epochs, batch_size, lr, weight_decay, patience, precision)
+    guard = longrun.active()  # a command-line run (genlib.train_family): resumable, stops cleanly
+    if guard is not None:
+        if guard.interrupted:  # an earlier phase was interrupted: the later ones do not start
+            return History(interrupted=True)
+        if checkpoint is None:
+            checkpoint, resume = guard.checkpoint_for_next_fit(), True
     rank, world = distributed.init(device)
     if step is not None and world > 1:
         raise ValueError("a custom step= update runs in a single process; launch without torchrun")
@@ -148,7 +156,10 @@ def fit(
     progress = progress and rank == 0
     checkpoint_writer = checkpoint if rank == 0 else None
     history, best_state = _resume(checkpoint, resume, model, optimizer, generator)
-    bar = _progress(range(history.epochs, epochs), progress)
+    start = history.epochs
+    if patience is not None and history.best_epoch >= 0 and start - 1 - history.best_epoch >= patience:
+        history.stopped_early, start = True, epochs  # it had already stopped early: nothing to add
+    bar = _progress(range(start, epochs), progress)
     try:
         for epoch in bar:
             tic = time.perf_counter()
@@ -164,6 +175,8 @@ def fit(
                 break
     except KeyboardInterrupt:
         history.interrupted = True
+        if guard is not None:
+            guard.interrupted = True
     if patience is not None and best_state is not None:
         model.load_state_dict(best_state)
     model.eval()
@@ -308,7 +321,12 @@ def save_checkpoint(path: str | Path, model: nn.Module, optimizer: torch.optim.O
 def save_atomically(state: dict, path: str | Path) -> None:
     """``torch.save(state, path)`` through a temporary file in the same folder and a rename, so that
     ``path`` holds either the old file or the whole new one, never a partial write."""
-    atomic_write(path, lambda out: torch.save(state, out))
+    try:
+        atomic_write(path, lambda out: torch.save(state, out))
+    except RuntimeError as err:
+        if any(s in str(err) for s in ("unexpected pos", "PytorchStreamWriter", "file write failed")):
+            raise longrun.disk_full_error(Path(path), err) from None
+        raise
 
 
 CHECKPOINT_FORMAT = "genlib.train/2"

@@ -249,3 +249,186 @@ def test_two_jobs_run_two_chapters_at_once(book, tmp_path, capsys):
     lines = capsys.readouterr().out.splitlines()
     assert code == 0 and lines[-1].startswith("2 passed, 0 failed")
     assert sorted(line.split()[1] for line in lines[:2]) == ["01_first", "02_second"]
+
+
+def _descendants(pid: int) -> list:
+    import psutil
+
+    try:
+        return psutil.Process(pid).children(recursive=True)
+    except psutil.Error:
+        return []
+
+
+def test_sigterm_stops_every_child_and_kernel_and_prints_the_summary(book, tmp_path):
+    """A scheduler's cancel (SIGTERM) with --jobs 2: both chapters' processes and kernels stop, the
+    summary is printed, no partial, spec or result file is left."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import psutil
+
+    for stem in ("01_first", "02_second"):
+        (book / f"{stem}.py").write_text(chapter("""
+            # %% tags=["parameters"]
+            epochs = 2
+
+            # %%
+            import time
+            time.sleep(600)
+            """))
+    out = tmp_path / "out"
+    runner = subprocess.Popen([sys.executable, "-m", "genlib.run", "--all", "--jobs", "2", "--book", str(book),
+                               "--out", str(out)], stdout=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 180
+        while len([p for p in _descendants(runner.pid) if "ipykernel" in " ".join(p.cmdline())]) < 2:
+            assert time.monotonic() < deadline and runner.poll() is None, "the two kernels never started"
+            time.sleep(0.3)
+        time.sleep(2)  # into the sleeping cells
+        started = _descendants(runner.pid)
+        os.kill(runner.pid, signal.SIGTERM)
+        stdout, _ = runner.communicate(timeout=90)
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+    assert runner.returncode == 143
+    assert "0 passed, 2 failed" in stdout.splitlines()[-1]
+    _, alive = psutil.wait_procs(started, timeout=10)
+    assert not alive, f"left running: {[p.cmdline() for p in alive]}"
+    assert sorted(p.name for p in out.iterdir()) == ["01_first.failed.ipynb", "02_second.failed.ipynb"]
+
+
+@pytest.mark.parametrize("flag, value", [("--cell-timeout", "nan"), ("--cell-timeout", "inf"),
+                                         ("--timeout", "nan"), ("--timeout", "inf")])
+def test_time_limits_that_are_not_finite_are_refused(book, tmp_path, capsys, flag, value):
+    assert run.main(["01", flag, value, "--book", str(book), "--out", str(tmp_path / "o")]) == 2
+    assert "must be a finite number of seconds" in capsys.readouterr().err
+
+
+def test_a_fractional_cell_limit_rounds_up_and_runs(book, tmp_path, capsys):
+    """nbclient's cell timeout is an integer trait: 1.5 failed every chapter with a TraitError."""
+    assert run.limits_for({}, 1.5, None).cell == 2
+    (book / "01_first.py").write_text(chapter("""
+        # %% tags=["parameters"]
+        epochs = 2
+
+        # %%
+        print(epochs)
+        """))
+    assert run.main(["01", "--cell-timeout", "1.5", "--book", str(book), "--out", str(tmp_path / "o")]) == 0
+
+
+def test_a_chapter_whose_cells_all_ran_is_not_reported_as_timed_out(book, tmp_path, monkeypatch):
+    """The limit expires while the kernel shuts down after the last cell: the chapter passed."""
+    import subprocess
+
+    out = tmp_path / "o"
+    out.mkdir()
+    c = run.select(["01"], book)[0]
+    nb = run.notebook(c)
+    for cell in nb.cells:
+        cell.metadata["papermill"] = {"status": "completed"}
+
+    class Child:
+        pid, returncode, calls = 999_999_999, 0, 0
+
+        def __init__(self, command, **kwargs):
+            self.result = command[-1]
+
+        def wait(self, timeout=None):
+            Child.calls += 1
+            if Child.calls == 1:
+                nbformat.write(nb, out / "01_first.partial.ipynb")
+                raise subprocess.TimeoutExpired("worker", timeout)
+            with open(self.result, "w") as f:
+                json.dump({"passed": True}, f)
+            return 0
+
+        def poll(self):
+            return 0
+
+    monkeypatch.setattr(run.subprocess, "Popen", Child)
+    passed, error = run.execute(c, {}, out, book, run.Limits(cell=None, chapter=25))
+    assert passed and not error and (out / "01_first.ipynb").exists()
+
+
+def test_a_relative_checkpoint_is_resolved_against_the_callers_folder(book, tmp_path, monkeypatch, capsys):
+    import torch
+
+    from genlib import train_family
+
+    (book / "01_first.py").write_text(chapter("""
+        # %% tags=["parameters"]
+        checkpoint = ""
+
+        # %%
+        import os
+        print("exists", os.path.isabs(checkpoint), os.path.exists(checkpoint))
+        """))
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "ck").mkdir()
+    torch.save({"family": "vae", "params": {}, "model": {}, "history": {}}, tmp_path / "ck" / "vae.pt")
+    assert run.main(["01", "checkpoint=ck/vae.pt", "--book", str(book), "--out", str(tmp_path / "o")]) == 0
+    assert "exists True True" in printed(tmp_path / "o" / "01_first.ipynb")
+    capsys.readouterr()
+    assert run.main(["01", "checkpoint=ck/nope.pt", "--book", str(book), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "nope.pt not found" in err and len(err.strip().splitlines()) == 1
+    (tmp_path / "ck" / "junk.pt").write_text("junk")
+    assert run.main(["01", "checkpoint=ck/junk.pt", "--book", str(book), "--out", str(tmp_path / "o")]) == 2
+    assert "is not a checkpoint written by genlib.train_family" in capsys.readouterr().err
+    assert train_family.read  # the runner checks with the loader's own reader
+
+
+def test_a_huge_unknown_parameter_name_is_not_echoed_in_full(book, tmp_path, capsys):
+    assert run.main(["01", "x" * 100_000 + "=1", "--book", str(book), "--out", str(tmp_path / "o")]) == 2
+    assert len(capsys.readouterr().err) < 400
+
+
+def test_the_engine_is_declared_for_papermill():
+    import importlib
+    import tomllib
+    from pathlib import Path
+
+    from papermill.engines import Engine
+
+    root = Path(run.__file__).resolve().parent.parent
+    declared = tomllib.loads((root / "pyproject.toml").read_text())["project"]["entry-points"]["papermill.engine"]
+    module, _, name = declared[run.ENGINE].partition(":")
+    assert issubclass(getattr(importlib.import_module(module), name), Engine)
+
+
+def test_plain_papermill_runs_a_widget_chapter_with_the_documented_command(tmp_path):
+    """The README's command, ``jupytext ... | papermill - out.ipynb --engine genlib -k python3 --cwd book``,
+    on the preface (a live widget). Once the package is installed the ``papermill.engine`` entry point
+    makes ``--engine genlib`` work in the ``papermill`` command itself; in a checkout that was not
+    reinstalled since the entry point was added, the same command line runs with the engine registered
+    through papermill's API first."""
+    import importlib.metadata
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(run.__file__).resolve().parent.parent
+    installed = any(e.name == run.ENGINE for e in importlib.metadata.entry_points(group="papermill.engine"))
+    papermill = [str(Path(sys.executable).with_name("papermill"))] if installed else [sys.executable, "-c", (
+        "import sys; from papermill.engines import papermill_engines; from genlib.papermill_engine import Engine; "
+        "papermill_engines.register('genlib', Engine); from papermill.cli import papermill; "
+        "sys.argv[0] = 'papermill'; papermill()")]
+    source = subprocess.run([str(Path(sys.executable).with_name("jupytext")), "--to", "ipynb", "-o", "-",
+                             str(root / "book" / "00_preface.py")], capture_output=True, check=True, timeout=120)
+    out = tmp_path / "out.ipynb"
+    env = {**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"}
+    done = subprocess.run([*papermill, "-", str(out), "--engine", "genlib", "-k", "python3", "--cwd",
+                           str(root / "book"), "--execution-timeout", "300"], input=source.stdout,
+                          capture_output=True, timeout=600, env=env)
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    nb = nbformat.read(out, as_version=4)
+    assert nb.metadata.papermill.get("exception") is None
+    assert any(o.get("data", {}).get("application/vnd.jupyter.widget-view+json")
+               for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
