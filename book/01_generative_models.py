@@ -62,7 +62,7 @@
 # %% tags=["parameters"]
 device = "cpu"  # "auto", "cpu", "cuda" or "mps"
 dataset = "moons"  # 2-D toy: moons, rings, 8gaussians, spiral, swissroll
-image_dataset = "digits"  # digits or mnist
+image_dataset = "digits"  # digits, mnist5k (28x28, offline) or mnist (download)
 epochs = 30  # epochs of the softmax-regression classifier p(y|x)
 seed = 0
 n_train = 500  # points in each split (train, validation, test) of the 2-D toy
@@ -88,7 +88,7 @@ from genlib.train import check_epochs, fit
 dev = genlib.device(device)
 gen = genlib.seed_everything(seed)
 data.check_dataset(dataset, data.TOYS)
-data.check_dataset(image_dataset, ("digits", "mnist"))
+data.check_dataset(image_dataset, ("digits", "mnist5k", "mnist"))
 check_epochs(epochs)
 for name, value in {"n_train": n_train, "n_bandwidths": n_bandwidths, "n_steps": n_steps}.items():
     if isinstance(value, bool) or not isinstance(value, int) or value < 2:
@@ -922,3 +922,6 @@ plt.show()
 # for small $h$ the log-sum-exp is dominated by the nearest training image of each class — and,
 # unlike softmax regression, it also knows when an input is unlike every class.
 # ````
+
+# %% tags=["remove-cell", "nbval-check-output"]
+widgets.check_live("01_generative_models")  # moves every control of every live widget above: see genlib/widgets.py

@@ -1223,3 +1223,6 @@ print("shapes: samples", tuple(conditional.shape), "| 2-D manifold grid", tuple(
 # falls to about 81 nats. Both points lie on the same rate–distortion trade-off as the chapter's
 # three models; β only chooses where.
 # ```
+
+# %% tags=["remove-cell", "nbval-check-output"]
+widgets.check_live("04_vae")  # moves every control of every live widget above: see genlib/widgets.py

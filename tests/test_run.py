@@ -249,3 +249,16 @@ def test_two_jobs_run_two_chapters_at_once(book, tmp_path, capsys):
     lines = capsys.readouterr().out.splitlines()
     assert code == 0 and lines[-1].startswith("2 passed, 0 failed")
     assert sorted(line.split()[1] for line in lines[:2]) == ["01_first", "02_second"]
+
+
+def test_an_offline_machine_without_mnist_fails_in_one_line_before_any_chapter(book, tmp_path, capsys, monkeypatch):
+    from genlib import data
+
+    monkeypatch.setenv("GENLIB_DATA", str(tmp_path / "empty-cache"))
+    monkeypatch.setattr(data, "MNIST_MIRRORS", ((tmp_path / "no-network").as_uri() + "/",))
+    (book / "02_second.py").write_text((book / "02_second.py").read_text().replace('("digits",)', "None"))
+    out = tmp_path / "o"
+    assert run.main(["02", "dataset=mnist", "--book", str(book), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "02_second (dataset=mnist)" in err
+    assert "python -m genlib.data fetch mnist" in err and not out.exists()
