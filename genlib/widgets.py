@@ -250,7 +250,8 @@ def report(folder) -> str:
         ok = row["median"] <= MEDIAN_LIMIT_S and row["worst"] <= WORST_LIMIT_S
         lines.append(f"  {row['chapter']:<24} median {row['median']:.3f} s  worst {row['worst']:.3f} s  "
                      f"(wall {row['wall_median']:.3f} / {row['wall_worst']:.3f} s; {row['redraws']} redraws; "
-                     f"slowest: {slowest[0]})  {'ok' if ok else 'OVER THE LIMIT'}")
+                     f"slowest: {slowest[0]})  {'ok' if ok else 'OVER THE LIMIT'}"
+                     + (f"  [chapter kernel CPU {row['kernel_cpu']:.0f} s]" if "kernel_cpu" in row else ""))
     return "\n".join(lines)
 
 
