@@ -7,7 +7,7 @@ STAMP := .venv/.setup-stamp
 export OMP_WAIT_POLICY := PASSIVE
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
-.PHONY: setup book run test test-unit test-notebooks notebooks sync-check clean browser-check
+.PHONY: setup book run test test-a test-b test-unit test-notebooks test-smoke notebooks sync-check clean browser-check
 
 setup: $(STAMP)
 $(STAMP): pyproject.toml requirements-lock.txt vendor/package-lock.json scripts/setup.sh
@@ -23,15 +23,43 @@ book: $(STAMP)
 run: $(STAMP)
 	$(PY) -m genlib.run $(ARGS)
 
-# All tests: genlib's unit tests, the book built and checked in headless Chromium (every page), the
-# live widgets through a kernel and in JupyterLab, then nbval on every committed chapter notebook.
-# Screenshots of each page land in _build/browser-check/.
-test: $(STAMP)
-	$(PY) -m pytest tests -q
-	$(PY) -m pytest --nbval-lax --nbval-sanitize-with tests/nbval_sanitize.cfg book -q
+# All tests: genlib's unit tests, the book built and checked in headless Chromium (every page) and one
+# chapter in JupyterLab, the smoke profile (every chapter the paper profile changes, and every
+# train_family family, at cut sizes), then nbval on every committed chapter notebook, whose last cell
+# moves every control of every live widget (genlib.widgets.check_live). Each chapter runs once in the
+# book profile. Two single-threaded streams run at once (one per core: 2 single-threaded processes beat
+# 1 two-threaded one); each prints its output when it ends. Screenshots land in _build/browser-check/,
+# the widget redraw times are printed at the end.
+# The split (rebalance here when a part grows): stream A = unit tests + nbval on NB_A, stream B = the
+# smoke profile + nbval on the other chapters.
+NB_A := $(wildcard book/00_*.ipynb book/01_*.ipynb book/02_*.ipynb book/09_*.ipynb)
+NB_B := $(filter-out $(NB_A),$(sort $(wildcard book/[0-9][0-9]_*.ipynb)))
+NBVAL := --nbval-lax --nbval-sanitize-with tests/nbval_sanitize.cfg
+export GENLIB_LIVE_TIMES := $(CURDIR)/_build/live-times
 
+test: $(STAMP)
+	@rm -rf _build/live-times
+	@$(MAKE) --no-print-directory -j2 --output-sync=target test-a test-b
+	@$(PY) -m genlib.widgets report _build/live-times
+
+test-a: $(STAMP)
+	OMP_NUM_THREADS=1 $(PY) -m pytest tests --ignore=tests/test_smoke.py $(NBVAL) $(NB_A) -q
+
+test-b: $(STAMP)
+	OMP_NUM_THREADS=1 $(PY) -m pytest tests/test_smoke.py $(NBVAL) $(NB_B) -q
+
+# The quick loop while editing genlib: unit tests without the book, browser, JupyterLab or chapter runs.
 test-unit: $(STAMP)
-	$(PY) -m pytest tests -q
+	$(PY) -m pytest tests -q -k "not book_build"
+
+# nbval on every committed chapter notebook (and the live widget checks at their ends).
+test-notebooks: $(STAMP)
+	$(PY) -m pytest $(NBVAL) book -q
+	@$(PY) -m genlib.widgets report _build/live-times
+
+# The smoke profile alone: every chapter the paper profile changes, and every train_family family.
+test-smoke: $(STAMP)
+	$(PY) -m pytest tests/test_smoke.py -q
 
 # Refresh the outputs of the committed notebooks from a book-profile run (for authors).
 notebooks: $(STAMP)

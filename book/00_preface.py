@@ -271,3 +271,6 @@ for bad in ({"dataset": "cifar"}, {"epochs": 0}):
 # probable under the model. Likelihoods of whole images are astronomically small numbers, which is
 # why they are always reported as logarithms.
 # ```
+
+# %% tags=["remove-cell", "nbval-check-output"]
+widgets.check_live("00_preface")  # moves every control of every live widget above: see genlib/widgets.py

@@ -62,7 +62,7 @@
 # %% tags=["parameters"]
 device = "cpu"  # "auto", "cpu", "cuda" or "mps"
 dataset = "moons"  # 2-D toy: moons, rings, 8gaussians, spiral, swissroll
-image_dataset = "digits"  # digits or mnist
+image_dataset = "digits"  # digits, mnist5k (28x28, offline) or mnist (download)
 epochs = 30  # epochs of the softmax-regression classifier p(y|x)
 seed = 0
 n_train = 500  # points in each split (train, validation, test) of the 2-D toy
@@ -74,7 +74,7 @@ n_steps = 40  # S, the river's number of turns (random bits)
 import inspect
 import math
 
-import matplotlib
+import ipywidgets
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
@@ -88,7 +88,7 @@ from genlib.train import check_epochs, fit
 dev = genlib.device(device)
 gen = genlib.seed_everything(seed)
 data.check_dataset(dataset, data.TOYS)
-data.check_dataset(image_dataset, ("digits", "mnist"))
+data.check_dataset(image_dataset, ("digits", "mnist5k", "mnist"))
 check_epochs(epochs)
 for name, value in {"n_train": n_train, "n_bandwidths": n_bandwidths, "n_steps": n_steps}.items():
     if isinstance(value, bool) or not isinstance(value, int) or value < 2:
@@ -501,12 +501,13 @@ plt.show()
 # validation curve picks the compromise. The test score of the chosen model is close to its
 # validation score, as it should be: the test set was not used to choose anything.
 #
-# **Interactive: the bandwidth slider.** With a kernel, the slider redraws the density for any
-# $h$ (on a log scale); the static book shows the same figure at every other swept bandwidth.
+# **Interactive: the bandwidth slider.** With a kernel, the slider redraws the density at each
+# bandwidth of the sweep above (on a log scale; every figure's data is computed once, before the
+# slider, so a move only draws); the static book shows the same figure at every other one.
 # The left panel shows the KDE's *average density over each pixel* of the picture, which
 # `genlib.density.kde_cell_density` computes exactly from the Gaussian CDF: a density evaluated
 # only at pixel centres would miss kernels narrower than a pixel and show the smallest bandwidths
-# as a few random dots. The colour scale is logarithmic and the same in every frame, and the white
+# as a few random dots. The colour scale ($\log_{10}$ of the density) is the same in every frame, and the white
 # dots are 200 training points drawn at random (the toy's points come ordered along the curve).
 
 # %%
@@ -514,33 +515,38 @@ toy_bounds = tuple(np.ravel([[float(lo) - 0.6, float(hi) + 0.6]
                              for lo, hi in zip(x_train.min(0).values, x_train.max(0).values)]))
 shown_points = x_train[torch.randperm(n_train, generator=torch.Generator().manual_seed(seed))[:200]]  # (200, 2)
 cell_steps = 120
-_, cell_x, cell_y = plot.grid_points(toy_bounds, cell_steps)
-density_norm = matplotlib.colors.LogNorm(vmin=1e-3, vmax=max(
-    float(kde_cell_density(KDE(bandwidth=h).fit(x_train), toy_bounds, cell_steps).max()) for h in bandwidths))
+# Everything the slider selects among is computed here, once per swept bandwidth: the cell densities
+# (log10, for the colour scale) and the train/validation scores of the sweep above. A move only draws.
+log_cells = {h: kde_cell_density(KDE(bandwidth=h).fit(x_train), toy_bounds, cell_steps).clamp_min(1e-3).log10().numpy()
+             for h in bandwidths}  # (steps, steps) each
+log_cell_range = (-3.0, max(float(c.max()) for c in log_cells.values()))
+log_bandwidths = np.log10(bandwidths)
 
 
-def draw_bandwidth(fig, log10_h):
-    h = 10.0 ** log10_h
-    kde = KDE(bandwidth=h).fit(x_train.to(dev))
+def draw_bandwidth(fig, h):
+    i = bandwidths.index(h)
     left, right = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
-    cells = kde_cell_density(kde, toy_bounds, cell_steps).clamp_min(density_norm.vmin).numpy()  # (steps, steps)
-    mesh = left.pcolormesh(cell_x, cell_y, cells, norm=density_norm, cmap="viridis", shading="auto")
-    fig.colorbar(mesh, ax=left, label="density $p_h$ (cell average)", shrink=0.85)
+    image = left.imshow(log_cells[h], origin="lower", extent=toy_bounds, aspect="auto", cmap="viridis",
+                        vmin=log_cell_range[0], vmax=log_cell_range[1], interpolation="nearest")
+    fig.colorbar(image, ax=left, label="$\\log_{10} p_h$ (cell average)", shrink=0.85)
     plot.scatter(shown_points, ax=left, bounds=toy_bounds, s=1, alpha=0.7, color="white")
-    train_ll, val_ll = (float(kde.log_prob(x.to(dev)).mean()) for x in (x_train, x_val))
-    left.set_title(f"h = {h:.3f}: train {train_ll:.2f}, val {val_ll:.2f}", fontsize=9)
-    plot.curves(bandwidths, toy_curves, ax=right, logx=True, marker="", xlabel="bandwidth $h$",
+    left.set_title(f"h = {h:.3f}: train {toy_curves['train'][i]:.2f}, val {toy_curves['validation'][i]:.2f}",
+                   fontsize=9)
+    # log10 h on a linear axis: the same picture as a log axis, drawn faster
+    plot.curves(log_bandwidths, toy_curves, ax=right, marker="", xlabel="bandwidth, $\\log_{10} h$",
                 ylabel="nats per point", title="mean log-likelihood")
-    right.axvline(h, color="k", lw=1)
-    right.set_xlim(bandwidths[0] / 1.3, bandwidths[-1] * 1.3)
+    right.axvline(log_bandwidths[i], color="k", lw=1)
+    right.set_xlim(log_bandwidths[0] - 0.1, log_bandwidths[-1] + 0.1)
     right.set_ylim(low, max(toy_curves["train"]) + 0.5)
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.06, right=0.98, bottom=0.14, top=0.9, wspace=0.3)
 
 
-widgets.live(draw_bandwidth, figsize=(10, 3.8), log10_h=(-2.5, 0.0, 0.05))
+widgets.live(draw_bandwidth, figsize=(10, 3.8),
+             h=ipywidgets.SelectionSlider(options=[(f"{h:.3f}", h) for h in bandwidths], value=h_toy,
+                                          description="h"))
 
 # %%
-widgets.animate(draw_bandwidth, [math.log10(h) for h in bandwidths[::2]], figsize=(10, 3.8), interval=600)
+widgets.animate(draw_bandwidth, bandwidths[::2], figsize=(10, 3.8), interval=600)
 
 # %% [markdown]
 # ## One density, two samplers
@@ -922,3 +928,6 @@ plt.show()
 # for small $h$ the log-sum-exp is dominated by the nearest training image of each class — and,
 # unlike softmax regression, it also knows when an input is unlike every class.
 # ````
+
+# %% tags=["remove-cell", "nbval-check-output"]
+widgets.check_live("01_generative_models")  # moves every control of every live widget above: see genlib/widgets.py

@@ -877,3 +877,6 @@ plt.show()
 # at once. Held-out points are not at any kernel's centre, so their likelihood has an interior
 # maximum, which is where Chapter 1 sets $h$.
 # ````
+
+# %% tags=["remove-cell", "nbval-check-output"]
+widgets.check_live("02_density_models")  # moves every control of every live widget above: see genlib/widgets.py

@@ -724,3 +724,6 @@ for steps in (n_steps, long_steps):
 # all $10^4$ grid cells per update: fine in 2-D, impossible in 64 dimensions, which is the whole
 # reason for Langevin chains.
 # ```
+
+# %% tags=["remove-cell", "nbval-check-output"]
+widgets.check_live("03_energy_models")  # moves every control of every live widget above: see genlib/widgets.py

@@ -400,14 +400,15 @@ print("posterior proposal exact with one sample:",
 
 # %%
 sample_sets = {name: vae.draw(q, 1000, lg_gen).reshape(1000, 2) for name, q in proposals.items()}  # fixed draws
+log_weights = {name: log_lik(z) + prior.log_prob(z) - proposals[name].log_prob(z)  # (1000,) each, computed once:
+               for name, z in sample_sets.items()}                                # the slider only takes the first k
 post_density = posterior.log_prob(points.unsqueeze(1)).exp().reshape(gx.shape).numpy()  # for the contours
 
 
 def draw_tricks(fig, k):
     axes = fig.subplots(1, 3)
-    for ax, (name, q) in zip(axes, proposals.items()):
-        z = sample_sets[name][:k]  # (k, 2)
-        log_w = log_lik(z) + prior.log_prob(z) - q.log_prob(z)
+    for ax, name in zip(axes, proposals):
+        z, log_w = sample_sets[name][:k], log_weights[name][:k]  # (k, 2), (k,)
         size = 200 * torch.exp(log_w - log_w.max())
         ax.contour(gx, gy, post_density, levels=post_density.max() * np.array([0.05, 0.5]), colors="C2",
                    linewidths=0.8)
@@ -1223,3 +1224,6 @@ print("shapes: samples", tuple(conditional.shape), "| 2-D manifold grid", tuple(
 # falls to about 81 nats. Both points lie on the same rate–distortion trade-off as the chapter's
 # three models; β only chooses where.
 # ```
+
+# %% tags=["remove-cell", "nbval-check-output"]
+widgets.check_live("04_vae")  # moves every control of every live widget above: see genlib/widgets.py

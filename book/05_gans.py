@@ -813,3 +813,6 @@ print(f"|dD/dx| through continuous pixels: {grad_cont.abs().sum() > 0}; "
 # memorisation from generalisation; that needs a held-out test (nearest training neighbours of
 # samples, or a likelihood on test data, which a GAN does not have).
 # ```
+
+# %% tags=["remove-cell", "nbval-check-output"]
+widgets.check_live("05_gans")  # moves every control of every live widget above: see genlib/widgets.py

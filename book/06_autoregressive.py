@@ -661,3 +661,6 @@ widgets.animate(draw_step, list(range(1, len(trace) + 1, max(3, len(trace) // 21
 # chapter's model and seed: about −0.6, −1.8 and −3.8 nats per character at 0.2, 1 and 2; at 0.2 the
 # text keeps returning to "the same", "class" and "argument".)
 # ```
+
+# %% tags=["remove-cell", "nbval-check-output"]
+widgets.check_live("06_autoregressive")  # moves every control of every live widget above: see genlib/widgets.py

@@ -799,3 +799,6 @@ print(f"latents of the test images: shape {tuple(z_test.shape)}, mean {float(z_t
 # both for a random `MonotoneWarp` and checks the inequality. Variational dequantisation
 # {cite:p}`ho2019flowpp` learns the noise distribution to shrink this gap.
 # ```
+
+# %% tags=["remove-cell", "nbval-check-output"]
+widgets.check_live("07_flows")  # moves every control of every live widget above: see genlib/widgets.py

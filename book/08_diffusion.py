@@ -881,3 +881,6 @@ print("shapes: digit trajectory", len(digit_path), "states of", tuple(digit_path
 # a fair comparison keep the training budget (epochs) fixed and compare the benchmark's numbers,
 # which use every $t$ and the whole test split.
 # ```
+
+# %% tags=["remove-cell", "nbval-check-output"]
+widgets.check_live("08_diffusion")  # moves every control of every live widget above: see genlib/widgets.py

@@ -185,6 +185,8 @@ MNIST_FILES = {  # name -> md5, the checksums published with the original files
     "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
     "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c",
 }
+PREFETCH = "python -m genlib.data fetch mnist"  # the command that fills the cache (MNIST and its binarisation)
+DOWNLOADED = ("mnist", "binarized_mnist")  # the data sets that need the cache: the others ship in packages
 MNIST_VAL = 10_000  # the last 10k training images are the validation split
 BINARIZE_SEED = 0
 
@@ -261,8 +263,9 @@ def fetch(name: str, md5: str, mirrors: tuple[str, ...], root: Path | None = Non
         target.unlink()
         errors.append(f"{url}: checksum mismatch (md5 {found}, expected {md5})")
     raise DataError(
-        f"could not download {name} ({'; '.join(errors)}). Offline? Copy the file into {root} "
-        f"or set GENLIB_DATA; the digits data set needs no download"
+        f"could not download {name} ({'; '.join(errors)}). Offline? On a machine with internet run "
+        f"`{PREFETCH}`, then copy its cache folder into {root} (or set GENLIB_DATA to the copy); "
+        f"the digits and mnist5k data sets need no download"
     )
 
 
@@ -341,3 +344,38 @@ def images(name: str, split: str = "train") -> Images:
     if name == "mnist5k":
         return mnist5k(split)
     return mnist(split, binarized=name == "binarized_mnist")
+
+
+def ensure(name: str, root: Path | None = None) -> None:
+    """Make sure data set ``name`` can be read before anything trains: a downloaded one is fetched into
+    the cache now if it is missing (a one-line :class:`DataError` naming the pre-fetch command when the
+    machine is offline); the others need nothing."""
+    check_dataset(name, DATASETS)
+    if name in DOWNLOADED:
+        for file, md5 in MNIST_FILES.items():
+            fetch(file, md5, MNIST_MIRRORS, root)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m genlib.data fetch mnist``: download MNIST into the cache (``$GENLIB_DATA``, default
+    ``~/.cache/genlib``), to copy to a machine without internet access."""
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(prog="python -m genlib.data", description=main.__doc__)
+    parser.add_argument("command", choices=["fetch"])
+    parser.add_argument("names", nargs="+", metavar="NAME", help=f"one of: {', '.join(IMAGES)}")
+    args = parser.parse_args(argv)
+    try:
+        for name in args.names:
+            ensure(name)
+            where = cache_dir() if name in DOWNLOADED else "nothing to download: it ships with genlib's dependencies"
+            print(f"{name}: ready ({where})")
+    except (DataError, ValueError) as err:
+        print(f"genlib.data: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -395,6 +395,7 @@ def main(argv: list[str] | None = None) -> int:
         if unknown:
             raise ValueError(f"no chosen chapter has a parameter named {clip(', '.join(unknown))}; "
                              f"valid: {', '.join(valid)}")
+        _ensure_data(plan, profile, overrides)
         out = _check_out(args.out, args.book)
         overrides = _resolve_paths(overrides)
     except ValueError as err:
@@ -435,6 +436,21 @@ def _resolve_paths(overrides: dict) -> dict:
             train_family.read(path)  # not found / not a checkpoint: a ValueError naming the file
             resolved[key] = str(path)
     return resolved
+
+
+def _ensure_data(plan, profile, overrides) -> None:
+    """Every downloaded data set a chosen chapter names is in the cache before any chapter starts (fetched
+    now if the machine is online); offline, one line with the pre-fetch command instead of a failure
+    halfway through a chapter."""
+    from genlib import data
+
+    for chapter, declared in plan:
+        for key, value in parameters_for(chapter, declared, profile, overrides).items():
+            if isinstance(value, str) and value in data.DOWNLOADED:
+                try:
+                    data.ensure(value)
+                except data.DataError as err:
+                    raise ValueError(f"{chapter.stem} ({key}={value}): {err}") from None
 
 
 def _run_all(plan, profile, overrides, out: Path, book: Path, limits: Limits, jobs: int = 1) -> int:

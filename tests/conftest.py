@@ -30,3 +30,17 @@ def built_book(tmp_path_factory):
     out = tmp_path_factory.mktemp("book")
     assert build_book.main(["--executed", str(root / "book"), "--output", str(out)]) == 0
     return out / "_build" / "html"
+
+
+def pytest_terminal_summary(terminalreporter):
+    """The smoke profile's chapter times (tests/test_smoke.py), one line each, at the end of the run."""
+    import sys
+
+    smoke = next((m for name, m in sys.modules.items() if name.endswith("test_smoke") and hasattr(m, "TIMES")), None)
+    if smoke is None or not smoke.TIMES:
+        return
+    terminalreporter.write_sep("-", f"smoke profile: wall time per chapter (budget {smoke.SMOKE_BUDGET_S} s "
+                                    f"each on a quiet 2-core machine)")
+    for stem, seconds in smoke.TIMES.items():
+        over = "  over the budget" if seconds > smoke.SMOKE_BUDGET_S else ""
+        terminalreporter.write_line(f"{stem:<24} {seconds:6.1f} s{over}")

@@ -115,7 +115,7 @@ def test_fetch_falls_back_to_the_next_mirror(tmp_path, mirror):
 
 
 def test_fetch_offline_says_what_to_do(tmp_path):
-    with pytest.raises(data.DataError, match=r"could not download f.gz .*Offline\? Copy the file into"):
+    with pytest.raises(data.DataError, match=r"could not download f.gz .*Offline\? On a machine with internet run `python -m genlib.data fetch mnist`"):
         data.fetch("f.gz", "0" * 32, ((tmp_path / "nowhere").as_uri() + "/",), root=tmp_path / "cache")
 
 
@@ -225,3 +225,15 @@ def test_a_relative_data_folder_is_absolute_and_stable(monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("GENLIB_DATA", "cache")
     assert data.cache_dir() == tmp_path / "cache" and data.cache_dir().is_absolute()
+
+
+def test_fetch_command_fills_the_cache_and_offline_says_how(fake_mnist, tmp_path, monkeypatch, capsys):
+    assert data.main(["fetch", "mnist", "mnist5k"]) == 0
+    out = capsys.readouterr().out
+    assert f"mnist: ready ({tmp_path / 'cache'})" in out and "mnist5k: ready (nothing to download" in out
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == sorted(data.MNIST_FILES)
+    monkeypatch.setenv("GENLIB_DATA", str(tmp_path / "other"))
+    monkeypatch.setattr(data, "MNIST_MIRRORS", ((tmp_path / "offline").as_uri() + "/",))
+    assert data.main(["fetch", "binarized_mnist"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "run `python -m genlib.data fetch mnist`" in err

@@ -432,3 +432,15 @@ def test_plain_papermill_runs_a_widget_chapter_with_the_documented_command(tmp_p
     assert nb.metadata.papermill.get("exception") is None
     assert any(o.get("data", {}).get("application/vnd.jupyter.widget-view+json")
                for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
+
+def test_an_offline_machine_without_mnist_fails_in_one_line_before_any_chapter(book, tmp_path, capsys, monkeypatch):
+    from genlib import data
+
+    monkeypatch.setenv("GENLIB_DATA", str(tmp_path / "empty-cache"))
+    monkeypatch.setattr(data, "MNIST_MIRRORS", ((tmp_path / "no-network").as_uri() + "/",))
+    (book / "02_second.py").write_text((book / "02_second.py").read_text().replace('("digits",)', "None"))
+    out = tmp_path / "o"
+    assert run.main(["02", "dataset=mnist", "--book", str(book), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "02_second (dataset=mnist)" in err
+    assert "python -m genlib.data fetch mnist" in err and not out.exists()

@@ -47,30 +47,8 @@ def test_bad_files_and_arguments_are_one_line(tmp_path, capsys):
     assert "unknown family 'gan3000'" in capsys.readouterr().err
 
 
-@pytest.mark.book_build  # a whole chapter run (about a minute): left out of the quick loop
-def test_a_chapter_run_with_checkpoint_loads_and_skips_training(tmp_path):
-    """Chapter 4 with ``checkpoint=``: the main VAE is loaded (3 epochs), not trained (epochs=1), and
-    the chapter's test bound is the loaded model's."""
-    import json
-
-    import nbformat
-
-    from genlib import data, run
-
-    assert train_family.main(["vae", "epochs=3", "--out", str(tmp_path / "ck")]) == 0
-    path = tmp_path / "ck" / "vae.pt"
-    overrides = [f"checkpoint={json.dumps(str(path))}", "epochs=1", "k_iwae=10", "betas=[1.0]"]
-    assert run.main(["04", *overrides, "--out", str(tmp_path / "run")]) == 0
-    nb = nbformat.read(tmp_path / "run" / "04_vae.ipynb", as_version=4)
-    texts = ["".join(o.get("text", "") for o in c.get("outputs", [])) for c in nb.cells if c.cell_type == "code"]
-    loaded = [t for t in texts if t.startswith(f"loaded {path}: 3 epochs")]
-    assert len(loaded) == 1 and "epochs in" not in loaded[0]
-    table = next(t for t in texts if "-ELBO (analytic KL)" in t)
-    chapter_elbo = float(table.split("-ELBO (analytic KL)")[1].split()[0])
-    model, _ = train_family.load(path, "vae")
-    gen = torch.Generator().manual_seed(0)
-    own = vae.evaluate_nll(model, data.digits("test").x, k=1, generator=gen)["elbo"]
-    assert abs(chapter_elbo - own) < 1.0, (chapter_elbo, own)  # a 1-epoch model is ~6 nats worse
+# A chapter run with checkpoint= (it loads the file and skips training its main model) is checked in
+# tests/test_smoke.py, in the same execution as the chapter's smoke-profile run.
 
 
 def _ebm_is_the_chapters(model, params, history):
@@ -158,25 +136,3 @@ def test_chapter_7_and_8_round_trip(tmp_path, capsys, family, overrides, cls, ep
     wrong = {"n_layers": 8} if family == "flow" else {"width": 16}  # the chapter's, not the file's
     with pytest.raises(ValueError, match=f"was trained with {next(iter(wrong))}="):
         train_family.load(tmp_path / f"{family}.pt", family, expect={"dataset": "digits", **wrong})
-
-
-@pytest.mark.book_build  # two whole chapter runs (about a minute each): left out of the quick loop
-@pytest.mark.parametrize("chapter, family, overrides, trained_line", [
-    ("07", "flow", ["epochs=2", "n_layers=2", "hidden=16", "toy_epochs=2"], "trained: "),
-    ("08", "diffusion", ["epochs=1", "width=8", "toy_epochs=2"], "Diffusion (unet, eps): trained"),
-])
-def test_chapters_7_and_8_with_checkpoint_load_and_skip_training(tmp_path, chapter, family, overrides, trained_line):
-    import json
-
-    import nbformat
-
-    from genlib import run
-
-    assert train_family.main([family, *overrides, "--out", str(tmp_path / "ck")]) == 0
-    path = tmp_path / "ck" / f"{family}.pt"
-    epochs = train_family.load_history(path).epochs
-    assert run.main([chapter, f"checkpoint={json.dumps(str(path))}", *overrides, "--out", str(tmp_path / "run")]) == 0
-    nb = nbformat.read(next((tmp_path / "run").glob(f"{chapter}_*.ipynb")), as_version=4)
-    texts = ["".join(o.get("text", "") for o in c.get("outputs", [])) for c in nb.cells if c.cell_type == "code"]
-    assert sum(f"loaded {path}: {epochs} epochs" in t for t in texts) == 1
-    assert not any(trained_line in t for t in texts)

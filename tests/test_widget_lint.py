@@ -178,3 +178,73 @@ def test_the_source_lint_fails_on_a_live_cell_without_animate(tmp_path):
     assert lint_source(py)
     py.write_text("# %%\nipywidgets.interact(draw, k=(0, 9))\n")
     assert lint_source(py)
+
+
+# ---- the live check: the last cell of every chapter with a live widget ----------------------------
+
+PROBE_TAGS = {"remove-cell", "nbval-check-output"}
+PROBE_LINE = re.compile(r"^widget (\d+), '(.+)': (.+)$")
+
+
+def lint_probe(nb, stem: str) -> list[str]:
+    """The chapter's live widgets are checked where the chapter runs: its last cell is
+    ``widgets.check_live("<stem>")`` (removed from the book, output compared by nbval), and the committed
+    output of that cell is a pass: every widget shown, every control changes its figure, the redraw
+    times within the limits. nbval then fails any run whose output differs from this one."""
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    lives = sum(bool(re.search(r"\bwidgets\.live\(", c.source)) for c in code)
+    if not lives:
+        return []
+    last = code[-1]
+    expected = f'widgets.check_live("{stem}")'
+    if nb.cells[-1] is not last or not last.source.strip().startswith(expected):
+        return [f"{stem}: the last cell must be `{expected}` (the live check of its {lives} live widgets)"]
+    problems = []
+    if not PROBE_TAGS <= set(last.metadata.get("tags", [])):
+        problems.append(f"{stem}: the live check's cell needs the tags {sorted(PROBE_TAGS)}")
+    text = "".join(o.get("text", "") for o in last.get("outputs", []) if o.get("output_type") == "stream")
+    lines = text.splitlines()
+    if not lines or lines[0] != f"live widgets: {lives}":
+        problems.append(f"{stem}: the live check saw {lines[:1]} but the chapter shows {lives} live widgets")
+    verdicts = [PROBE_LINE.match(line) for line in lines[1:] if PROBE_LINE.match(line)]
+    if {int(m.group(1)) for m in verdicts} != set(range(1, lives + 1)):
+        problems.append(f"{stem}: the live check did not try a control of every widget")
+    problems += [f"{stem}: widget {m.group(1)}, {m.group(2)!r}: {m.group(3)}" for m in verdicts
+                 if m.group(3) != "changes the figure"]
+    limits = [line for line in lines if line.startswith("redraw median")]
+    if not limits or "NO" in limits[0]:
+        problems.append(f"{stem}: redraw times over the limits in the committed run: {limits[:1]}")
+    return problems
+
+
+# Chapters whose committed run was over the redraw limits, with what to fix (their widget cells belong
+# to a rewrite in progress on another branch; the lead fixes them at merge, then removes the entry).
+OVER_THE_LIMITS = {
+    "05_gans": "the replay slider's redraw, median 0.32 s CPU on a loaded machine: precompute what it selects among",
+}
+
+
+@pytest.mark.parametrize("notebook", [pytest.param(p, marks=pytest.mark.xfail(reason=OVER_THE_LIMITS[p.stem]))
+                                      if p.stem in OVER_THE_LIMITS else p for p in CHAPTERS],
+                         ids=[p.stem for p in CHAPTERS])
+def test_every_live_widget_is_checked_where_its_chapter_runs(notebook):
+    assert lint_probe(nbformat.read(notebook, as_version=4), notebook.stem) == []
+
+
+def test_the_live_check_lint_fails_on_a_missing_or_failed_check():
+    def nb(probe_source="widgets.check_live(\"99_x\")", text="live widgets: 1\nwidget 1, 'k': changes the figure\n"
+           "redraw median <= 0.3 s: yes; worst <= 1 s: yes\n", tags=("remove-cell", "nbval-check-output")):
+        probe = nbformat.v4.new_code_cell(probe_source, metadata={"tags": list(tags)})
+        probe.outputs = [nbformat.v4.new_output("stream", name="stdout", text=text)]
+        return nbformat.v4.new_notebook(cells=[_widget_cell(), _animation_cell(), probe])
+
+    assert lint_probe(nb(), "99_x") == []
+    assert lint_probe(nb(probe_source="1 + 1"), "99_x")
+    assert lint_probe(nb(probe_source='widgets.check_live("98_y")'), "99_x")
+    assert lint_probe(nb(tags=("remove-cell",)), "99_x")
+    assert lint_probe(nb(text="live widgets: 2\nwidget 1, 'k': changes the figure\n"
+                              "redraw median <= 0.3 s: yes; worst <= 1 s: yes\n"), "99_x")
+    assert lint_probe(nb(text="live widgets: 1\nwidget 1, 'k': does not change the figure\n"
+                              "redraw median <= 0.3 s: yes; worst <= 1 s: yes\n"), "99_x")
+    assert lint_probe(nb(text="live widgets: 1\nwidget 1, 'k': changes the figure\n"
+                              "redraw median <= 0.3 s: NO; worst <= 1 s: yes\n"), "99_x")
