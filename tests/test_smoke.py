@@ -1,6 +1,6 @@
 """The paper profile's code paths, run small on a CPU before anyone pays for a GPU: the ``smoke`` profile.
 
-``book/profiles.yml``'s ``smoke`` entry keeps the paper profile's data sets (mnist5k where the paper
+``genlib/profiles.yml``'s ``smoke`` entry keeps the paper profile's data sets (mnist5k where the paper
 downloads MNIST), architectures and code paths, with epochs, steps and sizes cut. Here:
 
 * every ``genlib.train_family`` family is trained with ``--profile smoke`` and loaded back;
@@ -26,7 +26,7 @@ import yaml
 from genlib import data, run, train_family
 
 ROOT = Path(__file__).resolve().parent.parent
-PROFILES = yaml.safe_load((ROOT / "book" / "profiles.yml").read_text())
+PROFILES = yaml.safe_load((ROOT / "genlib" / "profiles.yml").read_text())
 SMOKE, PAPER = PROFILES["smoke"], PROFILES["paper"]
 PAPER_CHAPTERS = sorted(k for k in PAPER if k not in ("all", "runner"))
 SMOKE_BUDGET_S = 60
