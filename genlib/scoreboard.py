@@ -477,7 +477,7 @@ def main(argv: list[str] | None = None) -> int:
               "uniform_nats": round(metrics.uniform_nats(D, LEVELS), 3),
               "classifier_test_accuracy": round(metrics.classifier(verbose=False).test_accuracy, 4),
               "floor": {k: [round(r[k], 5) for r in floor] for k in floor[0]}, "rows": []}
-    rows = {}
+    rows, order = {}, list(FAMILIES)
     for name in names:
         tic = time.perf_counter()
         measured = []
@@ -494,21 +494,30 @@ def main(argv: list[str] | None = None) -> int:
                   f"sample {m['sample_ms_per_image']:.3f} ms/img, FD {m['frechet']:.2f}, KID {m['kid']:.4f}, "
                   f"P/R {m['precision']:.2f}/{m['recall']:.2f}, probe {m['probe_accuracy']}", flush=True)
         rows[name] = row_of(name, measured, time.perf_counter() - tic)
-    order = list(FAMILIES)
-    result["rows"] = sorted([*kept, *rows.values()], key=lambda r: order.index(r["key"]) if r["key"] in order else 99)
-    result["wall_seconds"] = round(time.perf_counter() - tic_all, 1)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_name(args.out.name + ".part")
-    try:
-        tmp.write_text(json.dumps(result, indent=1))
-        os.replace(tmp, args.out)
-    except OSError as err:
-        return _fail(f"cannot write {args.out}: {err.strerror or err}")
-    finally:
-        tmp.unlink(missing_ok=True)
+        # written after every row, so that an interrupted run keeps the rows it finished
+        result["rows"] = sorted([*kept, *rows.values()], key=lambda r: order.index(r["key"]) if r["key"] in order else 99)
+        result["wall_seconds"] = round(time.perf_counter() - tic_all, 1)
+        result["complete"] = len(rows) == len(names)
+        problem = _write(args.out, result)
+        if problem:
+            return _fail(problem)
     print(f"-> {args.out} ({len(result['rows'])} rows, seeds {' '.join(map(str, seeds))}, "
           f"{result['wall_seconds']:.0f} s)")
     return 0
+
+
+def _write(out: Path, result: dict) -> str | None:
+    """Write ``result`` to ``out`` atomically (a ``.part`` file renamed over it, never left behind)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".part")
+    try:
+        tmp.write_text(json.dumps(result, indent=1))
+        os.replace(tmp, out)
+    except OSError as err:
+        return f"cannot write {out}: {err.strerror or err}"
+    finally:
+        tmp.unlink(missing_ok=True)
+    return None
 
 
 if __name__ == "__main__":
