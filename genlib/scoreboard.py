@@ -381,7 +381,8 @@ def row_of(key: str, measured: list[dict], seconds: float) -> dict:
     return {"key": key, "family": first["family"], "chapter": first["chapter"], "capabilities": first["capabilities"],
             "density": first["density"], "conditional": "conditional" in first["family"].lower(),
             "runs": [{k: m[k] for k in RUN_KEYS} for m in measured],
-            "notes": first["notes"], "samples": first["samples"], "row_seconds": round(seconds, 1)}
+            "notes": first["notes"], "samples": first["samples"],
+            "samples_by_seed": {str(m["seed"]): m["samples"] for m in measured}, "row_seconds": round(seconds, 1)}
 
 
 def machine() -> dict:
