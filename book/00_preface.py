@@ -51,7 +51,7 @@
 # .venv/bin/python -m genlib.run --all --profile paper --out runs/paper
 # ```
 #
-# Named profiles (`book`, `paper`) are kept in `book/profiles.yml`. The runner prints one line
+# Named profiles (`book`, `paper`) are kept in `genlib/profiles.yml`. The runner prints one line
 # per chapter with its wall time; a chapter that fails is reported with its error and the others
 # still run.
 #

@@ -515,7 +515,7 @@ plt.show()
 # ```
 #
 # **3. Change a model, change the table.** In chapter 2's search, allow only full-covariance
-# mixtures with $K\in\{1,2,3\}$ (the grid of the mixture's declaration) and rerun
+# mixtures with $K\in\{1,2,3\}$ (edit the grid `genlib.density.GRID`) and rerun
 # `--families gmm --out /tmp/full.json`. Which columns change, and why does the probe accuracy
 # depend on $K$?
 #

@@ -35,7 +35,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from genlib import checks, metrics
+from genlib import checks, data, metrics
+from genlib.family import NLL, Family
 
 ARCHS = ("pixelcnn", "gated")
 
@@ -91,7 +92,7 @@ class MaskedConv2d(nn.Conv2d):
 # ----------------------------------------------------------------------------- the models
 
 
-@dataclass
+@dataclass(frozen=True)
 class PixelCNNConfig:
     """A PixelCNN over images of ``shape`` with ``levels`` values per pixel (grey images: one
     channel). Defaults: the book profile on the 8x8 digits."""
@@ -109,7 +110,7 @@ class PixelCNNConfig:
     def __post_init__(self):
         if len(self.shape) != 2:
             raise ValueError(f"shape must be (height, width), got {checks.short(self.shape)}")
-        self.shape = tuple(checks.positive_int("shape", s) for s in self.shape)
+        object.__setattr__(self, "shape", tuple(checks.positive_int("shape", s) for s in self.shape))  # lists too
         checks.positive_int("levels", self.levels)
         if self.levels < 2:
             raise ValueError(f"levels must be at least 2, got {self.levels}")
@@ -170,6 +171,7 @@ class PixelCNN(nn.Module):
 
     def _cond(self, layer: int, y: torch.Tensor | None) -> torch.Tensor | float:
         if not self.config.n_classes:
+            checks.no_labels(y, "this PixelCNN (n_classes=0)")
             return 0.0
         if y is None:
             raise ValueError("this model is class-conditional (n_classes > 0): pass labels y")
@@ -221,8 +223,9 @@ class PixelCNN(nn.Module):
         log_p = -F.cross_entropy(self.net(self.one_hot(x), y), x, reduction="none")  # (B, H, W)
         return log_p.flatten(1).sum(1)
 
-    def loss(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        """Mean negative log-likelihood in nats per image (what training minimises)."""
+    def loss(self, x: torch.Tensor, y: torch.Tensor | None = None, *,
+             generator: torch.Generator | None = None) -> torch.Tensor:
+        """Mean negative log-likelihood in nats per image (what training minimises; nothing random)."""
         return -self.log_prob(x, y).mean()
 
     def bits_per_dim(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
@@ -248,7 +251,7 @@ class PixelCNN(nn.Module):
         return self.net(self.one_hot(window), y)[:, :, i - r0, j - c0]
 
     @torch.no_grad()
-    def sample(self, n: int | None = None, y: torch.Tensor | None = None, *, observed: torch.Tensor | None = None,
+    def sample(self, n: int | None = None, *, y: torch.Tensor | None = None, observed: torch.Tensor | None = None,
                known: torch.Tensor | None = None, u: torch.Tensor | None = None,
                generator: torch.Generator | None = None, fast: bool = False,
                callback: Callable[[int, int, torch.Tensor, torch.Tensor], None] | None = None) -> torch.Tensor:
@@ -463,3 +466,38 @@ def char_loss(model: CharModel, batch) -> torch.Tensor:
     """``fit``'s loss: mean cross-entropy (nats per character) of a batch (contexts, targets)."""
     contexts, targets = batch
     return F.cross_entropy(model(contexts), targets)
+
+
+# ----------------------------------------------------------------------------- the family's declaration
+
+
+def _build(params) -> PixelCNN:
+    """Chapter 6, section 5: the gated PixelCNN (the chapter's main model; it also trains a plain one)."""
+    train = data.images(params.dataset, "train")
+    return PixelCNN(PixelCNNConfig(shape=train.shape, levels=train.levels, arch="gated",
+                                   channels=params.channels, n_layers=params.n_layers))
+
+
+def _train(model: PixelCNN, params, generator: torch.Generator, options: dict):
+    from genlib.train import fit
+
+    train, val = (data.images(params.dataset, s).x for s in ("train", "val"))
+    return fit(model, batch_loss, train, val, epochs=params.epochs, batch_size=64, lr=3e-3,
+               patience=params.epochs, generator=generator, **options)  # patience: keep the best epoch
+
+
+def _nll(model: PixelCNN, x: torch.Tensor, generator: torch.Generator) -> NLL:
+    return NLL(evaluate_nll(model, x)["nats"], "exact",
+               f"NLL: exact, -sum_i log p(x_i | x_<i) of the integer images over the {model.config.levels} levels "
+               "(the discrete scale of every row)")
+
+
+FAMILY = Family(
+    name="pixelcnn", chapter="06_autoregressive", model=PixelCNN, build=_build, train=_train, nll=_nll, density="exact",
+    samples=lambda model, n, generator: model.sample(n, generator=generator, fast=True).float()
+    / (model.config.levels - 1),
+    describe=lambda model, params: f"gated PixelCNN ({model.config.channels} channels, {model.config.n_layers} layers)",
+    smoke={"epochs": 1, "channels": 8, "n_layers": 2},
+    remarks=lambda model, params, seed: [
+        f"samples: {model.config.dims} sequential network passes (one per pixel, the windowed fast sampler)",
+        "no latent features: an autoregressive model has none"])

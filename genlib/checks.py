@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 import torch
 
 __all__ = ["positive_int", "non_negative_int", "positive", "non_negative", "in_unit_interval",
-           "choice", "finite_number", "short", "support", "images"]
+           "choice", "finite_number", "short", "support", "images", "no_labels"]
 
 
 def short(value, width: int = 60) -> str:
@@ -123,3 +123,9 @@ def images(name: str, x: torch.Tensor, dims: int | None = None,
     if len(x) == 0:
         raise ValueError(f"{name} is an empty batch")
     return x
+
+
+def no_labels(y, model: str) -> None:
+    """Nothing if ``y`` is None: an unconditional ``model`` takes no labels."""
+    if y is not None:
+        raise ValueError(f"{model} is unconditional: it takes no labels y (got {type(y).__name__}); pass y=None")

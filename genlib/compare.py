@@ -28,6 +28,15 @@ def capabilities(model) -> dict[str, bool]:
             "latent features": has("encode") or has("responsibilities")}
 
 
+def registered() -> list[dict]:
+    """Every family of :data:`genlib.family.REGISTRY`: its key, chapter, model class, the kind of its
+    likelihood (exact, bound, estimate, or none) and the capabilities of its class."""
+    from genlib import family
+
+    return [{"key": key, "chapter": f.chapter_number, "model": f.model.__name__, "density": f.density,
+             **capabilities(f.model)} for key, f in family.FAMILIES.items()]
+
+
 def load_scoreboard(path: str | Path) -> dict:
     """The scoreboard file at ``path``; a missing or malformed file is a one-line ``ValueError``."""
     path = Path(path)

@@ -36,7 +36,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from genlib import checks
+from genlib import checks, data
+from genlib.family import NLL, Family
 
 SCHEDULES = ("linear", "cosine")
 OBJECTIVES = ("eps", "x_prev")
@@ -373,11 +374,13 @@ class Diffusion(nn.Module):
         """μ_θ(x_t, t), the mean of p_θ(x_{t−1} | x_t)."""
         return mean_from_eps(xt, self._times(t, len(xt), xt), self.eps(xt, t), self.schedule)
 
-    def loss(self, x0: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    def loss(self, x0: torch.Tensor, y: torch.Tensor | None = None, *,
+             generator: torch.Generator | None = None) -> torch.Tensor:
         """Mean over the batch and the D coordinates, with t ~ U{1..T} per example:
         ``"eps"``: ‖ε_θ(x_t, t) − ε‖²;  ``"x_prev"``: ‖f_θ(x_t, t) − x_{t−1}‖², with x_{t−1} ~ q(x_{t−1} | x_0)
         and x_t one forward step from it (the lecture's algorithm, one random t per example)."""
         x0 = self._check(x0)
+        checks.no_labels(y, "the diffusion model")
         t = torch.randint(1, self.T + 1, (len(x0),), generator=generator).to(x0.device)  # (B,)
         if self.config.objective == "eps":
             eps = _noise(x0, generator)
@@ -388,13 +391,14 @@ class Diffusion(nn.Module):
         return (self.net(xt, t.float() / self.T) - x_prev).pow(2).mean()
 
     @torch.no_grad()
-    def sample(self, n: int, steps: int | None = None, eta: float = 1.0, generator: torch.Generator | None = None,
-               trajectory: bool = False, x_T: torch.Tensor | None = None):
+    def sample(self, n: int, *, y: torch.Tensor | None = None, steps: int | None = None, eta: float = 1.0,
+               generator: torch.Generator | None = None, trajectory: bool = False, x_T: torch.Tensor | None = None):
         """Draw x_T ~ N(0, I) and step back to x_0 along ``steps`` evenly spaced times (default T).
         η = 1: ancestral; η = 0: DDIM. Returns x_0 (n, D), and with ``trajectory`` also the list of
         (t, x_t) pairs visited, starting at (T, x_T)."""
         checks.positive_int("n", n)
         checks.non_negative("eta", eta)
+        checks.no_labels(y, "the diffusion model")
         p = next(self.parameters())
         x = torch.randn(n, self.config.dims, generator=generator).to(p.device) if x_T is None else x_T
         path = timesteps(self.T, steps or self.T)
@@ -478,8 +482,10 @@ class FlowMatching(nn.Module):
     def velocity(self, xt: torch.Tensor, t) -> torch.Tensor:
         return self.net(xt, torch.as_tensor(t, dtype=xt.dtype, device=xt.device).expand(len(xt)))
 
-    def loss(self, x0: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    def loss(self, x0: torch.Tensor, y: torch.Tensor | None = None, *,
+             generator: torch.Generator | None = None) -> torch.Tensor:
         """Mean of ‖v_θ(x_t, t) − (ε − x_0)‖² with t ~ U(0, 1), ε ~ N(0, I)."""
+        checks.no_labels(y, "flow matching")
         checks.images("x", x0, dims=self.config.dims)
         checks.support("x", x0, "real")
         t = torch.rand(len(x0), 1, generator=generator).to(x0.device)  # (B, 1)
@@ -488,10 +494,11 @@ class FlowMatching(nn.Module):
         return (self.net(xt, t[:, 0]) - (eps - x0)).pow(2).mean()
 
     @torch.no_grad()
-    def sample(self, n: int, steps: int = 100, generator: torch.Generator | None = None,
-               trajectory: bool = False, x_T: torch.Tensor | None = None):
+    def sample(self, n: int, *, y: torch.Tensor | None = None, steps: int = 100,
+               generator: torch.Generator | None = None, trajectory: bool = False, x_T: torch.Tensor | None = None):
         """x_1 ~ N(0, I), then x_{t−h} = x_t − h v_θ(x_t, t) for ``steps`` steps of h = 1/steps."""
         checks.positive_int("n", n)
+        checks.no_labels(y, "flow matching")
         checks.positive_int("steps", steps)
         p = next(self.parameters())
         x = torch.randn(n, self.config.dims, generator=generator).to(p.device) if x_T is None else x_T
@@ -546,3 +553,66 @@ def fit_with_cooldown(model: nn.Module, train, val=None, settings: TrainConfig =
     joined.best_epoch = min(range(len(curve)), key=curve.__getitem__) if curve else -1
     model.eval()
     return joined
+
+
+# ----------------------------------------------------------------------------- the families' declarations
+
+
+def _config(params) -> DiffusionConfig:
+    data.check_dataset(params.dataset, ("digits", "mnist5k", "mnist"))
+    return DiffusionConfig.for_dataset(params.dataset, T=params.T, schedule=params.schedule, width=params.width)
+
+
+def _train(model: nn.Module, params, generator: torch.Generator, options: dict):
+    """Chapter 8's recipe for both image models: ``epochs`` passes, then a quarter as many at lr/10."""
+    train = to_unit_range(data.images(params.dataset, "train").x, data.LEVELS[params.dataset])
+    return fit_with_cooldown(model, train, None, TrainConfig(epochs=params.epochs), generator=generator, **options)
+
+
+_SMOKE = {"epochs": 1, "T": 10, "width": 4}
+SAMPLE_STEPS = 100  # Euler steps of flow matching's sampler (FlowMatching.sample's default), and the DDPM's DDIM steps
+BOUND_IMAGES = None  # the scoreboard's bound: every test image (None: all), every t
+
+
+def _nll(model: Diffusion, x: torch.Tensor, generator: torch.Generator) -> NLL:
+    levels = data.LEVELS["digits"] if model.config.shape == data.IMAGE_SHAPES["digits"] else 256  # else MNIST
+    T = model.T
+    x = x[:BOUND_IMAGES]
+    total = torch.cat([model.bound(x[i:i + 150], levels, generator=generator)["total"]  # (images,) nats, every t
+                       for i in range(0, len(x), 150)])
+    error = float(total.std()) / math.sqrt(len(total))
+    return NLL(float(total.mean()), "bound",
+               f"NLL: the variational bound L_T + sum of all L_(t-1), t = 2..{T} (one x_t each) + L_0 with the "
+               f"discretised Gaussian decoder on the {levels} levels (Diffusion.bound), over {len(total)} test images; "
+               f"standard error over the images {error:.1f} nats")
+
+
+FAMILY = Family(
+    name="diffusion", chapter="08_diffusion", model=Diffusion, train=_train, nll=_nll, density="bound",
+    build=lambda params: Diffusion(_config(params)),
+    inputs=lambda model, x, levels, generator: to_unit_range(x, levels), smoke=_SMOKE,
+    # the scoreboard's protocol: DDIM at flow matching's budget of network evaluations (SAMPLE_STEPS); the
+    # ancestral chain over all T steps is its second line (genlib.scoreboard.SECOND_LINES)
+    samples=lambda model, n, generator: from_unit_range(model.sample(n, steps=min(SAMPLE_STEPS, model.T), eta=0.0,
+                                                                     generator=generator)),
+    describe=lambda model, params: (f"DDPM (U-Net width {params.width}, T = {params.T}, {params.schedule}; "
+                                    f"DDIM, {SAMPLE_STEPS} steps)"),
+    remarks=lambda model, params, seed: [
+        f"samples: DDIM (eta = 0) in {SAMPLE_STEPS} steps, {SAMPLE_STEPS} U-Net passes per image: the same number of "
+        "network evaluations as flow matching's Euler steps; x_0 in [-1, 1] mapped to [0, 1]",
+        "no log_prob (only the bound) and no latent features: no encoder (running DDIM backwards would give a "
+        "deterministic x_T, not measured here)"])
+
+FLOW_MATCHING = Family(
+    name="flow_matching", chapter="08_diffusion", model=FlowMatching, train=_train,
+    build=lambda params: FlowMatching(_config(params)),
+    inputs=lambda model, x, levels, generator: to_unit_range(x, levels), smoke=_SMOKE,
+    samples=lambda model, n, generator: from_unit_range(model.sample(n, steps=SAMPLE_STEPS, generator=generator)),
+    describe=lambda model, params: f"Flow matching (U-Net width {params.width}; Euler, {SAMPLE_STEPS} steps)",
+    remarks=lambda model, params, seed: [
+        "the chapter trains it on the digits with the DDPM's U-Net and recipe",
+        f"samples: Euler integration of dx/dt = v(x, t) from t = 1 to 0 in {SAMPLE_STEPS} steps "
+        "(FlowMatching.sample's default; the chapter's section 10 also tries 5-20); x_0 mapped to [0, 1]",
+        "NLL: none. The chapter computes no likelihood; the ODE gives one by the instantaneous change of variables "
+        "(log p(x_0) = log N(x_1) + integral of div v dt) with dequantisation, not computed here",
+        "no latent features: no encoder (integrating the ODE forwards gives a deterministic z, not measured)"])

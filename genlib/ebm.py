@@ -34,7 +34,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from genlib import checks
+from genlib import checks, data, metrics
+from genlib.family import Family
 
 Energy = Callable[[torch.Tensor], torch.Tensor]  # (B, D) -> (B,)
 
@@ -282,10 +283,18 @@ class EBM(nn.Module):
         return langevin(self.energy, x0, bounds=(c.low, c.high) if c.clamp else None, generator=generator,
                         return_chain=return_chain, **settings)
 
-    def sample(self, n: int, n_steps: int | None = None, generator: torch.Generator | None = None,
-               from_buffer: bool = False) -> torch.Tensor:
+    def loss(self, x: torch.Tensor, y: torch.Tensor | None = None, *,
+             generator: torch.Generator | None = None) -> torch.Tensor:
+        """The contrastive-divergence loss of a batch ``x`` (B, D) against the model's own chains (the
+        persistent ones of the replay buffer, advanced by the sampler): one :class:`ContrastiveDivergence` step."""
+        checks.no_labels(y, "the EBM")
+        return ContrastiveDivergence(generator)(self, (x,))
+
+    def sample(self, n: int, *, y: torch.Tensor | None = None, n_steps: int | None = None,
+               generator: torch.Generator | None = None, from_buffer: bool = False) -> torch.Tensor:
         """``n`` samples (n, D): Langevin chains started from uniform noise (or from the replay buffer)."""
         checks.positive_int("n", n)
+        checks.no_labels(y, "the EBM")
         if from_buffer and self.buffer is not None:
             x0 = self.buffer.draw(n, generator)[0].to(next(self.parameters()).device)
         else:
@@ -435,3 +444,51 @@ class GridDensity:
             u = torch.rand(n, 2, generator=generator) - 0.5
             x = x + u * torch.tensor([self.hx, self.hy])
         return x
+
+
+# ----------------------------------------------------------------------------- the family's declaration
+
+
+def _build(params) -> EBM:
+    """Chapter 3, section 7: the image EBM (MLP energy, persistent CD with a replay buffer)."""
+    return EBM(EBMConfig.for_dataset(params.image_dataset, n_steps=params.n_steps))
+
+
+def _train(model: EBM, params, generator: torch.Generator, options: dict):
+    """Chapter 3, section 7: persistent CD on the images, the chains drawn from ``generator`` as there."""
+    from genlib.train import fit
+
+    model.buffer.reset(generator)  # the chapter builds the model with this generator: the same starting chains
+    settings = TrainConfig.for_dataset(params.image_dataset, epochs=params.image_epochs)
+    x = data.images(params.image_dataset, "train").scaled()  # (N, D) in [0, 1]
+    return fit(model, ContrastiveDivergence(generator), x, epochs=settings.epochs,
+               batch_size=settings.batch_size, lr=settings.lr, generator=generator, **options)
+
+
+def _remarks(model: EBM, params, seed: int) -> list[str]:
+    """The replay buffer's chains scored like the samples, and the mean energies (no likelihood)."""
+    T = model.config.n_steps
+    train, test = (data.images(params.image_dataset, s).scaled() for s in ("train", "test"))
+    gen = torch.Generator().manual_seed(seed + 2000)
+    buffer = model.sample(len(test), generator=gen, from_buffer=True)  # the persistent chains, T more steps
+    noise = model.sample(len(test), generator=gen)                     # the row's sampler: T steps from noise
+    q = metrics.sample_quality(buffer, test)
+    with torch.no_grad():
+        energy = {name: float(model.energy(x).mean()) for name, x in
+                  (("training images", train), ("test images", test), ("chains from noise", noise),
+                   ("buffer chains", buffer))}
+    return [f"samples: Langevin chains from uniform noise, T = {T} steps (the training chain length); the replay "
+            f"buffer's chains (what training saw; 5% restarted from noise, as in training), advanced T steps, score "
+            f"instead FD {q['frechet']:.2f}, P/R {q['precision']:.2f}/{q['recall']:.2f}",
+            "no likelihood: Z(θ) is unknown; mean energy E_θ (nats, up to the unknown log Z): "
+            + ", ".join(f"{k} {v:.3f}" for k, v in energy.items()),
+            "no latent features: the energy network maps an image to one number"]
+
+
+FAMILY = Family(
+    name="ebm", chapter="03_energy_models", model=EBM, build=_build, train=_train,
+    samples=lambda model, n, generator: model.sample(n, generator=generator),  # in [0, 1]: clamped chains
+    describe=lambda model, params: f"EBM (MLP energy, persistent CD, T = {model.config.n_steps})",
+    remarks=_remarks, density="energy only", dataset_key="image_dataset",
+    inputs=lambda model, x, levels, generator: x.float() / (levels - 1),  # pixels in [0, 1], as trained
+    smoke={"image_epochs": 1, "n_steps": 2})

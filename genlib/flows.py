@@ -33,7 +33,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from genlib import checks
+from genlib import checks, data
+from genlib.family import NLL, Family
 from genlib.metrics import discrete_log_prob
 
 COUPLINGS = ("affine", "additive")
@@ -371,17 +372,19 @@ class Flow(nn.Module):
         y = (x.float() + u.to(x.device)) / self.levels  # dequantised, in [0, 1)
         return discrete_log_prob(self.log_density(y), x.shape[1], self.levels)
 
-    def loss(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    def loss(self, x: torch.Tensor, y: torch.Tensor | None = None, *,
+             generator: torch.Generator | None = None) -> torch.Tensor:
         """Mean negative log-likelihood in nats per example (for images: the negative bound)."""
+        checks.no_labels(y, "the flow")
         return -self.log_prob(x, generator).mean()
 
     # -- sampling
     @torch.no_grad()
-    def sample(self, n: int, generator: torch.Generator | None = None, temperature: float = 1.0,
-               continuous: bool = False) -> torch.Tensor:
+    def sample(self, n: int, *, y: torch.Tensor | None = None, generator: torch.Generator | None = None,
+               temperature: float = 1.0, continuous: bool = False) -> torch.Tensor:
         """One pass through the inverse: z ~ N(0, σ_z² I) with σ_z = ``temperature``, x = f⁻¹(z). (n, D).
         For images, the integer levels floor(V · y) (or the continuous y in [0, 1) with ``continuous=True``)."""
-        checks.positive_int("n", n), checks.positive("temperature", temperature)
+        checks.positive_int("n", n), checks.positive("temperature", temperature), checks.no_labels(y, "the flow")
         param = next(self.parameters(), None)
         device = param.device if param is not None else torch.device("cpu")
         dims = self.dims if self.dims is not None else self._infer_dims()
@@ -442,3 +445,46 @@ class TrainConfig:
     lr: float = 1e-3
     weight_decay: float = 1e-5
     patience: int = 20
+
+
+# ----------------------------------------------------------------------------- the family's declaration
+
+
+def _build(params) -> Flow:
+    """Chapter 7: the coupling flow on dequantised digits."""
+    name = params.dataset
+    h, w = data.IMAGE_SHAPES[data.check_dataset(name, ("digits", "mnist5k"))]
+    return Flow(FlowConfig(dims=h * w, shape=(h, w), levels=data.LEVELS[name], n_layers=params.n_layers,
+                           hidden=params.hidden, coupling=params.coupling))
+
+
+def _train(model: Flow, params, generator: torch.Generator, options: dict):
+    from genlib.train import fit
+
+    settings = TrainConfig(epochs=params.epochs)
+    train, val = (data.images(params.dataset, s).x for s in ("train", "val"))
+    return fit(model, batch_loss, train, val, epochs=settings.epochs, batch_size=settings.batch_size,
+               lr=settings.lr, weight_decay=settings.weight_decay, patience=settings.patience,
+               generator=generator, **options)
+
+
+def _nll(model: Flow, x: torch.Tensor, generator: torch.Generator) -> NLL:
+    L = model.levels
+    return NLL(evaluate_nll(model, x, draws=10, generator=generator), "bound",
+               f"NLL: the dequantisation bound -E_u[log p((x+u)/{L})] + {model.config.dims} log {L} of the flow's "
+               "exact density of dequantised images, 10 draws of u per test image (flows.evaluate_nll, as the chapter)")
+
+
+_COUPLING_NAMES = {"affine": "RealNVP, affine", "additive": "NICE, additive"}
+
+FAMILY = Family(
+    name="flow", chapter="07_flows", model=Flow, build=_build, train=_train, nll=_nll, density="bound",
+    samples=lambda model, n, generator: model.sample(n, generator=generator).float() / (model.levels - 1),
+    features=lambda model, x: model.encode(x),
+    smoke={"epochs": 1, "n_layers": 2, "hidden": 8},
+    describe=lambda model, params: (f"Flow ({_COUPLING_NAMES[params.coupling]} couplings, M = {params.n_layers}, "
+                                    f"hidden {params.hidden})"),
+    remarks=lambda model, params, seed: [
+        f"samples: one inverse pass, z ~ N(0, I), floored to the {model.levels} levels",
+        f"probe features: z = f((x + 1/2)/{model.levels}), the forward map at the pixel centres (Flow.encode; "
+        f"the chapter's latents of section 6), D = {model.config.dims} numbers"])

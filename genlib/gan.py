@@ -36,7 +36,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from genlib import checks
+from genlib import checks, data
+from genlib.family import Family
 
 ARCHS = ("mlp", "conv")
 GENERATOR_LOSSES = ("nonsaturating", "minimax")
@@ -89,6 +90,7 @@ class GANConfig:
 def one_hot(y: torch.Tensor | None, n_classes: int) -> torch.Tensor | None:
     """Labels (B,) -> one-hot (B, n_classes) floats, or None for an unconditional model."""
     if n_classes == 0:
+        checks.no_labels(y, "this GAN (n_classes=0)")
         return None
     if y is None:
         raise ValueError(f"a conditional GAN (n_classes={n_classes}) needs labels y")
@@ -182,8 +184,14 @@ class GAN(nn.Module):
         device = next(self.parameters()).device
         return torch.randn(n, self.config.latent_dim, generator=generator).to(device)
 
+    def loss(self, x: torch.Tensor, y: torch.Tensor | None = None, *,
+             generator: torch.Generator | None = None) -> torch.Tensor:
+        """−V(D, G) on a batch of data ``x`` (and labels ``y``) with fresh noise: the discriminator's loss."""
+        fake = self.generator(self.noise(len(x), generator), y)
+        return discriminator_loss(self.discriminator(x, y), self.discriminator(fake, y))
+
     @torch.no_grad()
-    def sample(self, n: int, y: torch.Tensor | None = None, generator: torch.Generator | None = None,
+    def sample(self, n: int, *, y: torch.Tensor | None = None, generator: torch.Generator | None = None,
                z: torch.Tensor | None = None) -> torch.Tensor:
         """n draws x = G(z) (n, D), in eval mode; ``z`` (n, L) may be given (interpolation, snapshots)."""
         checks.positive_int("n", n)
@@ -240,15 +248,13 @@ def _split(batch) -> tuple[torch.Tensor, torch.Tensor | None]:
 def batch_loss(model: GAN, batch) -> torch.Tensor:
     """−V(D, G) on one batch of data (and labels) with fresh noise: the discriminator's loss. This is
     the ``loss`` handed to :func:`genlib.train.fit` (used there only to evaluate held-out data)."""
-    x, y = _split(batch)
-    fake = model.generator(model.noise(len(x)), y)
-    return discriminator_loss(model.discriminator(x, y), model.discriminator(fake, y))
+    return model.loss(*_split(batch))
 
 
 # ----------------------------------------------------------------------------- training
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrainConfig:
     """How the two players are trained (Adam with β1 = 0.5, as DCGAN)."""
 
@@ -286,9 +292,9 @@ class AdversarialStep:
     ``snapshots`` keeps G(z_fixed) every ``snapshot_every`` generator steps (and at step 0).
     """
 
-    def __init__(self, model: GAN, config: TrainConfig = TrainConfig(),
+    def __init__(self, model: GAN, config: TrainConfig | None = None,
                  generator: torch.Generator | None = None):
-        self.config = config
+        self.config = config = TrainConfig() if config is None else config
         self.opt_d = torch.optim.Adam(model.discriminator.parameters(), lr=config.lr_d, betas=config.betas)
         self.opt_g = torch.optim.Adam(model.generator.parameters(), lr=config.lr_g, betas=config.betas)
         self.generator = generator
@@ -340,7 +346,7 @@ class AdversarialStep:
 
 
 def fit_gan(model: GAN, data: torch.Tensor | tuple, *, epochs: int, batch_size: int = 128,
-            config: TrainConfig = TrainConfig(), generator: torch.Generator | None = None,
+            config: TrainConfig | None = None, generator: torch.Generator | None = None,
             device: torch.device | str = "cpu", progress: bool = False) -> AdversarialStep:
     """Train both players for ``epochs`` passes over ``data`` (a tensor, or ``(x, y)`` for a conditional
     GAN) with :func:`genlib.train.fit`; return the :class:`AdversarialStep` with its log and snapshots
@@ -394,3 +400,43 @@ class RingExperiment:
         return {"model": model, "step": step, "final": final,
                 "steps": [s.step for s in step.snapshots],
                 "modes": [c["modes"] for c in curve], "high_quality": [c["high_quality"] for c in curve]}
+
+
+# ----------------------------------------------------------------------------- the family's declaration
+
+
+def _build(params) -> GAN:
+    """Chapter 5, section 5: the conditional DCGAN (the chapter's one image GAN)."""
+    return GAN(GANConfig.for_dataset(params.dataset, arch="conv", latent_dim=params.latent_dim,
+                                     hidden=params.hidden, n_classes=10))
+
+
+def _train(model: GAN, params, generator: torch.Generator, options: dict):
+    if options.get("precision", "fp32") != "fp32" or options.get("compile", False):
+        raise ValueError("the GAN's two-player update (gan.fit_gan) runs in fp32 and uncompiled; "
+                         "drop --precision/--compile")
+    train = data.images(params.dataset, "train")
+    step = fit_gan(model, (train.scaled(), train.y), epochs=params.epochs, batch_size=64,
+                   config=TrainConfig(lr_g=1e-3, lr_d=1e-3), generator=generator,
+                   device=options.get("device", "cpu"), progress=options.get("progress", False))
+    return step.history  # its log: the losses per generator step, which the chapter plots
+
+
+def _samples(model: GAN, n: int, generator: torch.Generator) -> torch.Tensor:
+    """Labels drawn at the training set's class frequencies, then G(z, y): a sampler of p(x)."""
+    y_train = data.digits("train").y
+    y = y_train[torch.randint(len(y_train), (n,), generator=generator)]  # (n,) labels as often as in training
+    return model.sample(n, y=y, generator=generator)                      # (n, D) in [0, 1] from a sigmoid
+
+
+FAMILY = Family(
+    name="gan", chapter="05_gans", model=GAN, build=_build, train=_train, samples=_samples, labels=True,
+    inputs=lambda model, x, levels, generator: x.float() / (levels - 1),  # pixels in [0, 1], as trained
+    smoke={"epochs": 1, "latent_dim": 4, "hidden": 8},
+    describe=lambda model, params: f"conditional DCGAN (L = {model.config.latent_dim}, {model.config.hidden} channels)",
+    remarks=lambda model, params, seed: [
+        "class-conditional (chapter 5 trains one image GAN, conditional): trained on (image, label) pairs, sampled "
+        "with random labels at the training frequencies - a sampler of p(x), but it used the labels, which the "
+        "unconditional rows did not",
+        "no density: G pushes z forward and p_g has no likelihood",
+        "no latent features: the GAN has no encoder (the discriminator's features are not its latents)"])

@@ -7,9 +7,10 @@
 Chapters are the jupytext sources ``book/NN_*.py``; a chapter may be named by its number (``02``),
 its stem (``02_density_models``) or its slug (``density_models``). Each is converted in memory and
 executed into ``--out`` (default ``_build/executed``), never in place on the committed notebooks.
-Profiles are parameter sets kept in one file, ``book/profiles.yml``; ``key=value`` overrides go on top
-(values are read as YAML, so ``epochs=50`` is an int and ``betas=[1,4]`` a list). A failing chapter is
-reported with its error and the others still run; the exit status is 0 only if all passed.
+Profiles are parameter sets kept in one file shipped with the package, ``genlib/profiles.yml``;
+``key=value`` overrides go on top (values are read as YAML, so ``epochs=50`` is an int and
+``betas=[1,4]`` a list). A failing chapter is reported with its error and the others still run; the
+exit status is 0 only if all passed.
 """
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ from pathlib import Path
 
 import yaml
 
+from genlib import params
 from genlib.checks import short
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -95,12 +97,11 @@ def _value(key: str, text: str):
     return value
 
 
-def load_profile(name: str, book: Path = BOOK) -> dict[str, dict]:
-    """Profile ``name`` from ``book/profiles.yml``: ``{"all": {...}, "<chapter stem>": {...}}``."""
-    profiles = yaml.safe_load((book / "profiles.yml").read_text()) or {}
-    if name not in profiles:
-        raise ValueError(f"unknown profile {name!r}; choose one of: {', '.join(profiles)}")
-    return profiles[name] or {}
+def load_profile(name: str, book: Path | None = None) -> dict[str, dict]:
+    """Profile ``name`` from the package's ``genlib/profiles.yml`` (or a ``profiles.yml`` in ``book``, a
+    test's own book folder): ``{"all": {...}, "<chapter stem>": {...}}``."""
+    local = None if book is None else Path(book) / "profiles.yml"
+    return params.load_profile(name, local if local is not None and local.is_file() else params.PROFILES)
 
 
 def notebook(chapter: Chapter):
@@ -327,7 +328,7 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("items", nargs="*", help="chapters (02, density_models, ...) and name=value overrides")
     parser.add_argument("--all", action="store_true", help="every chapter (the default when none is named)")
-    parser.add_argument("--profile", default="book", help="parameter set from book/profiles.yml (default: book)")
+    parser.add_argument("--profile", default="book", help="parameter set from genlib/profiles.yml (default: book)")
     parser.add_argument("--out", type=Path, default=ROOT / "_build" / "executed", help="output folder")
     parser.add_argument("--cell-timeout", type=float, default=None, metavar="S",
                         help=f"seconds a cell may run (default {CELL_TIMEOUT}, or the profile's; 0: no limit)")

@@ -6,9 +6,11 @@
     python -m genlib.train_family vae epochs=5 --precision bf16 --out runs/  # overrides, as in genlib.run
 
 The model, its data and its training settings are the chapter's: the defaults of the chapter's
-``parameters`` cell, then the profile's values for that chapter (``book/profiles.yml``), then
-``name=value`` overrides — the precedence of :mod:`genlib.run`. Training is :func:`genlib.train.fit`,
-which runs data-parallel under ``torchrun``. Rank 0 writes one file, ``<out>/<family>.pt``
+parameters (:mod:`genlib.params`, equal to its ``parameters`` cell), then the profile's values for that
+chapter (``genlib/profiles.yml``), then ``name=value`` overrides — the precedence of :mod:`genlib.run`.
+Each family is declared once, in its module (:mod:`genlib.family`); this module only dispatches to the
+declaration's ``build`` and ``train`` (:func:`genlib.train.fit`, which runs data-parallel under
+``torchrun``). Rank 0 writes one file, ``<out>/<family>.pt``
 (weights, the parameters that built the model, the history), loaded by :func:`load`.
 """
 from __future__ import annotations
@@ -17,157 +19,21 @@ import argparse
 import os
 import sys
 import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
 from torch import nn
 
 import genlib
-from genlib import checks, data, run
-from genlib.train import History, fit, save_atomically
+from genlib import checks, params, run
+from genlib.family import FAMILIES, Family
+from genlib.train import History, save_atomically
 
 
-@dataclass(frozen=True)
-class Family:
-    chapter: str  # the chapter whose parameters cell (and profile entry) configures the model
-    build: Callable[[dict], nn.Module]  # parameters -> an untrained model
-    train: Callable[[nn.Module, dict, torch.Generator, dict], History]  # trains it with fit
-
-
-# ----------------------------------------------------------------------------- families
-
-
-def _vae_build(params: dict) -> nn.Module:
-    from genlib import vae
-
-    config = vae.VAEConfig.for_dataset(params["dataset"], latent_dim=params["latent_dim"], arch=params["model"])
-    return vae.VAE(config)
-
-
-def _vae_train(model: nn.Module, params: dict, generator: torch.Generator, options: dict) -> History:
-    from genlib import vae
-
-    settings = vae.TrainConfig()
-    train, val = (vae.model_inputs(data.images(params["dataset"], s).x, model.config, generator)
-                  for s in ("train", "val"))
-    return fit(model, vae.batch_loss, train, val, epochs=params["epochs"], batch_size=settings.batch_size,
-               lr=settings.lr, patience=settings.patience, generator=generator, **options)
-
-
-def _ebm_build(params: dict) -> nn.Module:
-    from genlib import ebm
-
-    return ebm.EBM(ebm.EBMConfig.for_dataset(params["image_dataset"], n_steps=params["n_steps"]))
-
-
-def _ebm_train(model: nn.Module, params: dict, generator: torch.Generator, options: dict) -> History:
-    """Chapter 3, section 7: persistent CD on the images, the chains drawn from ``generator`` as there."""
-    from genlib import ebm
-
-    model.buffer.reset(generator)  # the chapter builds the model with this generator: the same starting chains
-    settings = ebm.TrainConfig.for_dataset(params["image_dataset"], epochs=params["image_epochs"])
-    x = data.images(params["image_dataset"], "train").scaled()  # (N, D) in [0, 1]
-    return fit(model, ebm.ContrastiveDivergence(generator), x, epochs=settings.epochs,
-               batch_size=settings.batch_size, lr=settings.lr, generator=generator, **options)
-
-
-def _gan_build(params: dict) -> nn.Module:
-    """Chapter 5, section 5: the conditional DCGAN (the chapter's one image GAN)."""
-    from genlib import gan
-
-    return gan.GAN(gan.GANConfig.for_dataset(params["dataset"], arch="conv", latent_dim=params["latent_dim"],
-                                             hidden=params["hidden"], n_classes=10))
-
-
-def _gan_train(model: nn.Module, params: dict, generator: torch.Generator, options: dict) -> History:
-    from genlib import gan
-
-    if options.get("precision", "fp32") != "fp32" or options.get("compile", False):
-        raise ValueError("the GAN's two-player update (gan.fit_gan) runs in fp32 and uncompiled; "
-                         "drop --precision/--compile")
-    train = data.images(params["dataset"], "train")
-    step = gan.fit_gan(model, (train.scaled(), train.y), epochs=params["epochs"], batch_size=64,
-                       config=gan.TrainConfig(lr_g=1e-3, lr_d=1e-3), generator=generator,
-                       device=options.get("device", "cpu"), progress=options.get("progress", False))
-    return step.history  # its log: the losses per generator step, which the chapter plots
-
-
-def _pixelcnn_build(params: dict) -> nn.Module:
-    """Chapter 6, section 5: the gated PixelCNN (the chapter's main model; it also trains a plain one)."""
-    from genlib import autoregressive as ar
-
-    train = data.images(params["dataset"], "train")
-    return ar.PixelCNN(ar.PixelCNNConfig(shape=train.shape, levels=train.levels, arch="gated",
-                                         channels=params["channels"], n_layers=params["n_layers"]))
-
-
-def _pixelcnn_train(model: nn.Module, params: dict, generator: torch.Generator, options: dict) -> History:
-    from genlib import autoregressive as ar
-
-    train, val = (data.images(params["dataset"], s).x for s in ("train", "val"))
-    return fit(model, ar.batch_loss, train, val, epochs=params["epochs"], batch_size=64, lr=3e-3,
-               patience=params["epochs"], generator=generator, **options)  # patience: keep the best epoch
-
-
-def _flow_build(params: dict) -> nn.Module:
-    from genlib import flows
-
-    name = params["dataset"]
-    h, w = data.IMAGE_SHAPES[data.check_dataset(name, ("digits", "mnist5k"))]
-    return flows.Flow(flows.FlowConfig(dims=h * w, shape=(h, w), levels=data.LEVELS[name], n_layers=params["n_layers"],
-                                       hidden=params["hidden"], coupling=params["coupling"]))
-
-
-def _flow_train(model: nn.Module, params: dict, generator: torch.Generator, options: dict) -> History:
-    from genlib import flows
-
-    settings = flows.TrainConfig(epochs=params["epochs"])
-    train, val = (data.images(params["dataset"], s).x for s in ("train", "val"))
-    return fit(model, flows.batch_loss, train, val, epochs=settings.epochs, batch_size=settings.batch_size,
-               lr=settings.lr, weight_decay=settings.weight_decay, patience=settings.patience,
-               generator=generator, **options)
-
-
-def _diffusion_config(params: dict):
-    from genlib import diffusion
-
-    data.check_dataset(params["dataset"], ("digits", "mnist5k", "mnist"))
-    return diffusion.DiffusionConfig.for_dataset(params["dataset"], T=params["T"], schedule=params["schedule"],
-                                                 width=params["width"])
-
-
-def _diffusion_train(model: nn.Module, params: dict, generator: torch.Generator, options: dict) -> History:
-    """Chapter 8's recipe for both image models: ``epochs`` passes, then a quarter as many at lr/10."""
-    from genlib import diffusion
-
-    train = diffusion.to_unit_range(data.images(params["dataset"], "train").x, data.LEVELS[params["dataset"]])
-    return diffusion.fit_with_cooldown(model, train, None, diffusion.TrainConfig(epochs=params["epochs"]),
-                                       generator=generator, **options)
-
-
-def _ddpm_build(params: dict) -> nn.Module:
-    from genlib import diffusion
-
-    return diffusion.Diffusion(_diffusion_config(params))
-
-
-def _flow_matching_build(params: dict) -> nn.Module:
-    from genlib import diffusion
-
-    return diffusion.FlowMatching(_diffusion_config(params))
-
-
-FAMILIES: dict[str, Family] = {
-    "vae": Family("04_vae", _vae_build, _vae_train),
-    "ebm": Family("03_energy_models", _ebm_build, _ebm_train),
-    "gan": Family("05_gans", _gan_build, _gan_train),
-    "pixelcnn": Family("06_autoregressive", _pixelcnn_build, _pixelcnn_train),
-    "flow": Family("07_flows", _flow_build, _flow_train),
-    "diffusion": Family("08_diffusion", _ddpm_build, _diffusion_train),
-    "flow_matching": Family("08_diffusion", _flow_matching_build, _diffusion_train),
-}
+def _trainable() -> dict[str, Family]:
+    """The registered families that are trained and saved (the mixture is fitted where it is used)."""
+    return {name: f for name, f in FAMILIES.items() if f.checkpoint}
 
 
 # ----------------------------------------------------------------------------- parameters and files
@@ -175,15 +41,8 @@ FAMILIES: dict[str, Family] = {
 
 def parameters(family: str, profile: str = "book", overrides: dict | None = None) -> dict:
     """The chapter's parameters for ``family`` under ``profile``, with ``overrides`` on top."""
-    checks.choice("family", family, FAMILIES)
-    chapter = run.select([FAMILIES[family].chapter])[0]
-    declared = run.declared_parameters(run.notebook(chapter))
-    overrides = overrides or {}
-    unknown = sorted(set(overrides) - set(declared))
-    if unknown:
-        raise ValueError(f"chapter {chapter.stem} has no parameter named {', '.join(unknown)}; "
-                         f"valid: {', '.join(sorted(declared))}")
-    return {**declared, **run.parameters_for(chapter, declared, run.load_profile(profile), overrides)}
+    checks.choice("family", family, _trainable())
+    return params.resolve(FAMILIES[family].chapter, profile, overrides)
 
 
 def save(path: Path, family: str, params: dict, model: nn.Module, history: History) -> None:
@@ -207,7 +66,8 @@ def load(path: str | Path, family: str | None = None, device: str = "cpu",
     if family is not None and name != family:
         raise ValueError(f"{path} holds a {name!r} model, not {family!r}")
     check_params(path, params, **(expect or {}))
-    model = FAMILIES[name].build(params)
+    chosen = FAMILIES[name]
+    model = chosen.build(chosen.parameters(params))
     model.load_state_dict(weights)
     return model.to(genlib.device(device)).eval(), params
 
@@ -236,29 +96,30 @@ def load_history(path: str | Path) -> History:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="genlib-train-family", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("family", help=f"one of: {', '.join(FAMILIES)}")
+    parser.add_argument("family", help=f"one of: {', '.join(_trainable())}")
     parser.add_argument("overrides", nargs="*", help="name=value parameters of the family's chapter")
-    parser.add_argument("--profile", default="book", help="parameter set from book/profiles.yml")
+    parser.add_argument("--profile", default="book", help="parameter set from genlib/profiles.yml")
     parser.add_argument("--out", type=Path, default=Path("checkpoints"), help="folder for <family>.pt")
     parser.add_argument("--precision", default="fp32", help="fp32 or bf16 (autocast)")
     parser.add_argument("--compile", action="store_true", help="run the loss through torch.compile")
     args = parser.parse_args(argv)
     rank = int(os.environ.get("RANK", "0"))
     try:
-        params = parameters(args.family, args.profile, run.parse_overrides(args.overrides))
-        device = genlib.device(params.get("device", "auto"))
-        generator = genlib.seed_everything(params["seed"])
+        values = parameters(args.family, args.profile, run.parse_overrides(args.overrides))
         family = FAMILIES[args.family]
-        model = family.build(params)
+        chosen = family.parameters(values)
+        device = genlib.device(chosen.device)
+        generator = genlib.seed_everything(chosen.seed)
+        model = family.build(chosen)
         tic = time.perf_counter()
-        history = family.train(model, params, generator, {"device": device, "progress": rank == 0,
+        history = family.train(model, chosen, generator, {"device": device, "progress": rank == 0,
                                                           "precision": args.precision, "compile": args.compile})
     except ValueError as err:  # bad parameters (fit checks epochs, precision, ...): one line
         print(f"genlib-train-family: error: {err}", file=sys.stderr)
         return 2
     if rank == 0:
         target = args.out / f"{args.family}.pt"
-        save(target, args.family, params, model, history)
+        save(target, args.family, values, model, history)
         print(f"{args.family}: {history.epochs} epochs in {time.perf_counter() - tic:.1f} s, "
               f"best {'validation' if history.val else 'training'} loss {history.best:.3f} -> {target}")
     return 0

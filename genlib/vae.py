@@ -40,7 +40,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.distributions import Distribution, Independent, MultivariateNormal, Normal
 
-from genlib import checks
+from genlib import checks, data
+from genlib.family import NLL, Family
 
 LIKELIHOODS = ("categorical", "bernoulli", "gaussian")
 ARCHS = ("mlp", "conv")
@@ -548,6 +549,7 @@ class _LatentModel(nn.Module):
 
     def one_hot(self, y: torch.Tensor | None) -> torch.Tensor | None:
         if self.config.n_classes == 0:
+            checks.no_labels(y, f"this {type(self).__name__} (n_classes=0)")
             return None
         if y is None:
             raise ValueError("a class-conditional model needs labels y")
@@ -591,7 +593,7 @@ class VAE(_LatentModel):
         reconstruction, kl = self.terms(x, y, generator)
         return reconstruction - kl
 
-    def loss(self, x: torch.Tensor, y: torch.Tensor | None = None, beta: float | None = None,
+    def loss(self, x: torch.Tensor, y: torch.Tensor | None = None, *, beta: float | None = None,
              generator: torch.Generator | None = None) -> torch.Tensor:
         """Mean over the batch of −log p_θ(x | z) + β KL(q_φ(z | x) ‖ p(z)); β = 1 is −ELBO."""
         beta = self.config.beta if beta is None else beta
@@ -626,7 +628,7 @@ class VAE(_LatentModel):
         lower bound in expectation (a single call can land above log p_θ(x)); it tightens as k grows."""
         return self.iwae_bound(x, k, y, generator, chunk)
 
-    def sample(self, n: int, y: torch.Tensor | None = None, generator: torch.Generator | None = None,
+    def sample(self, n: int, *, y: torch.Tensor | None = None, generator: torch.Generator | None = None,
                mean: bool = False) -> torch.Tensor:
         """z ~ N(0, I), then x ~ p_θ(x | z) (or its mean with ``mean=True``). Shape (n, D)."""
         checks.positive_int("n", n)
@@ -678,3 +680,39 @@ def evaluate_nll(model: VAE, x: torch.Tensor, y: torch.Tensor | None = None, k: 
         elbo.append(discrete_log_prob(draws.mean(0), model.config))
         iwae.append(discrete_log_prob(model.iwae_bound(xb, k, yb, generator), model.config))
     return {"elbo": -float(torch.cat(elbo).mean()), "iwae": -float(torch.cat(iwae).mean())}
+
+
+# ----------------------------------------------------------------------------- the family's declaration
+
+
+def _build(params) -> VAE:
+    """Chapter 4, section 7: the chapter's main VAE."""
+    return VAE(VAEConfig.for_dataset(params.dataset, latent_dim=params.latent_dim, arch=params.model))
+
+
+def _train(model: VAE, params, generator: torch.Generator, options: dict):
+    from genlib.train import fit
+
+    settings = TrainConfig()
+    train, val = (model_inputs(data.images(params.dataset, s).x, model.config, generator) for s in ("train", "val"))
+    return fit(model, batch_loss, train, val, epochs=params.epochs, batch_size=settings.batch_size,
+               lr=settings.lr, patience=settings.patience, generator=generator, **options)
+
+
+def _nll(model: VAE, x: torch.Tensor, generator: torch.Generator) -> NLL:
+    nll = evaluate_nll(model, x, k=1000, batch_size=64, generator=generator)
+    return NLL(nll["iwae"], "estimate", f"NLL: -IWAE with k = 1000 (a bound in expectation); -ELBO = {nll['elbo']:.1f}")
+
+
+def _samples(model: VAE, n: int, generator: torch.Generator) -> torch.Tensor:
+    x = model.sample(n, generator=generator).float()
+    return x.clamp(0, 1) if model.config.likelihood == "gaussian" else x / (model.config.levels - 1)
+
+
+FAMILY = Family(
+    name="vae", chapter="04_vae", model=VAE, build=_build, train=_train, samples=_samples, nll=_nll, density="estimate",
+    features=lambda model, x: model.encode(x)[0],
+    inputs=lambda model, x, levels, generator: model_inputs(x, model.config, generator),
+    smoke={"epochs": 1, "latent_dim": 4},
+    describe=lambda model, params: (f"VAE ({model.config.arch.upper()}, L = {model.config.latent_dim}, "
+                                    f"{model.config.likelihood} decoder)"))

@@ -7,7 +7,7 @@
   (``## Exercises`` up to the next ``## `` heading); the appendix copies them under a heading that
   links back to the chapter.
 * ``book/appendix_gpu.md``: the table of the paper profile, between its two marker comments, from
-  ``book/profiles.yml``.
+  ``genlib/profiles.yml``.
 """
 from __future__ import annotations
 
@@ -72,7 +72,7 @@ def appendix(book: Path = ROOT / "book") -> str:
     return "\n".join(parts)
 
 
-def profile_table(profiles: Path = ROOT / "book" / "profiles.yml", name: str = "paper") -> str:
+def profile_table(profiles: Path = ROOT / "genlib" / "profiles.yml", name: str = "paper") -> str:
     """A markdown table of one profile: chapter, parameter, value (every chapter first, the runner last)."""
     profile = yaml.safe_load(profiles.read_text())[name]
     lines = ["| chapter | parameter | value |", "| --- | --- | --- |"]

@@ -44,7 +44,7 @@ def test_the_profile_table_lists_every_value(appendices):
     import yaml
 
     table = appendices.profile_table()
-    for chapter, values in yaml.safe_load((ROOT / "book" / "profiles.yml").read_text())["paper"].items():
+    for chapter, values in yaml.safe_load((ROOT / "genlib" / "profiles.yml").read_text())["paper"].items():
         for key, value in values.items():
             assert f"| `{key}` | `{value}` |" in table
     broken = appendices.gpu_appendix((ROOT / "book" / "appendix_gpu.md").read_text().replace("| `epochs` | `200` |", "| `epochs` | `2` |"))

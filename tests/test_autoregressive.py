@@ -110,9 +110,9 @@ def test_fast_sampler_gives_the_naive_samples_for_the_same_random_numbers(arch):
     net = model(arch, shape=(9, 10), n_layers=2, n_classes=2)
     u = torch.rand(5, 9, 10, generator=torch.Generator().manual_seed(7))
     y = torch.tensor([0, 1, 0, 1, 1])
-    naive, fast = net.sample(5, y, u=u), net.sample(5, y, u=u, fast=True)
+    naive, fast = net.sample(5, y=y, u=u), net.sample(5, y=y, u=u, fast=True)
     assert torch.equal(naive, fast)
-    other = net.sample(5, y, u=torch.rand(5, 9, 10, generator=torch.Generator().manual_seed(8)))
+    other = net.sample(5, y=y, u=torch.rand(5, 9, 10, generator=torch.Generator().manual_seed(8)))
     assert not torch.equal(naive, other)
 
 

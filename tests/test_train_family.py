@@ -72,7 +72,8 @@ def _ebm_is_the_chapters(model, params, history):
     from genlib import ebm
 
     assert isinstance(model, ebm.EBM) and model.config.n_steps == 2 and model.config.dims == 64
-    fresh = train_family.FAMILIES["ebm"].build(params)
+    family = train_family.FAMILIES["ebm"]
+    fresh = family.build(family.parameters(params))
     assert not torch.equal(model.buffer.x, fresh.buffer.x)  # the trained chains came back, not new noise
 
 

@@ -198,7 +198,7 @@ def test_vae_one_step_on_digits_shaped_data(overrides):
     model = vae.VAE(config)
     one_step(model, (x, y) if config.n_classes else (x,))
     labels = y[:4] if config.n_classes else None
-    assert model.sample(4, labels, torch.Generator().manual_seed(0)).shape == (4, 64)
+    assert model.sample(4, y=labels, generator=torch.Generator().manual_seed(0)).shape == (4, 64)
     assert model.reconstruct(x[:4], labels).shape == (4, 64)
 
 
