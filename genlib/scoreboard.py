@@ -1,25 +1,32 @@
-"""The scoreboard: each family's book-profile model on digits, measured the same way (chapter 9).
+"""The scoreboard: each family's book-profile model on digits, over seeds, measured by one protocol (chapter 9).
 
 The command is ``benchmarks/scoreboard.py`` (or ``python -m genlib.scoreboard``); chapter 9 imports
-this module to read the classes and to re-measure a row.
+this module to read the classes and renders the file it writes.
 
-    OMP_WAIT_POLICY=PASSIVE .venv/bin/python benchmarks/scoreboard.py [--families gmm,vae] [--seed 0]
+    OMP_WAIT_POLICY=PASSIVE .venv/bin/python benchmarks/scoreboard.py [--seeds 0 1 2] [--families gmm,vae]
                                                                       [--out results/scoreboard.json]
                                                                       [--checkpoints checkpoints/]
 
-Every family trains its book-profile model on the book's split of the 8x8 digits (train 1000,
-validation 350 for model choice and early stopping, test 447 for the numbers) and is measured by the
-same code: test NLL in nats per image and bits/dim on the discrete 17-level scale where the family
-defines one (and what kind of number it is: exact, a bound, an estimate), training wall time,
-sampling time per image, the classifier-feature Fréchet distance and precision/recall of 447 samples
-against the test images (next to the train-vs-test floor), a linear probe's test accuracy on the
-model's latent features where it has them, and its capabilities read off its class (``log_prob``,
-``sample``, ``encode``). The results go to one JSON file with the machine, versions, seed and date;
-chapter 9 renders it. The families are those of :data:`genlib.family.REGISTRY`; every row is made by
-the same code (:func:`trained`, then :func:`measure`) from the family's declaration. With
-``--checkpoints DIR``, a family whose ``DIR/<family>.pt``
-exists (written by ``python -m genlib.train_family <family>``, e.g. on a GPU) is loaded from it instead
-of trained here; its training time is then the one recorded in the file, on the machine that trained it.
+Every family trains its book-profile model with each seed on the book's split of the 8x8 digits (train
+1000, validation 350 for model choice and early stopping, test 447 for the numbers) and every row is
+measured by the same code (:data:`PROTOCOL`): test NLL in nats per image and bits/dim on the discrete
+17-level scale where the family defines one (and what kind of number it is: exact, a bound, an
+estimate), training wall time and budget, sampling time per image, and — on 447 samples per seed,
+quantised to the 17 grey levels and on the test images' scale — the Fréchet distance, the kernel
+distance (KID) and precision/recall on the features of :func:`genlib.metrics.classifier`, next to the
+floor at the same N (:func:`genlib.metrics.quality_floor_runs`), a linear probe's test accuracy on the
+model's latent features where it has them, and its capabilities read off its class. Iterative
+samplers get one budget of network evaluations; the DDPM's full chain is a second line
+(:data:`SECOND_LINES`). The file keeps every seed's numbers (chapter 9 shows median and range) with the
+machine, versions, seeds and date, and is rewritten after every family, so an interrupted run keeps
+what it finished. A subset of ``--families`` is merged into an existing ``--out`` with the same seeds.
+
+The families are those of :data:`genlib.family.REGISTRY`; every row is made by the same code
+(:func:`trained`, then :func:`measure`) from the family's declaration. With ``--checkpoints DIR``, a
+family whose ``DIR/<family>-seed<S>.pt`` (or, with one seed, ``DIR/<family>.pt``) exists (written by
+``python -m genlib.train_family <family>``, e.g. on a GPU) is loaded from it instead of trained here;
+its training time is then the one recorded in the file, on the machine that trained it. A family
+missing from the folder is announced and trained here.
 """
 from __future__ import annotations
 
