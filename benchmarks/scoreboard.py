@@ -1,6 +1,6 @@
 """The scoreboard command (chapter 9): every family's book-profile model on the digits, measured the same way.
 
-    OMP_WAIT_POLICY=PASSIVE .venv/bin/python benchmarks/scoreboard.py [--families gmm,vae] [--seed 0]
+    OMP_WAIT_POLICY=PASSIVE .venv/bin/python benchmarks/scoreboard.py [--seeds 0 1 2] [--families gmm,vae]
                                                                       [--out results/scoreboard.json]
                                                                       [--checkpoints checkpoints/]
 

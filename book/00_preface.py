@@ -258,16 +258,28 @@ for bad in ({"dataset": "cifar"}, {"epochs": 0}):
     except ValueError as error:
         print(f"python -m genlib.run 00 {' '.join(f'{k}={v}' for k, v in bad.items())}  ->  ValueError: {error}")
 
+# %% tags=["remove-input"]
+import math
+
+from myst_nb import glue
+
+# Exercise 2's answers, computed here so that the solution's numbers come from code
+ex2_nats = 90.0
+glue("ex2_bpd", ex2_nats / (64 * math.log(2)), display=False)
+glue("ex2_uniform_nats", 64 * math.log(17), display=False)
+glue("ex2_log10_ratio", (64 * math.log(17) - ex2_nats) / math.log(10), display=False)
+
 # %% [markdown]
-# 2. A model assigns the test digits an average of 90 nats per image. How many bits per
+# 2. A model assigns the test digits an average of $90$ nats per image. How many bits per
 #    dimension is that, and how many times more probable than under the uniform model is a typical
 #    test image?
 #
 # ```{admonition} Solution
 # :class: dropdown
-# $90 / (64 \ln 2) \approx 2.03$ bits per dimension. The uniform model gives every image
-# $-\log p = 64 \ln 17 \approx 181.3$ nats, so the ratio of probabilities is
-# $e^{181.3 - 90} = e^{91.3} \approx 10^{39.7}$: a typical test image is about $10^{40}$ times more
+# $90 / (64 \ln 2)$ = {glue:text}`ex2_bpd:.2f` bits per dimension. The uniform model gives every image
+# $-\log p = 64 \ln 17$ = {glue:text}`ex2_uniform_nats:.1f` nats, so the ratio of probabilities is
+# $e^{64 \ln 17 - 90} = 10^{k}$ with $k = (64 \ln 17 - 90) / \ln 10$ = {glue:text}`ex2_log10_ratio:.1f`:
+# a typical test image is about $10^{k}$ times more
 # probable under the model. Likelihoods of whole images are astronomically small numbers, which is
 # why they are always reported as logarithms.
 # ```

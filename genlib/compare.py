@@ -11,9 +11,10 @@ import json
 import math
 from pathlib import Path
 
-FORMAT = "genlib.scoreboard/1"
-ROW_KEYS = ("key", "family", "chapter", "capabilities", "density", "test_nll_nats", "bits_per_dim",
-            "train_seconds", "sample_ms_per_image", "frechet", "precision", "recall", "probe_accuracy")
+FORMAT = "genlib.scoreboard/2"
+ROW_KEYS = ("key", "family", "chapter", "capabilities", "density", "runs")
+RUN_KEYS = ("seed", "test_nll_nats", "bits_per_dim", "train_seconds", "sample_ms_per_image", "frechet", "kid",
+            "precision", "recall", "probe_accuracy")
 
 
 def capabilities(model) -> dict[str, bool]:
@@ -48,7 +49,9 @@ def load_scoreboard(path: str | Path) -> dict:
         raise ValueError(f"{path} is not a scoreboard file ({type(err).__name__}); {hint}") from None
     if not isinstance(board, dict) or board.get("format") != FORMAT:
         raise ValueError(f"{path} is not a {FORMAT} file; {hint}")
-    missing = sorted({k for row in board.get("rows", []) for k in ROW_KEYS if k not in row})
+    missing = sorted({k for row in board.get("rows", []) for k in ROW_KEYS if k not in row}
+                     | {k for row in board.get("rows", []) for run in row.get("runs", []) for k in RUN_KEYS
+                        if k not in run})
     if not board.get("rows") or missing:
         raise ValueError(f"{path} has no rows or rows without {', '.join(missing) or 'anything'}; {hint}")
     return board
@@ -81,3 +84,61 @@ def iterative_sampler(rows: list[dict], factor: float = 20.0) -> dict[str, bool]
     (a measured reading of "one network pass" vs "a chain of them")."""
     fastest = min(r["sample_ms_per_image"] for r in rows)
     return {r["key"]: r["sample_ms_per_image"] > factor * fastest for r in rows}
+
+
+# ----------------------------------------------------------------------------- summaries over seeds
+
+
+def values(row: dict, key: str) -> list[float] | None:
+    """The per-seed values of ``key`` in a scoreboard row (or the floor's dict of lists); None where the
+    row has no such number (no density, no latents)."""
+    runs = row.get("runs")
+    found = [run.get(key) for run in runs] if runs is not None else row.get(key)
+    if found is None or any(v is None for v in found):
+        return None
+    return [float(v) for v in found]
+
+
+def summary_cell(vals: list[float] | None, digits: int) -> str:
+    """``median (min–max)`` of per-seed values, one value alone, '-' for none (see :func:`genlib.bench.fmt`)."""
+    from genlib import bench
+
+    return "-" if vals is None else bench.fmt(vals, f".{digits}f")
+
+
+def html_table(rows: list[dict], columns: list[tuple[str, str, int]], caption: str = "") -> str:
+    """An HTML table of ``rows`` (median and range over seeds in each numeric cell): ``columns`` are
+    (heading, key, decimals); a key found in ``row`` itself (text) is shown as it is."""
+    import html
+
+    head = "".join(f"<th>{html.escape(h)}</th>" for h, _, _ in columns)
+    body = []
+    for row in rows:
+        cells = []
+        for _, key, digits in columns:
+            if key in row and not isinstance(row[key], list):
+                text = _cell(row[key], digits)
+            else:
+                text = summary_cell(values(row, key), digits)
+            cells.append(f"<td>{html.escape(text)}</td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    cap = f"<caption>{html.escape(caption)}</caption>" if caption else ""
+    return (f'<table class="scoreboard">{cap}<thead><tr>{head}</tr></thead><tbody>' + "".join(body)
+            + "</tbody></table>")
+
+
+def ranked(rows: list[dict], key: str, lower_is_better: bool = True) -> list[list[str]]:
+    """Rows grouped into ranks by ``key`` over seeds: a row ranks above another only when their ranges
+    do not overlap (:func:`genlib.bench.overlap`); rows without the number are left out. Returns groups of
+    row keys, best first; rows in one group are indistinguishable at this budget."""
+    from genlib import bench
+
+    scored = [(r["key"], values(r, key)) for r in rows if values(r, key) is not None]
+    scored.sort(key=lambda kv: bench.summary(kv[1])[0] * (1 if lower_is_better else -1))
+    groups: list[list[tuple[str, list[float]]]] = []
+    for item in scored:
+        if groups and any(bench.overlap(item[1], other) for _, other in groups[-1]):
+            groups[-1].append(item)
+        else:
+            groups.append([item])
+    return [[k for k, _ in group] for group in groups]

@@ -1,25 +1,32 @@
-"""The scoreboard: each family's book-profile model on digits, measured the same way (chapter 9).
+"""The scoreboard: each family's book-profile model on digits, over seeds, measured by one protocol (chapter 9).
 
 The command is ``benchmarks/scoreboard.py`` (or ``python -m genlib.scoreboard``); chapter 9 imports
-this module to read the classes and to re-measure a row.
+this module to read the classes and renders the file it writes.
 
-    OMP_WAIT_POLICY=PASSIVE .venv/bin/python benchmarks/scoreboard.py [--families gmm,vae] [--seed 0]
+    OMP_WAIT_POLICY=PASSIVE .venv/bin/python benchmarks/scoreboard.py [--seeds 0 1 2] [--families gmm,vae]
                                                                       [--out results/scoreboard.json]
                                                                       [--checkpoints checkpoints/]
 
-Every family trains its book-profile model on the book's split of the 8x8 digits (train 1000,
-validation 350 for model choice and early stopping, test 447 for the numbers) and is measured by the
-same code: test NLL in nats per image and bits/dim on the discrete 17-level scale where the family
-defines one (and what kind of number it is: exact, a bound, an estimate), training wall time,
-sampling time per image, the classifier-feature Fréchet distance and precision/recall of 447 samples
-against the test images (next to the train-vs-test floor), a linear probe's test accuracy on the
-model's latent features where it has them, and its capabilities read off its class (``log_prob``,
-``sample``, ``encode``). The results go to one JSON file with the machine, versions, seed and date;
-chapter 9 renders it. The families are those of :data:`genlib.family.REGISTRY`; every row is made by
-the same code (:func:`trained`, then :func:`measure`) from the family's declaration. With
-``--checkpoints DIR``, a family whose ``DIR/<family>.pt``
-exists (written by ``python -m genlib.train_family <family>``, e.g. on a GPU) is loaded from it instead
-of trained here; its training time is then the one recorded in the file, on the machine that trained it.
+Every family trains its book-profile model with each seed on the book's split of the 8x8 digits (train
+1000, validation 350 for model choice and early stopping, test 447 for the numbers) and every row is
+measured by the same code (:data:`PROTOCOL`): test NLL in nats per image and bits/dim on the discrete
+17-level scale where the family defines one (and what kind of number it is: exact, a bound, an
+estimate), training wall time and budget, sampling time per image, and — on 447 samples per seed,
+quantised to the 17 grey levels and on the test images' scale — the Fréchet distance, the kernel
+distance (KID) and precision/recall on the features of :func:`genlib.metrics.classifier`, next to the
+floor at the same N (:func:`genlib.metrics.quality_floor_runs`), a linear probe's test accuracy on the
+model's latent features where it has them, and its capabilities read off its class. Iterative
+samplers get one budget of network evaluations; the DDPM's full chain is a second line
+(:data:`SECOND_LINES`). The file keeps every seed's numbers (chapter 9 shows median and range) with the
+machine, versions, seeds and date, and is rewritten after every family, so an interrupted run keeps
+what it finished. A subset of ``--families`` is merged into an existing ``--out`` with the same seeds.
+
+The families are those of :data:`genlib.family.REGISTRY`; every row is made by the same code
+(:func:`trained`, then :func:`measure`) from the family's declaration. With ``--checkpoints DIR``, a
+family whose ``DIR/<family>-seed<S>.pt`` (or, with one seed, ``DIR/<family>.pt``) exists (written by
+``python -m genlib.train_family <family>``, e.g. on a GPU) is loaded from it instead of trained here;
+its training time is then the one recorded in the file, on the machine that trained it. A family
+missing from the folder is announced and trained here.
 """
 from __future__ import annotations
 
@@ -32,7 +39,7 @@ import sys
 import time
 import functools
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -62,8 +69,27 @@ class Trained:
 
 
 def model_class(key: str) -> type:
-    """The genlib class of family ``key``'s model (what chapter 9 reads the capabilities off)."""
-    return family.get(key).model
+    """The genlib class of family ``key``'s model (what chapter 9 reads the capabilities off); a second line
+    (:data:`SECOND_LINES`) has its family's class."""
+    return family.get(LINE_OF.get(key, key)).model
+
+
+def _ancestral(trained: Trained) -> Trained:
+    """The DDPM's second line: the same trained model and bound, sampled by the full ancestral chain."""
+    from genlib import diffusion as dm
+
+    T = trained.model.T
+    return replace(trained, name=trained.name.replace(f"DDIM, {dm.SAMPLE_STEPS} steps", f"ancestral, {T} steps"),
+                   sample=lambda n, g: dm.from_unit_range(trained.model.sample(n, generator=g)),
+                   notes=[n for n in trained.notes if not n.startswith("samples: DDIM")] + [
+                       f"samples: the full ancestral chain over all T = {T} steps ({T} U-Net passes per image), the "
+                       "chapter's default sampler; the same trained model and bound as the DDIM line"])
+
+
+# A family measured a second way: (the row's key, a function of the family's trained row). The protocol gives
+# every iterative sampler one budget of network evaluations; these lines show what a longer chain changes.
+SECOND_LINES: dict[str, tuple[str, Callable[[Trained], Trained]]] = {"diffusion": ("diffusion_ancestral", _ancestral)}
+LINE_OF = {line: key for key, (line, _) in SECOND_LINES.items()}
 
 
 # ----------------------------------------------------------------------------- the rows: one protocol
@@ -96,7 +122,17 @@ def chapter_model(key: str, seed: int, checkpoint: Path | None = None,
     tic = time.perf_counter()
     chosen.train(model, values, gen, options)
     seconds = time.perf_counter() - tic
-    return (model.eval() if hasattr(model, "eval") else model), values, seconds, []
+    return (model.eval() if hasattr(model, "eval") else model), values, seconds, [budget(values)]
+
+
+def budget(values) -> str:
+    """The training budget of a row, as the chapter's parameters state it (a confounder of every comparison)."""
+    import dataclasses
+
+    params = dataclasses.asdict(values) if dataclasses.is_dataclass(values) else dict(values)
+    keys = [k for k in params if any(w in k for w in ("epoch", "steps", "iterations", "patience", "restarts"))
+            and isinstance(params[k], int) and not isinstance(params[k], bool) and not k.startswith(("toy", "ring"))]
+    return "training budget (the chapter's book profile, CPU): " + ", ".join(f"{k} = {params[k]}" for k in keys)
 
 
 def trained(key: str, seed: int, checkpoint: Path | None = None, **overrides) -> Trained:
@@ -150,25 +186,65 @@ def linear_probe(features: Callable[[torch.Tensor], torch.Tensor]) -> float:
     return float(clf.score((f_test - mu) / sd, test.y.numpy()))
 
 
+PROTOCOL = (
+    "every row: the chapter's book-profile model, trained with each seed (or loaded), on the book's digits split",
+    "samples: 447 per row and seed (the test set's size), quantised to the data's 17 grey levels "
+    "(round(16 x) / 16, the test images' scale x / 16) before any measure",
+    "iterative ODE/SDE samplers at one budget of network evaluations (NFE) per image: flow matching's Euler steps; "
+    "the DDPM with DDIM at the same NFE, its full ancestral chain as a second line",
+    "features: a small CNN trained on the training and validation digits (test accuracy recorded); "
+    "Fréchet distance (FD), kernel distance (KID, unbiased) and k-NN precision/recall (k = 3) against the 447 test images",
+    "the floor: disjoint 447-image subsets of the training and validation images against the test images, "
+    "at the same N as the models",
+    "NLL: nats per image of the integer test images on the 17-level scale; bounds over all 447 test images",
+    "summaries: median and range (min-max) over the seeds; a ranking only where ranges do not overlap",
+)
+
+
+def quantise(x: torch.Tensor, levels: int = LEVELS) -> torch.Tensor:
+    """Images in [0, 1] -> the nearest of the data's ``levels`` grey levels, still in [0, 1] (``l / (levels-1)``):
+    every row's samples are post-processed this way, the scale of the test images ``x / 16``."""
+    return torch.round(x.detach().float().clamp(0, 1) * (levels - 1)) / (levels - 1)
+
+
 @torch.no_grad()
 def measure(trained: Trained, seed: int) -> dict:
+    """One seed of one row: the common measurements of ``trained`` (its samples quantised, on the test
+    images' scale, as many as the test images)."""
     test = data.digits("test")
     gen = torch.Generator().manual_seed(seed + 1000)
     tic = time.perf_counter()
-    samples = trained.sample(len(test), gen)  # (447, 64) in [0, 1]
+    raw = trained.sample(len(test), gen)  # (447, 64) in [0, 1]
     sample_seconds = (time.perf_counter() - tic) / len(test)
+    samples = quantise(raw)
     quality = metrics.sample_quality(samples, test.x.float() / (LEVELS - 1))
-    row = {"family": trained.name, "chapter": trained.chapter, "capabilities": capabilities(trained.model),
-           "density": trained.density,
-           "test_nll_nats": None if trained.test_nll is None else round(trained.test_nll, 3),
-           "bits_per_dim": None if trained.test_nll is None else round(metrics.nats_to_bpd(trained.test_nll, D), 4),
-           "train_seconds": round(trained.train_seconds, 2), "sample_ms_per_image": round(1000 * sample_seconds, 4),
-           "frechet": round(quality["frechet"], 3), "precision": round(quality["precision"], 3),
-           "recall": round(quality["recall"], 3),
-           "probe_accuracy": None if trained.features is None else round(linear_probe(trained.features), 4),
-           "notes": trained.notes,
-           "samples": (samples[:16] * (LEVELS - 1)).round().to(torch.int64).tolist()}  # 16 x 64 grey levels, for display
-    return row
+    nll = trained.test_nll
+    return {"seed": seed, "family": trained.name,
+            "test_nll_nats": None if nll is None else round(nll, 3),
+            "bits_per_dim": None if nll is None else round(metrics.nats_to_bpd(nll, D), 4),
+            "train_seconds": round(trained.train_seconds, 2), "sample_ms_per_image": round(1000 * sample_seconds, 4),
+            "frechet": round(quality["frechet"], 3), "kid": round(quality["kid"], 5),
+            "precision": round(quality["precision"], 3), "recall": round(quality["recall"], 3),
+            "probe_accuracy": None if trained.features is None else round(linear_probe(trained.features), 4),
+            "capabilities": capabilities(trained.model), "density": trained.density, "chapter": trained.chapter,
+            "notes": trained.notes,
+            "samples": (samples[:16] * (LEVELS - 1)).round().to(torch.int64).tolist()}  # 16 x 64 grey levels
+
+
+RUN_KEYS = ("seed", "test_nll_nats", "bits_per_dim", "train_seconds", "sample_ms_per_image", "frechet", "kid",
+            "precision", "recall", "probe_accuracy")
+
+
+def row_of(key: str, measured: list[dict], seconds: float) -> dict:
+    """A row of the file from one :func:`measure` per seed: per-seed numbers under ``runs`` (chapter 9
+    summarises them as median and range), the rest from the first seed."""
+    first = measured[0]
+    return {"key": key, "family": first["family"], "chapter": first["chapter"], "capabilities": first["capabilities"],
+            "density": first["density"],
+            "conditional": bool(getattr(family.get(LINE_OF.get(key, key)), "labels", False)),
+            "runs": [{k: m[k] for k in RUN_KEYS} for m in measured],
+            "notes": first["notes"], "samples": first["samples"],
+            "samples_by_seed": {str(m["seed"]): m["samples"] for m in measured}, "row_seconds": round(seconds, 1)}
 
 
 def machine() -> dict:
@@ -178,45 +254,133 @@ def machine() -> dict:
             "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "unset")}
 
 
+def _fail(message: str) -> int:
+    print(f"scoreboard: error: {message}", file=sys.stderr)
+    return 2
+
+
+def _writable(out: Path) -> str | None:
+    """Why ``out`` cannot be written (checked before any work), or None."""
+    if out.is_dir():
+        return f"--out {out} is a folder; give a file name"
+    parent = out.parent
+    for folder in (parent, *parent.parents):
+        if folder.exists():
+            if not folder.is_dir():
+                return f"--out {out}: {folder} is a file, not a folder"
+            if not os.access(folder, os.W_OK | os.X_OK):
+                return f"--out {out}: {folder} is not writable"
+            break
+    if out.exists() and not os.access(out, os.W_OK):
+        return f"--out {out} is not writable"
+    return None
+
+
+def _previous(out: Path, seeds: list[int], names: list[str]) -> tuple[list[dict], str | None]:
+    """Rows of an existing file at ``out`` that a subset run keeps (merged with the new rows), or why not."""
+    from genlib import compare
+
+    if set(names) == set(FAMILIES) or not out.exists():
+        return [], None
+    try:
+        old = compare.load_scoreboard(out)
+    except ValueError as err:
+        return [], f"{err}; a subset run merges into --out: give another --out or run every family"
+    if old.get("seeds") != seeds:
+        return [], (f"{out} holds seeds {old.get('seeds')}, this run {seeds}: a subset run merges into the file only "
+                    f"with the same seeds; give another --out")
+    replaced = {*names, *(SECOND_LINES[n][0] for n in names if n in SECOND_LINES)}
+    return [row for row in old["rows"] if row["key"] not in replaced], None
+
+
+def _checkpoint(folder: Path | None, name: str, seed: int, single: bool) -> Path | None:
+    """``DIR/<family>-seed<S>.pt``, or ``DIR/<family>.pt`` when one seed is run; None (and a line) when missing."""
+    if folder is None:
+        return None
+    candidates = [folder / f"{name}-seed{seed}.pt"] + ([folder / f"{name}.pt"] if single else [])
+    for path in candidates:
+        if path.exists():
+            return path
+    if family.get(name).checkpoint:  # the mixture is fitted here in seconds and never saved
+        print(f"scoreboard: {name}, seed {seed}: no {' or '.join(str(c) for c in candidates)}; training it here",
+              flush=True)
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    from genlib import bench
+
+    parser = bench.parser(__doc__.splitlines()[0])
     parser.add_argument("--families", default=",".join(FAMILIES), help=f"comma-separated: {', '.join(FAMILIES)}")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=Path("results/scoreboard.json"))
+    parser.add_argument("--seed", type=int, default=None, help="one seed (the same as --seeds S)")
+    parser.add_argument("--out", type=Path, default=Path("results/scoreboard.json"),
+                        help="the file to write; a subset of families is merged into it (same seeds)")
     parser.add_argument("--checkpoints", type=Path, default=None,
-                        help="folder of genlib.train_family files: DIR/<family>.pt is loaded instead of trained")
+                        help="folder of genlib.train_family files: DIR/<family>-seed<S>.pt (or DIR/<family>.pt with "
+                             "one seed) is loaded instead of trained")
     args = parser.parse_args(argv)
-    names = [n for n in args.families.split(",") if n]
+    seeds = [args.seed] if args.seed is not None else list(dict.fromkeys(args.seeds))
+    names = list(dict.fromkeys(n.strip() for n in args.families.split(",") if n.strip()))
+    if not names:
+        return _fail(f"--families names no family; choose from {', '.join(FAMILIES)}")
     unknown = [n for n in names if n not in FAMILIES]
     if unknown:
-        print(f"scoreboard: error: unknown family {', '.join(unknown)}; choose from {', '.join(FAMILIES)}",
-              file=sys.stderr)
-        return 2
-    floor = metrics.quality_floor()
+        return _fail(f"unknown family {', '.join(unknown)}; choose from {', '.join(FAMILIES)}")
+    if args.checkpoints is not None and not args.checkpoints.is_dir():
+        return _fail(f"--checkpoints {args.checkpoints} is not a folder")
+    problem = _writable(args.out)
+    kept, why = _previous(args.out, seeds, names)
+    if problem or why:
+        return _fail(problem or why)
+    print(bench.machine(), flush=True)
+    tic_all = time.perf_counter()
+    floor = metrics.quality_floor_runs()
     result = {"format": FORMAT, "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-              "seed": args.seed, "machine": machine(), "data": "digits (train 1000 / val 350 / test 447), 17 levels",
+              "seeds": seeds, "machine": machine(), "data": "digits (train 1000 / val 350 / test 447), 17 levels",
+              "n_samples": len(data.digits("test")), "protocol": list(PROTOCOL),
               "uniform_nats": round(metrics.uniform_nats(D, LEVELS), 3),
               "classifier_test_accuracy": round(metrics.classifier(verbose=False).test_accuracy, 4),
-              "floor": {k: round(v, 3) for k, v in floor.items()}, "rows": []}
-    for name in names:
-        saved = None if args.checkpoints is None else args.checkpoints / f"{name}.pt"
+              "floor": {k: [round(r[k], 5) for r in floor] for k in floor[0]}, "rows": []}
+    rows = {}
+    order = [k for f in FAMILIES for k in (f, *([SECOND_LINES[f][0]] if f in SECOND_LINES else []))]
+    for i, name in enumerate(names):
         tic = time.perf_counter()
-        try:
-            trained = FAMILIES[name](args.seed, saved if saved is not None and saved.exists() else None)
-        except ValueError as err:  # a checkpoint of another family or data set: one line
-            print(f"scoreboard: error: {name}: {err}", file=sys.stderr)
-            return 2
-        row = {"key": name, **measure(trained, args.seed)}
-        row["row_seconds"] = round(time.perf_counter() - tic, 1)  # training (or loading) and measuring
-        result["rows"].append(row)
-        nll = "-" if row["test_nll_nats"] is None else f"{row['test_nll_nats']:.1f}"
-        print(f"{name:10s} NLL {nll:>7s} ({row['density']}), train {row['train_seconds']:.1f} s, "
-              f"sample {row['sample_ms_per_image']:.3f} ms/img, FD {row['frechet']:.2f} (floor {floor['frechet']:.2f}), "
-              f"P/R {row['precision']:.2f}/{row['recall']:.2f}, probe {row['probe_accuracy']}, "
-              f"row {row['row_seconds']:.0f} s", flush=True)
-    atomic_write(args.out, lambda out: out.write(json.dumps(result, indent=1).encode()))
-    print(f"-> {args.out}")
+        line, second = SECOND_LINES.get(name, (None, None))
+        measured = {name: [], **({line: []} if line else {})}
+        for seed in seeds:
+            saved = _checkpoint(args.checkpoints, name, seed, len(seeds) == 1)
+            try:
+                trained = FAMILIES[name](seed, saved)
+            except ValueError as err:  # a checkpoint of another family or data set: one line
+                return _fail(f"{name}: {err}")
+            for key, one in ((name, trained), *([(line, second(trained))] if line else [])):
+                measured[key].append(measure(one, seed))
+                m = measured[key][-1]
+                nll = "-" if m["test_nll_nats"] is None else f"{m['test_nll_nats']:.1f}"
+                print(f"{key:19s} seed {seed}: NLL {nll:>7s} ({m['density']}), train {m['train_seconds']:.1f} s, "
+                      f"sample {m['sample_ms_per_image']:.3f} ms/img, FD {m['frechet']:.2f}, KID {m['kid']:.4f}, "
+                      f"P/R {m['precision']:.2f}/{m['recall']:.2f}, probe {m['probe_accuracy']}", flush=True)
+        for key, runs in measured.items():
+            rows[key] = row_of(key, runs, time.perf_counter() - tic)
+        # written after every family, so that an interrupted run keeps the rows it finished
+        result["rows"] = sorted([*kept, *rows.values()], key=lambda r: order.index(r["key"]) if r["key"] in order else 99)
+        result["wall_seconds"] = round(time.perf_counter() - tic_all, 1)
+        result["complete"] = i == len(names) - 1
+        problem = _write(args.out, result)
+        if problem:
+            return _fail(problem)
+    print(f"-> {args.out} ({len(result['rows'])} rows, seeds {' '.join(map(str, seeds))}, "
+          f"{result['wall_seconds']:.0f} s)")
     return 0
+
+
+def _write(out: Path, result: dict) -> str | None:
+    """Write ``result`` to ``out`` atomically (a temporary file renamed over it, never left behind)."""
+    try:
+        atomic_write(out, lambda f: f.write(json.dumps(result, indent=1).encode()))
+    except OSError as err:
+        return f"cannot write {out}: {err.strerror or err}"
+    return None
 
 
 if __name__ == "__main__":

@@ -53,30 +53,75 @@ def test_precision_recall_collapsed_fake_set_has_precision_but_no_recall():
     assert precision > 0.95 and recall < 0.2
 
 
-def test_classifier_is_accurate_and_features_have_the_documented_shape(tmp_path, monkeypatch):
-    monkeypatch.setenv("GENLIB_DATA", str(tmp_path))
+def test_feature_network_reaches_98_percent_on_the_test_digits():
+    """The committed CNN's weights load (no training) and classify the unseen test digits well."""
     metrics.classifier.cache_clear()
+    assert metrics._weights_file("digits").parent == metrics.WEIGHTS  # committed, not trained here
     model = metrics.classifier("digits", verbose=False)
-    assert model.test_accuracy > 0.9
-    assert (tmp_path / "classifiers").is_dir()
-    x = torch.rand(5, 64)
-    assert metrics.features(x).shape == (5, 64)
-    metrics.classifier.cache_clear()
-    again = metrics.classifier("digits", verbose=False)  # loaded from the cache file
-    assert torch.equal(again.head.weight, model.head.weight)
-    metrics.classifier.cache_clear()
+    assert model.test_accuracy >= 0.98
+    assert metrics.features(torch.rand(5, 64)).shape == (5, 128)
+    assert metrics.features(torch.rand(5, 8, 8)).shape == (5, 128)
 
 
-def test_quality_floor_is_far_below_noise(tmp_path, monkeypatch):
-    monkeypatch.setenv("GENLIB_DATA", str(tmp_path))
-    metrics.classifier.cache_clear()
-    floor = metrics.quality_floor()
+def _direct_kid(a, b):
+    """The unbiased MMD² with k(u, v) = (u·v/F + 1)³, written with loops over pairs."""
+    k = lambda u, v: (u @ v / a.shape[1] + 1) ** 3  # noqa: E731
+    m, n = len(a), len(b)
+    xx = sum(k(a[i], a[j]) for i in range(m) for j in range(m) if i != j) / (m * (m - 1))
+    yy = sum(k(b[i], b[j]) for i in range(n) for j in range(n) if i != j) / (n * (n - 1))
+    xy = sum(k(a[i], b[j]) for i in range(m) for j in range(n)) / (m * n)
+    return xx + yy - 2 * xy
+
+
+def test_kernel_distance_matches_the_direct_formula():
+    rng = np.random.default_rng(4)
+    a, b = rng.normal(size=(30, 5)), rng.normal(loc=0.3, size=(25, 5))
+    assert metrics.kernel_distance(a, b) == pytest.approx(_direct_kid(a, b), rel=1e-10)
+    assert metrics.kernel_distance(a, b) == pytest.approx(metrics.kernel_distance(b, a), rel=1e-12)
+
+
+def test_kernel_distance_is_unbiased_on_two_samples_of_one_distribution():
+    """Averaged over many pairs of small samples from one distribution, KID is 0 within its standard
+    error, while the biased estimate (diagonal terms kept) and the Fréchet distance stay well above 0."""
+    rng = np.random.default_rng(5)
+    kid, biased, fd = [], [], []
+    for _ in range(400):
+        a, b = rng.normal(size=(10, 4)), rng.normal(size=(10, 4))
+        kid.append(metrics.kernel_distance(a, b))
+        k = lambda u, v: (u @ v.T / 4 + 1) ** 3  # noqa: E731
+        biased.append(k(a, a).mean() + k(b, b).mean() - 2 * k(a, b).mean())
+        fd.append(metrics.frechet_distance(a, b))
+    error = np.std(kid) / np.sqrt(len(kid))
+    assert abs(np.mean(kid)) < 3 * error
+    assert np.mean(biased) > 10 * error and np.mean(fd) > 1.0
+    assert min(kid) < 0  # single unbiased estimates can be negative
+
+
+def test_kernel_distance_grows_with_a_shift_and_rejects_bad_input():
+    rng = np.random.default_rng(6)
+    a = rng.normal(size=(200, 3))
+    assert metrics.kernel_distance(a, a + 1.0) > metrics.kernel_distance(a, a + 0.2) > 0
+    for bad in (a[:1], a[:, :2], np.full((5, 3), np.nan)):
+        with pytest.raises(ValueError):
+            metrics.kernel_distance(bad, a)
+
+
+def test_quality_floor_is_at_the_test_sets_size_and_far_below_noise():
     from genlib import data
-    test = data.images("digits", "test")
-    noise = metrics.sample_quality(torch.rand(447, 64), test.x.float() / 16)
-    assert floor["frechet"] < noise["frechet"] / 5
-    assert floor["precision"] > 0.5 and noise["precision"] < floor["precision"]
+
     metrics.classifier.cache_clear()
+    test = data.images("digits", "test")
+    runs = metrics.quality_floor_runs()
+    assert len(runs) == (1000 + 350) // len(test.x)  # disjoint subsets of the training and validation images
+    floor = metrics.quality_floor()
+    assert set(floor) == {"frechet", "kid", "precision", "recall"}
+    assert floor["frechet"] == pytest.approx(np.median([r["frechet"] for r in runs]))
+    noise = metrics.sample_quality(torch.rand(len(test.x), 64), test.x.float() / 16)
+    assert floor["frechet"] < noise["frechet"] / 5 and floor["kid"] < noise["kid"] / 5
+    assert floor["precision"] > 0.5 and noise["precision"] < floor["precision"]
+    with pytest.raises(ValueError, match="n must be"):
+        metrics.quality_floor_runs(n=1)
+
 
 
 # ----------------------------------------------------------------------------- mode counting

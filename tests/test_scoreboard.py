@@ -15,9 +15,9 @@ def scoreboard():
 
 
 def test_a_rerun_with_the_same_seed_gives_the_same_nll(scoreboard):
-    first, second = scoreboard.trained("gmm", 0), scoreboard.FAMILIES["gmm"](0)
+    first, second = scoreboard.trained("gmm", 0, epochs=3), scoreboard.FAMILIES["gmm"](0, epochs=3)
     assert first.test_nll == second.test_nll and first.name == second.name
-    assert scoreboard.trained("gmm", 1).test_nll != first.test_nll
+    assert scoreboard.trained("gmm", 1, epochs=3).test_nll != first.test_nll
 
 
 def test_capabilities_are_read_off_the_classes(scoreboard):
@@ -82,12 +82,13 @@ def test_the_checkpoints_option_loads_what_is_there(scoreboard, checkpoints, tmp
     import shutil
 
     out = tmp_path / "s.json"
-    assert scoreboard.main(["--families", "pixelcnn", "--checkpoints", str(checkpoints / "a"), "--out", str(out)]) == 0
+    assert scoreboard.main(["--families", "pixelcnn", "--seed", "0", "--checkpoints", str(checkpoints / "a"),
+                            "--out", str(out)]) == 0
     (row,) = json.loads(out.read_text())["rows"]
-    assert row["key"] == "pixelcnn" and row["density"] == "exact" and row["probe_accuracy"] is None
+    assert row["key"] == "pixelcnn" and row["density"] == "exact" and row["runs"][0]["probe_accuracy"] is None
     assert any("loaded from" in note for note in row["notes"]) and row["capabilities"]["log_prob"]
     shutil.copy(checkpoints / "a" / "pixelcnn.pt", tmp_path / "gan.pt")  # the wrong family under gan's name
-    assert scoreboard.main(["--families", "gan", "--checkpoints", str(tmp_path), "--out", str(out)]) == 2
+    assert scoreboard.main(["--families", "gan", "--seed", "0", "--checkpoints", str(tmp_path), "--out", str(out)]) == 2
     assert "holds a 'pixelcnn' model, not 'gan'" in capsys.readouterr().err
     with pytest.raises(ValueError, match="has no checkpoint"):
         scoreboard.trained("gmm", 0, tmp_path / "gmm.pt")
@@ -127,7 +128,9 @@ def test_chapter_7_and_8_rows_from_checkpoints(scoreboard, tiny_checkpoints, fam
         if family == "flow":
             expected = flows.evaluate_nll(trained.model, test, draws=10, generator=gen)
         else:
-            expected = float(trained.model.bound(test[:100], 17, generator=gen)["total"].mean())
+            # every test image (the protocol), in the chunks of 150 the declaration uses
+            expected = float(torch.cat([trained.model.bound(test[i:i + 150], 17, generator=gen)["total"]
+                                        for i in range(0, len(test), 150)]).mean())
     assert trained.test_nll == pytest.approx(expected, rel=1e-6) and trained.test_nll > 0
     assert scoreboard.FAMILIES[family](0, tiny_checkpoints / f"{family}.pt").test_nll == trained.test_nll
     assert scoreboard.FAMILIES[family](1, tiny_checkpoints / f"{family}.pt").test_nll != trained.test_nll
@@ -143,7 +146,7 @@ def test_the_file_is_what_chapter_9_reads(scoreboard, tmp_path):
     from genlib import compare
 
     out = tmp_path / "s.json"
-    assert scoreboard.main(["--families", "gmm", "--out", str(out)]) == 0
+    assert scoreboard.main(["--families", "gmm", "--seeds", "0", "--out", str(out)]) == 0
     board = compare.load_scoreboard(out)
     (row,) = board["rows"]
     assert board["format"] == compare.FORMAT and row["key"] == "gmm" and len(row["samples"]) == 16
@@ -155,7 +158,100 @@ def test_the_file_is_what_chapter_9_reads(scoreboard, tmp_path):
     assert {r["key"]: r["model"] for r in compare.registered()} == {
         key: scoreboard.model_class(key).__name__ for key in family.REGISTRY}
     out.write_text(json.dumps({**board, "format": "other"}))
-    with pytest.raises(ValueError, match="is not a genlib.scoreboard/1 file; write it with"):
+    with pytest.raises(ValueError, match="is not a genlib.scoreboard/2 file; write it with"):
         compare.load_scoreboard(out)
     with pytest.raises(ValueError, match="no scoreboard at"):
         compare.load_scoreboard(tmp_path / "missing.json")
+
+
+# ----------------------------------------------------------------------------- the command line (issue 26, case 7)
+
+
+@pytest.fixture
+def fake_families(scoreboard, monkeypatch):
+    """Two instant 'families' (uniform noise images), so that the command's own logic is what is tested."""
+    import torch
+
+    class Noise(torch.nn.Module):
+        def sample(self, n, generator=None):
+            return torch.rand(n, 64, generator=generator)
+
+    def fake(name):
+        def make(seed, checkpoint=None):
+            return scoreboard.Trained(Noise(), f"noise {name}", 1, "none", None, 0.01,
+                                      lambda n, g: Noise().sample(n, g), None, [f"checkpoint {checkpoint}"])
+        return make
+
+    families = {"gmm": fake("gmm"), "vae": fake("vae")}
+    monkeypatch.setattr(scoreboard, "FAMILIES", families)
+    return families
+
+
+def test_no_family_a_missing_checkpoints_folder_and_a_bad_out_fail_before_any_work(scoreboard, fake_families,
+                                                                                    tmp_path, capsys, monkeypatch):
+    calls = []
+    monkeypatch.setattr(scoreboard.metrics, "quality_floor_runs", lambda *a, **k: calls.append(1))
+    out = tmp_path / "s.json"
+    assert scoreboard.main(["--families", ",", "--out", str(out)]) == 2
+    assert "names no family" in capsys.readouterr().err
+    assert scoreboard.main(["--families", "vae", "--checkpoints", str(tmp_path / "nope"), "--out", str(out)]) == 2
+    assert "is not a folder" in capsys.readouterr().err
+    (tmp_path / "file").write_text("x")
+    for bad, why in ((tmp_path / "file" / "s.json", "is a file, not a folder"), (tmp_path, "is a folder")):
+        assert scoreboard.main(["--families", "vae", "--out", str(bad)]) == 2
+        assert why in capsys.readouterr().err
+    assert calls == [] and not out.exists()
+
+
+def test_seeds_give_one_run_each_and_nothing_part_is_left(scoreboard, fake_families, tmp_path):
+    import json
+
+    from genlib import compare
+
+    out = tmp_path / "s.json"
+    assert scoreboard.main(["--families", "gmm,vae", "--seeds", "0", "1", "2", "--out", str(out)]) == 0
+    board = compare.load_scoreboard(out)
+    assert board["seeds"] == [0, 1, 2] and [r["key"] for r in board["rows"]] == ["gmm", "vae"]
+    row = board["rows"][0]
+    assert [run["seed"] for run in row["runs"]] == [0, 1, 2] and len(compare.values(row, "kid")) == 3
+    assert compare.values(row, "test_nll_nats") is None
+    assert all(v * 16 == round(v * 16) for image in row["samples"] for v in [x / 16 for x in image])
+    assert len(board["floor"]["frechet"]) == 3  # disjoint 447-image subsets
+    assert list(tmp_path.glob("*.part")) == []
+    assert json.loads(out.read_text())["rows"][1]["runs"][2]["seed"] == 2
+
+
+def test_a_subset_run_merges_into_the_file_or_refuses(scoreboard, fake_families, tmp_path, capsys, monkeypatch):
+    from genlib import compare
+
+    out = tmp_path / "s.json"
+    assert scoreboard.main(["--families", "gmm,vae", "--seeds", "0", "--out", str(out)]) == 0
+    fake_families["vae"] = lambda seed, checkpoint=None: scoreboard.Trained(
+        None, "changed vae", 4, "none", None, 0.02, lambda n, g: torch_rand(n, g), None, [])
+    assert scoreboard.main(["--families", "vae", "--seeds", "0", "--out", str(out)]) == 0
+    board = compare.load_scoreboard(out)
+    assert [r["family"] for r in board["rows"]] == ["noise gmm", "changed vae"]  # gmm kept, vae replaced
+    assert scoreboard.main(["--families", "vae", "--seeds", "1", "--out", str(out)]) == 2
+    assert "merges into the file only with the same seeds" in capsys.readouterr().err
+
+    def no_space(*args):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(scoreboard.os, "replace", no_space)
+    assert scoreboard.main(["--families", "gmm,vae", "--seeds", "0", "--out", str(out)]) == 2
+    assert "No space left on device" in capsys.readouterr().err
+    assert list(tmp_path.glob("*.part")) == [] and compare.load_scoreboard(out)["rows"][1]["family"] == "changed vae"
+
+
+def torch_rand(n, g):
+    import torch
+
+    return torch.rand(n, 64, generator=g)
+
+
+def test_a_family_missing_from_the_checkpoints_folder_is_announced(scoreboard, fake_families, tmp_path, capsys):
+    (tmp_path / "ck").mkdir()
+    (tmp_path / "ck" / "gmm.pt").write_text("")  # the mixture is never loaded; vae is missing
+    assert scoreboard.main(["--families", "vae", "--seeds", "0", "--checkpoints", str(tmp_path / "ck"),
+                            "--out", str(tmp_path / "s.json")]) == 0
+    assert "vae, seed 0: no" in capsys.readouterr().out
