@@ -34,12 +34,13 @@
 
 # %% tags=["parameters"]
 device = "cpu"            # "auto", "cpu", "cuda" or "mps"
-dataset = "moons"         # 2-D toy of sections 1-6: moons, rings, 8gaussians, spiral, swissroll
-image_dataset = "digits"  # section 7-9: "digits" (8x8, embedded) or "mnist5k" (28x28, offline)
+dataset = "moons"         # 2-D toy of sections 1-6, 9, 10: moons, rings, 8gaussians, spiral, swissroll
+image_dataset = "digits"  # sections 7, 8, 11-13: "digits" (8x8, embedded) or "mnist5k" (28x28, offline)
 epochs = 100              # training epochs on the 2-D toy (1000 points, batches of 128)
-image_epochs = 30         # training epochs of the image EBM; each failure-mode variant gets half
+image_epochs = 30         # epochs of the image EBM and of the RBMs; each failure-mode variant gets half
 n_steps = 20              # Langevin steps per training update on images (short-run chains)
-long_steps = 500          # length of the long-run chains of section 8
+long_steps = 500          # length of the long-run chains of section 7
+jem_epochs = 60           # training epochs of the joint energy model (JEM) of section 12
 checkpoint = ""           # a file from genlib.train_family: load the main model, skip its training
 seed = 0
 
@@ -57,7 +58,7 @@ import ipywidgets
 from myst_nb import glue
 
 import genlib
-from genlib import checks, data, diagrams, ebm, metrics, plot, train_family, widgets
+from genlib import checks, data, diagrams, ebm, energy, metrics, plot, train_family, widgets
 from genlib.density import GaussianMixture, mean_log_prob
 from genlib.train import check_epochs, fit
 
@@ -65,7 +66,7 @@ dev = genlib.device(device)
 gen = genlib.seed_everything(seed)
 data.check_dataset(dataset, data.TOYS)
 data.check_dataset(image_dataset, ("digits", "mnist5k", "mnist"))
-check_epochs(epochs), check_epochs(image_epochs)
+check_epochs(epochs), check_epochs(image_epochs), check_epochs(jem_epochs)
 checks.positive_int("n_steps", n_steps), checks.positive_int("long_steps", long_steps)
 
 
@@ -691,8 +692,331 @@ plt.show()
 # the samples' features with the digits' — and black-and-white strokes have the wrong spread. Read
 # the metrics together, and over seeds before ranking (these are single runs). None of these
 # changes the loss's formula: the sampler settings decide what an EBM learns.
+
+# %% [markdown]
+# ## 9. Training without a sampler: score matching and noise-contrastive estimation
 #
-# ## 9. Where EBMs sit: an indirect generator, and its cost
+# Persistent chains are one way around $Z$. Two others avoid sampling the model altogether, and
+# on the toy the grid checks each of them.
+#
+# **Score matching** {cite:p}`hyvarinen2005estimation` fits the model's *score*
+# $s_\theta(x)=\nabla_x\log p_\theta(x)=-\nabla_x E_\theta(x)$, in which $Z$ has vanished, to the
+# data's, by minimising the Fisher divergence $\tfrac12\mathbb E_{p_\text{data}}\|s_\theta-\nabla_x\log p_\text{data}\|^2$.
+# The data's score is unknown, but integrating by parts turns the objective into one that needs
+# only data, up to a constant:
+#
+# $$
+# J(\theta) = \mathbb E_{x\sim p_\text{data}}\Big[\tfrac12\|\nabla_x E_\theta(x)\|^2 - \Delta_x E_\theta(x)\Big],
+# \qquad \Delta_x E = \sum_{d} \frac{\partial^2 E}{\partial x_d^2}.
+# $$
+#
+# The Laplacian costs one backward pass per dimension: cheap in 2-D, prohibitive for images.
+# **Denoising score matching** {cite:p}`vincent2011connection` removes it: perturb each point,
+# $\tilde x = x+\sigma\varepsilon$, and regress the model's score at $\tilde x$ onto the direction back
+# to $x$, minimising $\tfrac12\mathbb E\|\sigma s_\theta(\tilde x)+\varepsilon\|^2$. Its minimiser is the
+# score of the *noised* data $p_\text{data} * \mathcal N(0,\sigma^2 I)$, not of the data — exactly the
+# regression a diffusion model solves at every noise level (Chapter 8).
+#
+# **Noise-contrastive estimation** {cite:p}`gutmann2010noise` keeps the likelihood's form but treats
+# $\log Z$ as one more parameter $c$, $\log p_\theta(x)=-E_\theta(x)-c$, and learns both by logistic
+# regression: tell the data from $\nu$ times as many draws of a known noise density $q$, with the
+# logit $\log p_\theta(x)-\log(\nu q(x))$. The best classifier's logit is $\log p_\text{data}-\log(\nu q)$,
+# so at the optimum $p_\theta=p_\text{data}$ and $c=\log Z$. Here $q$ is a Gaussian with the data's
+# mean and $1.5$ times its standard deviations. A GAN's discriminator (Chapter 5) is the same
+# classifier with a *learned* noise distribution: it too estimates a density ratio,
+# $D^*=p_\text{data}/(p_\text{data}+p_g)$.
+
+# %%
+show(energy.score_matching_loss)
+show(energy.dsm_loss)
+
+# %%
+def train_toy(model, loss, label):
+    """A toy model trained with ``loss`` by genlib.train.fit, as the PCD model was; one summary line."""
+    gen_here = genlib.seed_everything(seed)
+    model = model.to(dev)
+    tic = time.process_time()
+    fit(model, loss(gen_here), x_train, epochs=toy_train.epochs, batch_size=toy_train.batch_size, lr=toy_train.lr,
+        device=dev, generator=gen_here, progress=False)
+    with torch.no_grad():
+        held_out = float(ebm.GridDensity(model.energy, bounds=box, steps=200, device=dev).log_prob(x_val.to(dev)).mean())
+    print(f"{label:34s}: held-out log-likelihood {held_out:.2f} nats per point ({time.process_time() - tic:.1f} s of CPU time)")
+    return model, held_out
+
+
+dsm_sigma = 0.2  # the noise level of denoising score matching
+no_buffer = ebm.EBMConfig(**{**toy_config.__dict__, "buffer_size": 0})
+nce_noise = energy.GaussianNoise.fit(x_train, scale=1.5)
+sm_model, sm_val = train_toy(ebm.EBM(no_buffer), lambda g: energy.ScoreMatchingLoss(), "score matching")
+dsm_model, dsm_val = train_toy(ebm.EBM(no_buffer), lambda g: energy.DenoisingScoreMatchingLoss(dsm_sigma, g),
+                               f"denoising score matching, sigma {dsm_sigma}")
+nce_model, nce_val = train_toy(energy.SelfNormalised(ebm.EnergyNet(2, toy_config.hidden, toy_config.layers)),
+                               lambda g: energy.NCELoss(nce_noise, nu=1, generator=g), "noise-contrastive estimation")
+with torch.no_grad():
+    nce_log_z = float(ebm.GridDensity(nce_model.energy, bounds=box, steps=200, device=dev).log_z())
+nce_c = float(nce_model.log_z.detach())
+print(f"{'persistent chains (section 4)':34s}: held-out log-likelihood {ebm_val:.2f}")
+print(f"{'Gaussian mixture, K = 8, EM':34s}: held-out log-likelihood {gmm_val:.2f}")
+print(f"NCE's learned constant c = {nce_c:.2f}; the grid's log Z of its energy = {nce_log_z:.2f}")
+for key, value in (("sm_val", sm_val), ("dsm_val", dsm_val), ("nce_val", nce_val), ("nce_c", nce_c),
+                   ("nce_log_z", nce_log_z)):
+    glue(key, value, display=False)
+
+# %% tags=["nbval-check-output"]
+print("NCE's c is log Z to within 0.2 nats:", abs(nce_c - nce_log_z) < 0.2)
+
+# %%
+fig, axes = plt.subplots(1, 4, figsize=(14, 3.6), layout="constrained", dpi=100)
+toy_models = {"persistent chains": toy_model, "score matching": sm_model,
+              f"denoising SM, $\\sigma={dsm_sigma}$": dsm_model, "NCE": nce_model}
+for ax, (name, model) in zip(axes, toy_models.items()):
+    with torch.no_grad():
+        dens = ebm.GridDensity(model.energy, bounds=box, steps=200, device=dev).log_prob(
+            points_snap.to(dev)).exp().cpu().numpy().reshape(gx_snap.shape)
+    mesh = ax.pcolormesh(gx_snap, gy_snap, dens, cmap="viridis", vmin=0, vmax=p_max, shading="auto")
+    plot.scatter(x_val[::4], ax=ax, bounds=box, color="white", s=1, alpha=0.5, title=name)
+fig.colorbar(mesh, ax=axes, label=r"density $p_\theta(x)$", shrink=0.9)
+plt.show()
+
+# %% [markdown]
+# The four densities on one colour scale, with held-out points in white. On this toy, in this run,
+# score matching reaches a held-out log-likelihood of {glue:text}`sm_val:.2f` nats per point, NCE
+# {glue:text}`nce_val:.2f` and denoising score matching {glue:text}`dsm_val:.2f`, against
+# {glue:text}`toy_ebm_val:.2f` for the persistent chains and {glue:text}`toy_gmm_val:.2f` for the
+# mixture; the benchmark gives the medians over seeds (see the note at the end of the section).
+# Denoising score matching fits the noised data by construction, so its density is blurred by
+# $\sigma$: its likelihood for the *clean* held-out points pays for that blur. NCE's learned
+# constant is {glue:text}`nce_c:.2f`, and the grid's $\log Z$ of the energy it learned is
+# {glue:text}`nce_log_z:.2f`: the classification task alone has taught the model its normaliser.
+# Neither score matching nor NCE ran a single Langevin step. Their limits appear in high
+# dimension: the Laplacian's cost for score matching, and for NCE a noise density that must be
+# close enough to the data for the classification to stay hard — a Gaussian is trivially
+# distinguished from digits.
+#
+# ## 10. Sampling and normalising better: MALA, AIS, and products of experts
+#
+# Section 3's sampler is biased for any finite $\eta$ (Exercise 2 computes how much for a
+# Gaussian). The **Metropolis-adjusted Langevin algorithm** {cite:p}`roberts1996exponential` treats
+# the Langevin step as a proposal $y$ and accepts it with probability
+# $\min\big(1, e^{E(x)-E(y)}\,q(x\mid y)/q(y\mid x)\big)$, $q(y\mid x)=\mathcal N\big(y;\,x-\tfrac\eta2\nabla E(x),\,\eta I\big)$:
+# the chain then leaves $p_\theta$ exactly invariant, whatever $\eta$. On the trained toy energy
+# we start $2000$ chains at *exact* samples from the grid and run $300$ steps with a step $\eta$ five
+# times the training sampler's: an exact sampler must stay where it started, in distribution.
+
+# %%
+show(energy.mala)
+
+# %%
+with torch.no_grad():
+    e_exact = float((torch.softmax(toy_grid.log_weights(), 0) * toy_model.energy(toy_grid.centres)).sum())
+x_exact = toy_grid.sample(2000, generator=gen).to(dev)
+big_step = 5 * toy_config.step_size
+x_ula = ebm.langevin(toy_model.energy, x_exact, 300, big_step, generator=gen)
+x_mala, mala_acceptance = energy.mala(toy_model.energy, x_exact, 300, big_step, generator=gen)
+with torch.no_grad():
+    e_ula, e_mala = float(toy_model.energy(x_ula).mean()), float(toy_model.energy(x_mala).mean())
+e_se = float(toy_model.energy(x_exact).std()) / math.sqrt(2000)
+print(f"mean energy under p_theta: exact (grid) {e_exact:.3f}; after 300 steps of eta = {big_step}: "
+      f"Langevin {e_ula:.3f}, MALA {e_mala:.3f} (acceptance {mala_acceptance:.2f}; Monte Carlo s.e. {e_se:.3f})")
+glue("e_exact", e_exact, display=False), glue("e_ula", e_ula, display=False), glue("e_mala", e_mala, display=False)
+glue("mala_acceptance", mala_acceptance, display=False)
+
+# %% tags=["nbval-check-output"]
+print("MALA within 4 standard errors of the exact mean energy:", abs(e_mala - e_exact) < 4 * e_se)
+print("plain Langevin further from it than MALA:", abs(e_ula - e_exact) > abs(e_mala - e_exact))
+
+# %% [markdown]
+# With the large step plain Langevin drifts to a broader distribution — its chains' mean energy
+# rises from {glue:text}`e_exact:.3f` to {glue:text}`e_ula:.3f` — while MALA, rejecting a fraction
+# $1-${glue:text}`mala_acceptance:.2f` of its proposals, stays at {glue:text}`e_mala:.3f`. The price is
+# one more energy evaluation per step and, in high dimension, step sizes small enough to be
+# accepted; the cold image samplers of section 7 would reject almost everything.
+#
+# **Annealed importance sampling** {cite:p}`neal2001annealed` estimates $\log Z$ where no grid can:
+# start chains from a Gaussian $p_0$ with known $Z_0$, move them through the geometric path
+# $p_\beta\propto p_0^{1-\beta}e^{-\beta E_\theta}$ for $\beta$ from $0$ to $1$ with MALA steps, and add
+# $(\beta_k-\beta_{k-1})\big(E_0(x)-E_\theta(x)\big)$ to each chain's log weight at every stage. The
+# mean weight is an unbiased estimate of $Z/Z_0$. In 2-D we can check it against the grid:
+
+# %%
+tic = time.process_time()
+ais = energy.ais_log_z(toy_model.energy, 2, n_chains=500, n_temps=100, step_size=0.2, generator=gen, device=dev)
+with torch.no_grad():
+    grid_log_z = float(toy_grid.log_z())
+print(f"log Z of the trained toy energy: AIS {ais.log_z:.3f} ± {ais.se:.3f} (effective sample size "
+      f"{ais.ess:.0f} of 500, {time.process_time() - tic:.1f} s of CPU time); grid {grid_log_z:.3f}")
+glue("ais_log_z", ais.log_z, display=False), glue("ais_se", ais.se, display=False)
+glue("grid_log_z", grid_log_z, display=False)
+
+# %% tags=["nbval-check-output"]
+print("AIS agrees with the grid within 4 standard errors (+ 0.02 for the grid's box):",
+      abs(ais.log_z - grid_log_z) < 4 * ais.se + 0.02)
+
+# %% [markdown]
+# AIS gives {glue:text}`ais_log_z:.2f` ± {glue:text}`ais_se:.2f` against the grid's
+# {glue:text}`grid_log_z:.2f` (the grid sums only over its box; the mass outside is negligible here).
+# Nothing in AIS needs a grid, so the same code estimates an image model's likelihood — with more
+# temperatures, and with a standard error that tells when it cannot be trusted.
+#
+# Energies also **compose**. Multiplying densities adds energies, $E = E_1 + E_2$: a *product of
+# experts* {cite:p}`hinton2002training` is likely only where every expert agrees, an intersection,
+# where a mixture would be a union. Here the trained moons energy is multiplied by an expert that
+# only says "$x_1 > 0$" (energy $\operatorname{softplus}(-x_1/0.1)$); no retraining, and the grid
+# normalises the product:
+
+# %%
+def right_half(x):
+    """An expert that only prefers x_1 > 0: E(x) = softplus(−x_1 / 0.1). (B, 2) -> (B,)"""
+    return torch.nn.functional.softplus(-x[:, 0] / 0.1)
+
+
+poe = energy.product_of_experts(toy_model.energy, right_half)
+fig, axes = plt.subplots(1, 3, figsize=(11, 3.6), layout="constrained", dpi=100)
+for ax, (name, e) in zip(axes, (("expert 1: the moons EBM", toy_model.energy), ("expert 2: $x_1 > 0$", right_half),
+                                ("product: $E_1 + E_2$", poe))):
+    with torch.no_grad():
+        dens = ebm.GridDensity(e, bounds=box, steps=200, device=dev).log_prob(
+            points_snap.to(dev)).exp().cpu().numpy().reshape(gx_snap.shape)
+    mesh = ax.pcolormesh(gx_snap, gy_snap, dens, cmap="viridis", shading="auto")
+    fig.colorbar(mesh, ax=ax, label=r"density", shrink=0.8)
+    plot.scatter(np.empty((0, 2)), ax=ax, bounds=box, title=name)
+plt.show()
+
+# %% [markdown]
+# (Each panel has its own colour scale: the half-plane expert alone is nearly flat.) The product
+# keeps the part of the moons that lies at $x_1>0$ and renormalises it — the model was never
+# trained for this.
+#
+# ## 11. Boltzmann machines: where contrastive divergence comes from
+#
+# CD was invented for the **restricted Boltzmann machine** (RBM) {cite:p}`hinton2002training`:
+# binary pixels $v\in\{0,1\}^D$, binary hidden units $h\in\{0,1\}^H$, and a bilinear energy
+# $E(v,h)=-b^\top v-c^\top h-v^\top W h$. With no connections within a layer, each layer given the
+# other is a product of independent Bernoullis, $p(h_j=1\mid v)=\sigma(c_j+(v^\top W)_j)$ and
+# $p(v_d=1\mid h)=\sigma(b_d+(Wh)_d)$, so one step of block Gibbs sampling updates all units at once.
+# Summing $h$ out gives the free energy $F(v)=-b^\top v-\sum_j\operatorname{softplus}(c_j+(v^\top W)_j)$,
+# an energy on pixels, and the likelihood gradient of section 2 with $F$ in place of $E$. **CD-$k$**
+# runs $k$ Gibbs sweeps *starting at each data point*; **PCD** {cite:p}`tieleman2008training` keeps
+# $100$ chains running between updates instead. With $H=16$ hidden units, $\log Z$ is an exact sum
+# over the $2^{16}$ hidden states, so we can score both on held-out binarised digits, next to the
+# model that treats pixels as independent (the best "no interactions" model):
+
+# %%
+show(energy.RBMContrastiveDivergence.__call__)
+
+# %%
+v_train, v_test = (x_img > 0.5).float(), (x_img_test > 0.5).float()
+pixel_p = v_train.mean(0).clamp(1e-3, 1 - 1e-3)  # (D,) independent pixels
+indep_ll = float((v_test * pixel_p.log() + (1 - v_test) * (1 - pixel_p).log()).sum(1).mean())
+rbms, rbm_ll = {}, {}
+for name, persistent in (("CD-1", False), ("PCD-1", True)):
+    gen_here = genlib.seed_everything(seed)
+    rbm = energy.RBM(v_train.shape[1], 16, gen_here).to(dev)
+    tic = time.process_time()
+    fit(rbm, energy.RBMContrastiveDivergence(k=1, persistent=persistent, n_chains=100, generator=gen_here), v_train,
+        epochs=image_epochs, batch_size=50, lr=0.01, device=dev, generator=gen_here, progress=False)
+    with torch.no_grad():
+        rbm_ll[name] = float(rbm.log_prob(v_test.to(dev)).mean())
+    rbms[name] = rbm
+    print(f"RBM, H = 16, {name:5s}: exact held-out log-likelihood {rbm_ll[name]:.1f} nats per image "
+          f"({time.process_time() - tic:.1f} s of CPU time)")
+print(f"independent pixels          : held-out log-likelihood {indep_ll:.1f} nats per image")
+glue("rbm_cd_ll", rbm_ll["CD-1"], display=False), glue("rbm_pcd_ll", rbm_ll["PCD-1"], display=False)
+glue("indep_ll", indep_ll, display=False)
+
+# %%
+fig, axes = plt.subplots(1, 3, figsize=(11, 4), dpi=100)
+plot.image_grid(v_test[:36], shape, nrow=6, ax=axes[0], vmax=1, title="binarised test digits")
+for ax, (name, rbm) in zip(axes[1:], rbms.items()):
+    plot.image_grid(rbm.sample(36, k=1000, generator=gen).cpu(), shape, nrow=6, ax=ax, vmax=1,
+                    title=f"RBM trained by {name}: 1000 Gibbs sweeps")
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
+# Both RBMs beat independent pixels by a wide margin — {glue:text}`rbm_cd_ll:.1f` (CD-1) and
+# {glue:text}`rbm_pcd_ll:.1f` (PCD-1) against {glue:text}`indep_ll:.1f` nats per image — because
+# sixteen hidden units already capture which pixels switch on together. These are binary nats on
+# binarised images: not comparable with the continuous densities of the toys, nor with Chapter 4's
+# models of grey levels. Which of CD-1 and PCD wins depends on the learning rate, the number of
+# chains and the training length (the benchmark repeats it over seeds); CD-1's chains start at the
+# data and never explore far, so it can leave spurious modes away from the data untouched, which
+# long Gibbs runs like the samples above expose.
+#
+# ## 12. A classifier is an energy model: JEM
+#
+# Any classifier with logits $f_\theta(x)[y]$ already defines an energy model
+# {cite:p}`grathwohl2020your`: read the logits as $p_\theta(x,y)\propto e^{f_\theta(x)[y]}$. Then
+# $p_\theta(y\mid x)$ is the usual softmax — $Z$ cancels — and summing out $y$ gives
+# $E_\theta(x)=-\log\sum_y e^{f_\theta(x)[y]}$. A **joint energy model** (JEM) trains the same network on
+# both: the cross-entropy of the labels plus section 4's persistent-chain loss on $E_\theta(x)$, with
+# the image sampler of section 7.
+
+# %%
+show(energy.JEMLoss.__call__)
+
+# %%
+labels_train, labels_test = images["train"].y, images["test"].y
+jem_models, jem_stats = {}, {}
+for name, weight in (("classifier only", 0.0), ("JEM", 1.0)):
+    gen_here = genlib.seed_everything(seed)
+    jem = energy.JEM(energy.JEMConfig(dims=x_img.shape[1], n_steps=n_steps, gen_weight=weight), gen_here).to(dev)
+    tic = time.process_time()
+    fit(jem, energy.JEMLoss(gen_here), (x_img, labels_train), epochs=jem_epochs, batch_size=100, lr=3e-3, device=dev,
+        generator=gen_here, progress=False)
+    seconds = time.process_time() - tic
+    with torch.no_grad():
+        error = float((jem.classify(x_img_test.to(dev)).cpu() != labels_test).float().mean())
+    jem_models[name], jem_stats[name] = jem, {"error": error, "seconds": seconds}
+    print(f"{name:16s}: test error {100 * error:.1f}% ({seconds:.1f} s of CPU time)")
+jem_samples = jem_models["JEM"].sample(300, gen_samples).cpu()
+jem_quality = metrics.sample_quality(jem_samples, x_img_test, image_dataset)
+print(f"JEM's samples (its buffer, {n_steps} steps): Fréchet {jem_quality['frechet']:.0f}, "
+      f"precision {jem_quality['precision']:.2f}, recall {jem_quality['recall']:.2f}")
+glue("jem_error", 100 * jem_stats["JEM"]["error"], display=False)
+glue("clf_error", 100 * jem_stats["classifier only"]["error"], display=False)
+glue("jem_frechet", jem_quality["frechet"], display=False)
+
+# %% [markdown]
+# The joint model classifies with a test error of {glue:text}`jem_error:.1f`% against
+# {glue:text}`clf_error:.1f`% for the same network trained as a classifier only, and its buffer's
+# samples reach a Fréchet distance of {glue:text}`jem_frechet:.0f` (section 7's EBM:
+# {glue:text}`img_buffer_frechet:.0f`). One network now does both jobs, but the generative term
+# costs $T$ Langevin steps per update, most of the training time.
+#
+# An energy also **scores** inputs: a low $E_\theta(x)$ says "this looks like my training data".
+# Below, the energies of test digits against three kinds of input no model saw — uniform noise,
+# digits with their grey levels inverted, and blank images — under section 7's EBM and under JEM.
+# The printed number is the fraction of (digit, other) pairs in which the digit has the lower
+# energy (the area under the ROC curve of the energy used as a detector; $0.5$ is chance).
+
+# %%
+def auroc(e_in, e_out):
+    """P(E(in) < E(out)) over all pairs: the area under the ROC curve of −E as an in-distribution score."""
+    return float((e_in[:, None] < e_out[None, :]).double().mean() + 0.5 * (e_in[:, None] == e_out[None, :]).double().mean())
+
+
+ood_inputs = {"uniform noise": torch.rand(300, x_img.shape[1], generator=gen), "inverted digits": 1 - x_img_test[:300],
+              "blank images": torch.zeros(300, x_img.shape[1])}
+ood = {}
+for model_name, model in (("EBM (section 7)", img_model), ("JEM", jem_models["JEM"])):
+    with torch.no_grad():
+        e_in = model.energy(x_img_test.to(dev)).cpu()
+        for input_name, x_out in ood_inputs.items():
+            ood[model_name, input_name] = auroc(e_in, model.energy(x_out.to(dev)).cpu())
+for input_name in ood_inputs:
+    print(f"{input_name:16s}: AUROC " + ", ".join(f"{m} {ood[m, input_name]:.2f}" for m in ("EBM (section 7)", "JEM")))
+glue("ood_blank_ebm", ood["EBM (section 7)", "blank images"], display=False)
+glue("ood_blank_jem", ood["JEM", "blank images"], display=False)
+
+# %% [markdown]
+# Noise and inverted digits are easy for both energies. Blank images are the interesting case, with
+# AUROCs of {glue:text}`ood_blank_ebm:.2f` (EBM) and {glue:text}`ood_blank_jem:.2f` (JEM): an image that
+# is mostly background is close to the digits' most common pixel values, and a low energy is not
+# the same as typical — the same lesson as the cold chains of section 7. Likelihood-based
+# detectors are known to fail this way on images {cite:p}`nalisnick2019do`.
+#
+# ## 13. Where EBMs sit: an indirect generator, and its cost
 #
 # Chapter 1 split generators into *direct* ones, which map noise to a sample in one pass, and
 # *indirect* ones, which define a score and search it. An EBM is the purest indirect generator: its
@@ -749,6 +1073,14 @@ for steps in (n_steps, long_steps):
 #   from noise are worse, and long ones collapse onto one non-digit shape: the learned energy is a
 #   short-run sampler more than a faithful density. Step size, chain length and the buffer decide
 #   what is learned.
+# * Score matching, denoising score matching and NCE train an energy without sampling it; on the
+#   toy the grid scores them, and NCE's learned constant is the model's $\log Z$. Denoising score
+#   matching fits the noised data: it is Chapter 8's objective at one noise level.
+# * MALA makes Langevin exact with a Metropolis test; AIS estimates $\log Z$ beyond the grid; energies
+#   add into products of experts.
+# * CD-$k$ comes from Boltzmann machines, where block Gibbs sampling is cheap and a small RBM's
+#   likelihood is exact by enumeration; any classifier is an energy model (JEM), and energies score
+#   inputs, with the blind spots of likelihoods.
 #
 # ## Exercises
 #

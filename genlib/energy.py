@@ -65,7 +65,47 @@ def dsm_loss(energy: Energy, x: torch.Tensor, sigma: float, generator: torch.Gen
     return 0.5 * ((eps - sigma * grad) ** 2).sum(1).mean()
 
 
+class ScoreMatchingLoss:
+    """``loss(model, batch)`` for :func:`genlib.train.fit`: :func:`score_matching_loss` of ``model.energy``."""
+
+    def __call__(self, model: nn.Module, batch) -> torch.Tensor:
+        return score_matching_loss(model.energy, batch[0])
+
+
+class DenoisingScoreMatchingLoss:
+    """``loss(model, batch)`` for :func:`genlib.train.fit`: :func:`dsm_loss` of ``model.energy`` at σ."""
+
+    def __init__(self, sigma: float, generator: torch.Generator | None = None):
+        self.sigma, self.generator = checks.positive("sigma", sigma), generator
+
+    def __call__(self, model: nn.Module, batch) -> torch.Tensor:
+        return dsm_loss(model.energy, batch[0], self.sigma, self.generator)
+
+
 # ----------------------------------------------------------------------------- noise-contrastive estimation
+
+
+class GaussianNoise:
+    """NCE's noise density q = N(mean, cov), with seeded sampling. :meth:`fit` takes the data's mean and
+    covariance, widened by ``scale`` so that q covers the data's tails."""
+
+    def __init__(self, mean: torch.Tensor, cov: torch.Tensor):
+        self.mean, self.chol = mean, torch.linalg.cholesky(cov)  # (D,), (D, D)
+        self.dist = torch.distributions.MultivariateNormal(mean, scale_tril=self.chol)
+
+    @classmethod
+    def fit(cls, x: torch.Tensor, scale: float = 1.5) -> "GaussianNoise":
+        x = checks.support("x", checks.images("x", x), "real")
+        return cls(x.mean(0), checks.positive("scale", scale) ** 2 * torch.cov(x.T).reshape(x.shape[1], x.shape[1]))
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """``n`` draws (n, D)."""
+        return self.mean + _randn((checks.positive_int("n", n), len(self.mean)), self.mean, generator) @ self.chol.T
+
+    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dist.log_prob(x.to(self.mean.device))
+
+
 
 
 class SelfNormalised(nn.Module):
@@ -101,6 +141,19 @@ def nce_loss(log_prob: Callable, log_q: Callable, x: torch.Tensor, x_noise: torc
     logit_data = nce_logit(log_prob(x), log_q(x), nu)  # (B,)
     logit_noise = nce_logit(log_prob(x_noise), log_q(x_noise), nu)  # (νB,)
     return -F.logsigmoid(logit_data).mean() - nu * F.logsigmoid(-logit_noise).mean()
+
+
+class NCELoss:
+    """``loss(model, batch)`` for :func:`genlib.train.fit`: :func:`nce_loss` of a :class:`SelfNormalised`
+    model against ``nu`` × the batch size of fresh draws from ``noise`` (a :class:`GaussianNoise`)."""
+
+    def __init__(self, noise: GaussianNoise, nu: int = 1, generator: torch.Generator | None = None):
+        self.noise, self.nu, self.generator = noise, checks.positive_int("nu", nu), generator
+
+    def __call__(self, model: SelfNormalised, batch) -> torch.Tensor:
+        x = batch[0]
+        x_noise = self.noise.sample(self.nu * len(x), self.generator).to(x.device)
+        return nce_loss(model.log_prob, self.noise.log_prob, x, x_noise)
 
 
 # ----------------------------------------------------------------------------- MALA
@@ -305,7 +358,8 @@ class JEMConfig:
     reinit: float = 0.05
     reg: float = 1.0           # λ on E(x)² + E(x̂)²
     gen_weight: float = 1.0    # weight of the generative (CD) term against the cross-entropy
-    data_noise: float = 0.01
+    data_noise: float = 0.01   # std of the noise on the data of the CD term
+    clf_noise: float = 0.2     # std of the noise on the classifier's inputs (augmentation; lowers test error)
 
     def __post_init__(self):
         for name in ("dims", "classes", "hidden", "layers", "n_steps", "buffer_size"):
@@ -313,7 +367,7 @@ class JEMConfig:
         checks.positive("step_size", self.step_size), checks.non_negative("noise_scale", self.noise_scale)
         checks.positive("clip_grad", self.clip_grad), checks.in_unit_interval("reinit", self.reinit, closed_right=True)
         checks.non_negative("reg", self.reg), checks.non_negative("gen_weight", self.gen_weight)
-        checks.non_negative("data_noise", self.data_noise)
+        checks.non_negative("data_noise", self.data_noise), checks.non_negative("clf_noise", self.clf_noise)
 
 
 class JEM(nn.Module):
@@ -354,8 +408,9 @@ class JEM(nn.Module):
 
 
 class JEMLoss:
-    """``loss(jem, (x, y))`` for :func:`genlib.train.fit`: cross-entropy of p(y | x) plus
-    ``gen_weight`` × the persistent-CD surrogate of :func:`genlib.ebm.cd_loss` on E_θ(x)."""
+    """``loss(jem, (x, y))`` for :func:`genlib.train.fit`: cross-entropy of p(y | x) on noised inputs
+    x + clf_noise·ε, plus ``gen_weight`` × the persistent-CD surrogate of :func:`genlib.ebm.cd_loss` on
+    E_θ(x)."""
 
     def __init__(self, generator: torch.Generator | None = None):
         self.generator = generator
@@ -365,7 +420,8 @@ class JEMLoss:
         x, y = batch
         x = checks.support("x", checks.images("x", x, dims=model.config.dims), "real")
         c = model.config
-        ce = F.cross_entropy(model.logits(x), y)
+        x_clf = x + c.clf_noise * _randn(x.shape, x, self.generator) if c.clf_noise > 0 else x
+        ce = F.cross_entropy(model.logits(x_clf), y)
         if c.gen_weight == 0:
             return ce
         x_noisy = x + c.data_noise * _randn(x.shape, x, self.generator) if c.data_noise > 0 else x

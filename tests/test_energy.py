@@ -188,3 +188,24 @@ def test_jem_energy_is_minus_logsumexp_and_one_step_trains():
     assert model.sample(3, gen).shape == (3, 64) and model.classify(x).shape == (32,)
     with pytest.raises(ValueError, match="step_size must be > 0"):
         energy.JEMConfig(step_size=0.0)
+
+
+def test_the_toy_losses_dry_run_through_fit():
+    x = data.toy("moons", n=64)
+    gen = torch.Generator().manual_seed(0)
+    noise = energy.GaussianNoise.fit(x, scale=1.5)
+    draws = noise.sample(50000, gen)
+    assert torch.allclose(draws.mean(0), x.mean(0), atol=0.03)
+    assert torch.allclose(torch.cov(draws.T), 2.25 * torch.cov(x.T), rtol=0.05, atol=0.01)
+    reference = torch.distributions.MultivariateNormal(x.mean(0), 2.25 * torch.cov(x.T))
+    assert torch.allclose(noise.log_prob(x), reference.log_prob(x), atol=1e-4)
+    config = ebm.EBMConfig(hidden=8, buffer_size=0)
+    for model, loss in ((ebm.EBM(config), energy.ScoreMatchingLoss()),
+                        (ebm.EBM(config), energy.DenoisingScoreMatchingLoss(0.2, gen)),
+                        (energy.SelfNormalised(ebm.EnergyNet(2, 8, 2)), energy.NCELoss(noise, nu=2, generator=gen))):
+        before = [p.detach().clone() for p in model.parameters()]
+        history = fit(model, loss, x, epochs=1, batch_size=64, generator=gen, progress=False)
+        assert math.isfinite(history.train[0])
+        assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
+    with pytest.raises(ValueError, match="sigma must be > 0"):
+        energy.DenoisingScoreMatchingLoss(0.0)
