@@ -363,10 +363,15 @@ plt.show()
 # %% [markdown]
 # Top: the grid-normalised density $p_\theta$ at five points of training, on one colour scale, with
 # training points in white; bottom: the batch of persistent chains (red) that the update at that
-# moment used, over the training points (grey). At the start the network's energy is nearly flat and the
-# chains are uniform noise. The data dig valleys where the toy's points lie; the chains flow into
-# them and, as they gather, push the energy up wherever the model has put more mass than the data,
-# carving the shape ever more sharply.
+# moment used, over the training points (grey). At the start the network's energy is nearly flat
+# and the chains are uniform noise. The data dig valleys where the toy's points lie; the chains flow
+# into them and, as they gather, push the energy up wherever the model has put more mass than the
+# data, carving the shape ever more sharply. The training cell printed the age of the buffer's
+# chains at the end: on average {glue:text}`toy_chain_age:.0f` Langevin steps since their last
+# restart, and below {glue:text}`toy_chain_age_p90:.0f` for nine chains in ten — hundreds of steps,
+# not thousands. The arithmetic agrees: a chain restarts at a draw with probability $0.05$, so it
+# survives about $1/0.05 = 20$ draws of $T = 20$ steps, and in {glue:text}`toy_updates` updates of
+# $128$ chains each slot of the $2000$ is drawn only about $51$ times.
 #
 # ## 5. At convergence the two terms cancel
 #
