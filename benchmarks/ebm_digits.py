@@ -1,148 +1,137 @@
-"""Benchmark: the book profile's energy-based models (Chapter 3) on 2-D toys and on digits.
+"""Benchmark: Chapter 3's energy-based models, over seeds (median (min–max)), with the machine.
 
-    OMP_WAIT_POLICY=PASSIVE OMP_NUM_THREADS=1 .venv/bin/python benchmarks/ebm_digits.py [--repeats 3] [--seed 0]
+    OMP_WAIT_POLICY=PASSIVE OMP_NUM_THREADS=1 .venv/bin/python benchmarks/ebm_digits.py [--seeds 0 1 2]
 
 2-D toys (``--toys``, default moons and 8gaussians; 1000 training points drawn with the seed, 1000
-held-out points with seed + 1): the EBM of ``EBMConfig.for_dataset(toy)`` trained by persistent CD
-with the settings of ``TrainConfig.for_dataset(toy)``; its held-out log-likelihood, normalised by the
-midpoint rule on a 200 x 200 grid over [-4.5, 4.5]^2, next to Chapter 2's mixture of K = 8 Gaussians
-fitted by EM to the same points (continuous nats per point, both normalised); training CPU and wall time.
+held-out points with seed + 1): the energy network of ``EBMConfig.for_dataset(toy)`` trained for
+``TrainConfig.for_dataset(toy)`` by persistent chains (PCD), score matching (SM), denoising score
+matching (DSM, σ = 0.2) and noise-contrastive estimation (NCE, Gaussian noise at 1.5 × the data's
+scale, ν = 1); each held-out log-likelihood normalised by the midpoint rule on a 200 x 200 grid over
+[-4.5, 4.5]^2, next to Chapter 2's mixture of K = 8 Gaussians fitted by EM (continuous nats per point,
+all normalised); PCD's training CPU time; NCE's learned constant minus the grid's log Z.
 
-Digits (book split, pixels scaled to [0, 1]): the EBM of ``EBMConfig.for_dataset("digits")`` trained
-for ``TrainConfig.for_dataset("digits")``; seconds per Langevin chain step (100 chains, median of 20
-calls) and per finished sample (20 steps, as in training; 500 steps from noise); sample quality
-(``genlib.metrics.sample_quality``: classifier-feature Fréchet distance and k-NN precision/recall
-against the 447 test images, 300 samples) of the buffer's persistent chains and of 20-step chains
-from noise, next to the floor (training vs test images). A grid of buffer samples is written to
-``--out``. Reported per run and as the median (min-max) over runs.
+Digits (book split, pixels scaled to [0, 1]), as in the chapter:
+* the image EBM of ``EBMConfig.for_dataset("digits")`` trained for ``TrainConfig.for_dataset("digits")``:
+  sample quality (``genlib.metrics.sample_quality``, 300 samples against the 447 test images) of its
+  buffer's chains and of 20-step chains from noise, next to the floor;
+* RBMs with 16 hidden units on the binarised digits (pixel > 0.5), CD-1 and PCD-1 (100 chains),
+  30 epochs of batches of 50 at lr 0.01: exact held-out log-likelihood (binary nats per image, by
+  enumerating the 2^16 hidden states), next to independent pixels;
+* JEM (``genlib.energy.JEM``, ``--jem-epochs`` epochs of batches of 100 at lr 3e-3) and the same
+  network trained as a classifier only: test classification error, training CPU and wall time, and
+  the Fréchet distance of 300 buffer samples.
 """
 from __future__ import annotations
 
-import argparse
-import os
-import platform
-import statistics
 import time
-from pathlib import Path
 
-import numpy as np
 import torch
 
-from genlib import data, ebm, metrics, seed_everything
+from genlib import bench, data, ebm, energy, metrics, seed_everything
 from genlib.density import GaussianMixture, mean_log_prob
 from genlib.train import fit
 
 BOX = (-4.5, 4.5, -4.5, 4.5)
 
 
-def train(config: ebm.EBMConfig, train_config: ebm.TrainConfig, x: torch.Tensor, gen) -> tuple[ebm.EBM, float, float]:
-    model = ebm.EBM(config, gen)
-    cpu, wall = time.process_time(), time.perf_counter()
-    fit(model, ebm.ContrastiveDivergence(gen), x, epochs=train_config.epochs, batch_size=train_config.batch_size,
-        lr=train_config.lr, generator=gen, progress=False)
-    return model, time.process_time() - cpu, time.perf_counter() - wall
+def held_out(model, x_val) -> float:
+    with torch.no_grad():
+        return float(ebm.GridDensity(model.energy, BOX, 200).log_prob(x_val).mean())
 
 
 def run_toy(name: str, seed: int) -> dict[str, float]:
-    gen = seed_everything(seed)
     x_train, x_val = data.toy(name, n=1000, seed=seed), data.toy(name, n=1000, seed=seed + 1)
-    model, cpu, wall = train(ebm.EBMConfig.for_dataset(name), ebm.TrainConfig.for_dataset(name), x_train, gen)
-    with torch.no_grad():
-        ebm_ll = float(ebm.GridDensity(model.energy, BOX, 200).log_prob(x_val).mean())
-    tic = time.process_time()
-    gmm_ll = mean_log_prob(GaussianMixture(K=8).fit_em(x_train, generator=gen), x_val)
-    return {"ebm": ebm_ll, "gmm": gmm_ll, "cpu": cpu, "wall": wall, "gmm_cpu": time.process_time() - tic}
+    config, settings = ebm.EBMConfig.for_dataset(name), ebm.TrainConfig.for_dataset(name)
+    no_buffer = ebm.EBMConfig(**{**config.__dict__, "buffer_size": 0})
 
+    def train(model, loss):
+        gen = seed_everything(seed)
+        tic = time.process_time()
+        fit(model, loss(gen), x_train, epochs=settings.epochs, batch_size=settings.batch_size, lr=settings.lr,
+            generator=gen, progress=False)
+        return model, time.process_time() - tic
 
-def median_seconds(fn, repeats: int = 20) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        tic = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - tic)
-    return float(np.median(times))
-
-
-def run_digits(seed: int, out: Path | None) -> dict[str, float]:
     gen = seed_everything(seed)
-    x, x_test = data.digits("train").scaled(), data.digits("test").scaled()
-    config = ebm.EBMConfig.for_dataset("digits")
-    model, cpu, wall = train(config, ebm.TrainConfig.for_dataset("digits"), x, gen)
-    x0 = model.noise(100, gen)
-    step = median_seconds(lambda: model.langevin(x0, gen, n_steps=1))
-    buffer_samples = model.sample(300, generator=gen, from_buffer=True)
-    noise_samples = model.sample(300, generator=gen)
-    q_buffer = metrics.sample_quality(buffer_samples, x_test)
-    q_noise = metrics.sample_quality(noise_samples, x_test)
-    if out is not None:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        from genlib import plot
-
-        out.mkdir(parents=True, exist_ok=True)
-        fig, ax = plt.subplots(figsize=(5, 5.3))
-        plot.image_grid(buffer_samples[:100], (8, 8), nrow=10, ax=ax, vmax=1,
-                        title=f"EBM buffer samples, seed {seed}\nFréchet {q_buffer['frechet']:.1f}")
-        fig.savefig(out / f"ebm_digits_seed{seed}.png", dpi=100, bbox_inches="tight")
-        plt.close(fig)
-    return {"cpu": cpu, "wall": wall, "step_us": 1e6 * step / 100,
-            "sample20_ms": 1e3 * config.n_steps * step / 100, "sample500_ms": 1e3 * 500 * step / 100,
-            "fd_buffer": q_buffer["frechet"], "p_buffer": q_buffer["precision"], "r_buffer": q_buffer["recall"],
-            "fd_noise": q_noise["frechet"], "p_noise": q_noise["precision"], "r_noise": q_noise["recall"]}
+    pcd, pcd_cpu = train(ebm.EBM(config, gen), lambda g: ebm.ContrastiveDivergence(g))
+    sm, _ = train(ebm.EBM(no_buffer, gen), lambda g: energy.ScoreMatchingLoss())
+    dsm, _ = train(ebm.EBM(no_buffer, gen), lambda g: energy.DenoisingScoreMatchingLoss(0.2, g))
+    noise = energy.GaussianNoise.fit(x_train, scale=1.5)
+    nce, _ = train(energy.SelfNormalised(ebm.EnergyNet(2, config.hidden, config.layers)),
+                   lambda g: energy.NCELoss(noise, nu=1, generator=g))
+    with torch.no_grad():
+        nce_gap = float(nce.log_z.detach()) - float(ebm.GridDensity(nce.energy, BOX, 200).log_z())
+    gmm = GaussianMixture(K=8).fit_em(x_train, generator=seed_everything(seed))
+    return {"pcd": held_out(pcd, x_val), "sm": held_out(sm, x_val), "dsm": held_out(dsm, x_val),
+            "nce": held_out(nce, x_val), "gmm": mean_log_prob(gmm, x_val), "pcd_cpu": pcd_cpu, "nce_c_minus_log_z": nce_gap}
 
 
-def summary(runs: list[dict], key: str, fmt: str) -> str:
-    values = [r[key] for r in runs]
-    return f"{statistics.median(values):{fmt}} ({min(values):{fmt}}-{max(values):{fmt}})"
+def run_digits(seed: int, jem_epochs: int) -> dict[str, float]:
+    images = {split: data.images("digits", split) for split in ("train", "test")}
+    x, x_test = images["train"].scaled(), images["test"].scaled()
+    y, y_test = images["train"].y, images["test"].y
+    out: dict[str, float] = {}
+    # the image EBM of sections 7-8
+    gen = seed_everything(seed)
+    model = ebm.EBM(ebm.EBMConfig.for_dataset("digits"), gen)
+    settings = ebm.TrainConfig.for_dataset("digits")
+    tic = time.process_time()
+    fit(model, ebm.ContrastiveDivergence(gen), x, epochs=settings.epochs, batch_size=settings.batch_size,
+        lr=settings.lr, generator=gen, progress=False)
+    out["ebm_cpu"] = time.process_time() - tic
+    for key, samples in (("buffer", model.sample(300, generator=gen, from_buffer=True)), ("noise20", model.sample(300, generator=gen))):
+        q = metrics.sample_quality(samples, x_test, "digits")
+        out[f"ebm_{key}_fd"], out[f"ebm_{key}_precision"], out[f"ebm_{key}_recall"] = q["frechet"], q["precision"], q["recall"]
+    # RBMs
+    v, v_test = (x > 0.5).float(), (x_test > 0.5).float()
+    pixel_p = v.mean(0).clamp(1e-3, 1 - 1e-3)
+    out["indep_ll"] = float((v_test * pixel_p.log() + (1 - v_test) * (1 - pixel_p).log()).sum(1).mean())
+    for key, persistent in (("rbm_cd1_ll", False), ("rbm_pcd1_ll", True)):
+        gen = seed_everything(seed)
+        rbm = energy.RBM(64, 16, gen)
+        fit(rbm, energy.RBMContrastiveDivergence(k=1, persistent=persistent, n_chains=100, generator=gen), v,
+            epochs=30, batch_size=50, lr=0.01, generator=gen, progress=False)
+        with torch.no_grad():
+            out[key] = float(rbm.log_prob(v_test).mean())
+    # JEM and its classifier-only twin
+    for key, weight in (("clf", 0.0), ("jem", 1.0)):
+        gen = seed_everything(seed)
+        jem = energy.JEM(energy.JEMConfig(gen_weight=weight), gen)
+        with bench.Timer() as wall:
+            tic = time.process_time()
+            fit(jem, energy.JEMLoss(gen), (x, y), epochs=jem_epochs, batch_size=100, lr=3e-3, generator=gen, progress=False)
+        out[f"{key}_cpu"], out[f"{key}_wall"] = time.process_time() - tic, wall.seconds
+        with torch.no_grad():
+            out[f"{key}_error_pct"] = 100 * float((jem.classify(x_test) != y_test).float().mean())
+        if weight > 0:
+            out["jem_fd"] = metrics.sample_quality(jem.sample(300, gen), x_test, "digits")["frechet"]
+    return out
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=3, help="independent runs (seeds seed, seed+1, ...)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser = bench.parser(__doc__)
     parser.add_argument("--toys", nargs="*", default=["moons", "8gaussians"], choices=data.TOYS)
+    parser.add_argument("--jem-epochs", type=int, default=60)
     parser.add_argument("--no-digits", action="store_true")
-    parser.add_argument("--out", type=Path, default=Path("_build/bench_ebm"), help="where the sample grids go")
     args = parser.parse_args()
-    print(f"machine: {platform.platform()}, {platform.processor() or platform.machine()}, "
-          f"cpu_count={os.cpu_count()}, torch {torch.__version__} threads={torch.get_num_threads()}, "
-          f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}")
-    seeds = [args.seed + r for r in range(args.repeats)]
+    print(bench.machine())
     for name in args.toys:
-        print(f"{name}: {ebm.EBMConfig.for_dataset(name)}, {ebm.TrainConfig.for_dataset(name)}")
         runs = []
-        for seed in seeds:
-            r = run_toy(name, seed)
-            runs.append(r)
-            print(f"  seed {seed}: held-out log-lik EBM {r['ebm']:.3f}, GMM(K=8) {r['gmm']:.3f} nats/point; "
-                  f"EBM training {r['cpu']:.1f} s CPU ({r['wall']:.1f} s wall), GMM {r['gmm_cpu']:.2f} s CPU", flush=True)
-        print(f"{name}, median (min-max) over {len(runs)} seeds: EBM {summary(runs, 'ebm', '.3f')}, "
-              f"GMM {summary(runs, 'gmm', '.3f')} nats/point; EBM training {summary(runs, 'cpu', '.1f')} s CPU, "
-              f"{summary(runs, 'wall', '.1f')} s wall")
+        for seed in args.seeds:
+            runs.append(run_toy(name, seed))
+            print(f"  {name}, seed {seed}: " + ", ".join(f"{k} {v:.3f}" for k, v in runs[-1].items()), flush=True)
+        print(bench.report(runs, {"pcd": ".3f", "sm": ".3f", "dsm": ".3f", "nce": ".3f", "gmm": ".3f",
+                                  "pcd_cpu": ".1f", "nce_c_minus_log_z": ".3f"},
+                           label=f"{name}, held-out log-likelihood (nats per point)"))
     if args.no_digits:
         return
     floor = metrics.quality_floor("digits")
-    print(f"digits: {ebm.EBMConfig.for_dataset('digits')}, {ebm.TrainConfig.for_dataset('digits')}")
-    print(f"  floor (train vs test images): Fréchet {floor['frechet']:.2f}, precision {floor['precision']:.3f}, "
+    print(f"digits floor (train vs test): Fréchet {floor['frechet']:.2f}, precision {floor['precision']:.3f}, "
           f"recall {floor['recall']:.3f}")
     runs = []
-    for seed in seeds:
-        r = run_digits(seed, args.out)
-        runs.append(r)
-        print(f"  seed {seed}: training {r['cpu']:.1f} s CPU ({r['wall']:.1f} s wall); Langevin {r['step_us']:.1f} µs "
-              f"per chain step, {r['sample20_ms']:.3f} ms per 20-step sample, {r['sample500_ms']:.2f} ms per "
-              f"500-step sample; buffer: Fréchet {r['fd_buffer']:.2f}, precision {r['p_buffer']:.3f}, recall "
-              f"{r['r_buffer']:.3f}; noise, 20 steps: Fréchet {r['fd_noise']:.1f}, precision {r['p_noise']:.3f}, "
-              f"recall {r['r_noise']:.3f}", flush=True)
-    print(f"digits, median (min-max) over {len(runs)} seeds: training {summary(runs, 'cpu', '.1f')} s CPU; "
-          f"{summary(runs, 'step_us', '.1f')} µs per chain step; {summary(runs, 'sample20_ms', '.3f')} ms per "
-          f"20-step sample; buffer Fréchet {summary(runs, 'fd_buffer', '.2f')}, precision "
-          f"{summary(runs, 'p_buffer', '.3f')}, recall {summary(runs, 'r_buffer', '.3f')}; noise-20 Fréchet "
-          f"{summary(runs, 'fd_noise', '.1f')}; sample grids in {args.out}/")
+    for seed in args.seeds:
+        runs.append(run_digits(seed, args.jem_epochs))
+        print(f"  digits, seed {seed}: " + ", ".join(f"{k} {v:.3f}" for k, v in runs[-1].items()), flush=True)
+    print(bench.report(runs, {k: ".2f" for k in runs[0]}, label="digits"))
 
 
 if __name__ == "__main__":

@@ -148,7 +148,7 @@ def draw_cd_loop(ax=None):
     ax = canvas(10, 4.2, ax, xlim=(0, 12.5), ylim=(0, 5))
     box(ax, 1.3, 3.9, "data\n$x \\sim p_{data}$", width=2.0, height=0.95, kind="data")
     box(ax, 1.3, 1.1, "replay buffer\n(persistent chains)", width=2.2, height=0.95, kind="latent")
-    box(ax, 5.0, 1.1, "Langevin, $T$ steps\n$x \\leftarrow x - \\eta\\nabla_x E_\\theta(x) + \\sigma\\varepsilon$",
+    box(ax, 5.0, 1.1, "Langevin, $T$ steps\n$x \\leftarrow x - \\frac{\\eta}{2}\\nabla_x E_\\theta(x) + \\sigma\\varepsilon$",
         width=3.6, height=0.95, kind="net", fontsize=9)
     box(ax, 5.0, 3.9, "energy network\n$E_\\theta: \\mathcal{X} \\to \\mathbb{R}$", width=2.5, height=0.95, kind="net")
     box(ax, 10.8, 2.5, "CD loss\n$\\overline{E_\\theta(x)} - \\overline{E_\\theta(\\hat x)}$\n$+\\,\\lambda\\,\\overline{E_\\theta^2}$",
@@ -160,7 +160,7 @@ def draw_cd_loop(ax=None):
     arrow(ax, (4.4, 3.38), (4.4, 1.62), "$\\nabla_x E_\\theta$", dashed=True, offset=(-0.5, -0.1))
     arrow(ax, (6.3, 3.75), (9.45, 2.85), "$E_\\theta(x)$: push down", color="tab:green", offset=(0.3, 0.12))
     arrow(ax, (6.9, 1.1), (9.45, 2.1), "$E_\\theta(\\hat x)$: push up", color="tab:red", offset=(0.45, -0.55))
-    arrow(ax, (10.8, 3.3), (6.3, 4.25), "$\\nabla_\\theta$: one Adam step on $\\theta$", dashed=True, offset=(0.5, 0.05))
+    arrow(ax, (10.8, 3.3), (6.3, 4.25), "$\\nabla_\\theta$: one Adam step on $\\theta$", dashed=True, offset=(0.9, 0.42))
     return ax
 
 

@@ -11,13 +11,15 @@ The log-likelihood gradient splits into a data term and a model term (∇_θ log
 
 "push the energy of data down, push the energy of model samples up". Contrastive divergence (CD)
 minimises the surrogate  mean E_θ(x) − mean E_θ(x̂)  (whose gradient is minus the above) with x̂ drawn
-by a few steps of Langevin dynamics,
+by a few steps of Langevin dynamics (the book's convention, as in chapters 1 and 8),
 
-    x_{t+1} = x_t − η ∇_x E_θ(x_t) + σ ε_t,    ε_t ∼ N(0, I),
+    x_{t+1} = x_t − (η/2) ∇_x E_θ(x_t) + σ ε_t,    ε_t ∼ N(0, I),
 
-which samples p_θ as η → 0 when σ = √(2η); practice for images decouples σ from η (a "colder",
-sharper sampler). Chains persist between updates in a replay buffer (persistent CD), a small fraction
-restarting from noise each time.
+which samples p_θ as η → 0 when σ = √η; practice for images decouples σ from η (a "colder",
+sharper sampler). Chains persist between updates in a replay buffer (persistent CD, or persistent
+short-run MCMC: unlike Hinton's CD-k, the chains do not start at the data), a small fraction
+restarting from noise each time. The surrogate's gradient equals minus the log-likelihood gradient
+in expectation over exact model samples, and only when λ = 0.
 
 Contents: :func:`langevin`, :class:`ReplayBuffer`, :class:`EnergyNet` (an MLP E: R^D → R) inside
 :class:`EBM` (network + sampler settings + buffer), :func:`cd_loss` and the training loss object
@@ -58,10 +60,10 @@ def langevin(energy: Energy, x0: torch.Tensor, n_steps: int, step_size: float,
              return_chain: bool = False):
     r"""Run ``n_steps`` of Langevin dynamics from ``x0`` (B, D) on ``energy``.
 
-    ``x ← x − step_size · ∇_x E(x) + noise_scale · ε`` with ε standard normal; ``noise_scale=None``
-    means √(2 · step_size), the discretised Langevin diffusion whose stationary law tends to
-    exp(−E)/Z as the step shrinks. ``clip_grad`` clamps every gradient entry to ±clip_grad;
-    ``bounds=(low, high)`` clamps the chain to a box (pixels). Returns the final states (B, D),
+    ``x ← x − (step_size / 2) · ∇_x E(x) + noise_scale · ε`` with ε standard normal (η = step_size,
+    the convention of chapters 1 and 8); ``noise_scale=None`` means √step_size, the discretised
+    Langevin diffusion whose stationary law tends to exp(−E)/Z as the step shrinks. ``clip_grad``
+    clamps every gradient entry to ±clip_grad; ``bounds=(low, high)`` clamps the chain to a box (pixels). Returns the final states (B, D),
     detached, or with ``return_chain`` the whole chain (n_steps + 1, B, D).
     """
     checks.non_negative_int("n_steps", n_steps)
@@ -69,14 +71,14 @@ def langevin(energy: Energy, x0: torch.Tensor, n_steps: int, step_size: float,
     checks.tensor("x0", x0, finite=True, floating=True)
     if clip_grad is not None:
         checks.positive("clip_grad", clip_grad)  # -1 would clamp every gradient entry to -1
-    sigma = math.sqrt(2 * step_size) if noise_scale is None else checks.non_negative("noise_scale", noise_scale)
+    sigma = math.sqrt(step_size) if noise_scale is None else checks.non_negative("noise_scale", noise_scale)
     x = x0.detach().clone()
     chain = [x] if return_chain else None
     for _ in range(n_steps):
         grad = energy_grad(energy, x)
         if clip_grad is not None:
             grad = grad.clamp(-clip_grad, clip_grad)
-        x = x - step_size * grad + sigma * randn(x.shape, x, generator)
+        x = x - 0.5 * step_size * grad + sigma * randn(x.shape, x, generator)
         if bounds is not None:
             x = x.clamp(*bounds)
         if return_chain:
@@ -92,7 +94,9 @@ class ReplayBuffer:
 
     :meth:`draw` hands out ``n`` random states, each replaced by fresh noise with probability
     ``reinit`` (so the buffer keeps meeting new starting points); :meth:`put` writes the advanced
-    states back in their slots. The buffer never changes size.
+    states back in their slots. The buffer never changes size. ``age`` (size,) counts, for every
+    chain, the updates (calls of :meth:`put`) it has been advanced by since it last started from
+    noise: times the sampler's steps per update, the chain's length in Langevin steps.
     """
 
     def __init__(self, size: int, dims: int, low: float, high: float, reinit: float = 0.05,
@@ -101,6 +105,8 @@ class ReplayBuffer:
         self.low, self.high = checks.finite_number("low", low), checks.finite_number("high", high)
         self.reinit = checks.in_unit_interval("reinit", reinit, closed_right=True)
         self.x = self.noise(size, generator)  # (size, D)
+        self.age = torch.zeros(size, dtype=torch.long)  # (size,) updates since the last restart
+        self._fresh = torch.zeros(0, dtype=torch.bool)  # (n,) which of the last draw's states restarted
 
     def noise(self, n: int, generator: torch.Generator | None = None, like: torch.Tensor | None = None):
         """``n`` fresh starting points, uniform on the box. Shape (n, D)."""
@@ -113,20 +119,29 @@ class ReplayBuffer:
         x = self.x[slots].clone()
         fresh = torch.rand(n, generator=generator) < self.reinit  # (n,) restart these chains
         x[fresh] = self.noise(int(fresh.sum()), generator, like=x)
+        self._fresh = fresh
         return x, slots
 
     def put(self, slots: torch.Tensor, x: torch.Tensor) -> None:
         """Write states ``x`` (n, D) back into ``slots`` (n,). A slot drawn twice keeps its last state
-        (an indexed write with repeated indices leaves the winner unspecified, so runs would differ)."""
+        (an indexed write with repeated indices leaves the winner unspecified, so runs would differ).
+        When ``slots`` are those of the last :meth:`draw`, each written chain's ``age`` grows by one
+        (restarts from 1); any other write resets the written slots' age to 0 (unknown history)."""
         slots = slots.cpu()
         order = torch.arange(len(slots))
         last = torch.full((self.size,), -1).scatter_reduce(0, slots, order, reduce="amax")  # (size,)
         keep = last[slots] == order  # (n,) the last occurrence of each slot
         self.x[slots[keep]] = x.detach()[keep.to(x.device)].to(self.x.device, self.x.dtype)
+        if len(self._fresh) == len(slots):
+            self.age[slots[keep]] = torch.where(self._fresh[keep], 1, self.age[slots[keep]] + 1)
+        else:
+            self.age[slots[keep]] = 0
+        self._fresh = torch.zeros(0, dtype=torch.bool)
 
     def reset(self, generator: torch.Generator | None = None) -> None:
         """Start every chain afresh: all ``size`` states uniform noise on the box again."""
         self.x = self.noise(self.size, generator)
+        self.age = torch.zeros(self.size, dtype=torch.long)
 
 
 # ----------------------------------------------------------------------------- the model
@@ -143,8 +158,8 @@ class EBMConfig:
     high: float = 4.0
     clamp: bool = False                # keep chains inside the box (pixels)
     n_steps: int = 20                  # Langevin steps per training update (short-run)
-    step_size: float = 0.02            # η
-    noise_scale: float | None = None   # σ (None: √(2η), the Langevin diffusion)
+    step_size: float = 0.04            # η (the drift is η/2 · ∇_x E)
+    noise_scale: float | None = None   # σ (None: √η, the Langevin diffusion)
     clip_grad: float | None = None     # clamp each ∇_x E entry to ±clip_grad
     buffer_size: int = 2000            # persistent chains (0: every chain starts from noise)
     reinit: float = 0.05               # fraction of chains restarted from noise at each draw
@@ -168,13 +183,13 @@ class EBMConfig:
 
     @classmethod
     def for_dataset(cls, name: str, **overrides) -> "EBMConfig":
-        """Book-profile settings: a 2-D toy (box [−4, 4]², the Langevin diffusion σ = √(2η)) or images
+        """Book-profile settings: a 2-D toy (box [−4, 4]², the Langevin diffusion σ = √η) or images
         (pixels in [0, 1], clamped chains, a large clipped step with small noise as in Du & Mordatch
         2019, and a stronger energy regulariser)."""
         from genlib import data
 
         data.check_dataset(name, data.TOYS + ("digits", "mnist5k", "mnist"))
-        images = dict(low=0.0, high=1.0, clamp=True, n_steps=20, step_size=1.0, noise_scale=0.01,
+        images = dict(low=0.0, high=1.0, clamp=True, n_steps=20, step_size=2.0, noise_scale=0.01,
                       clip_grad=0.03, buffer_size=2000, reinit=0.05, reg=1.0, data_noise=0.01)
         if name == "digits":
             base = dict(dims=64, hidden=128, layers=2, **images)
@@ -291,8 +306,9 @@ class EBM(nn.Module):
 def cd_loss(model: EBM, x: torch.Tensor, x_hat: torch.Tensor, reg: float = 0.0) -> torch.Tensor:
     """The contrastive-divergence surrogate: mean E_θ(x) − mean E_θ(x̂) + λ mean(E_θ(x)² + E_θ(x̂)²).
 
-    Its θ-gradient is −(the log-likelihood gradient) when x̂ ∼ p_θ, plus the regulariser's, which
-    keeps energies near zero (the surrogate is otherwise invariant to E → E + c).
+    With exact model samples x̂ ∼ p_θ, its θ-gradient is in expectation −(the log-likelihood
+    gradient), plus the regulariser's, which keeps energies near zero (the surrogate is otherwise
+    invariant to E → E + c) and, for λ > 0, makes the objective differ from maximum likelihood.
     """
     e_data, e_model = model.energy(x), model.energy(x_hat.detach())  # (B,), (B',)
     return e_data.mean() - e_model.mean() + reg * ((e_data ** 2).mean() + (e_model ** 2).mean())

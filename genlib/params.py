@@ -58,6 +58,7 @@ class EnergyParams:
     image_epochs: int = 30
     n_steps: int = 20
     long_steps: int = 500
+    jem_epochs: int = 60
     checkpoint: str = ""
     seed: int = 0
 

@@ -42,9 +42,9 @@ def test_langevin_recovers_a_gaussian():
     cov = torch.tensor([[1.0, 0.6], [0.6, 0.8]])
     energy = quadratic_energy(mu, torch.linalg.inv(cov))
     x0 = torch.randn(4000, 2, generator=gen) * 2
-    # Step 0.01: the discretisation bias of the variance (about step·λ_max/2 ≈ 1%) is below the
-    # Monte Carlo error of 4000 independent chains (about 2.2%); 1500 steps forget the start.
-    x = ebm.langevin(energy, x0, n_steps=1500, step_size=0.01, generator=gen)
+    # η = 0.02 (drift η/2 = 0.01): the discretisation bias of the variance (about η·λ_max/4 ≈ 1%) is
+    # below the Monte Carlo error of 4000 independent chains (about 2.2%); 1500 steps forget the start.
+    x = ebm.langevin(energy, x0, n_steps=1500, step_size=0.02, generator=gen)
     check_moments(x, mu, cov)
 
 
@@ -55,16 +55,16 @@ def test_langevin_recovers_a_two_component_mixture():
     mean = (w[:, None] * m).sum(0)
     cov = std**2 * torch.eye(2) + (w[:, None, None] * m[:, :, None] * m[:, None, :]).sum(0) - torch.outer(mean, mean)
     x0 = torch.rand(4000, 2, generator=gen) * 6 - 3
-    x = ebm.langevin(mixture_energy(weights, means, std), x0, n_steps=2000, step_size=0.01, generator=gen)
+    x = ebm.langevin(mixture_energy(weights, means, std), x0, n_steps=2000, step_size=0.02, generator=gen)
     check_moments(x, mean, cov)
 
 
 def test_langevin_with_the_wrong_noise_scale_fails_the_same_check():
-    """The moment check has power: a 'cold' chain (σ = √α instead of √(2α)) halves the variance."""
+    """The moment check has power: a 'cold' chain (σ = √(η/2) instead of √η) halves the variance."""
     gen = torch.Generator().manual_seed(0)
     mu, cov = torch.zeros(2), torch.eye(2)
     x = ebm.langevin(quadratic_energy(mu, cov), torch.randn(4000, 2, generator=gen), n_steps=800,
-                     step_size=0.01, noise_scale=0.1, generator=gen)
+                     step_size=0.02, noise_scale=0.1, generator=gen)
     with pytest.raises(AssertionError):
         check_moments(x, mu, cov)
 
@@ -76,7 +76,7 @@ def test_langevin_is_reproducible_clips_and_clamps():
     b = ebm.langevin(energy, x0, 3, 0.1, generator=torch.Generator().manual_seed(3))
     assert torch.equal(a, b) and torch.equal(x0, torch.full((5, 3), 0.9))  # input untouched
     one = ebm.langevin(energy, x0, 1, 0.1, noise_scale=0.0, clip_grad=0.5)
-    assert torch.allclose(one, x0 - 0.1 * 0.5)  # gradient 90 clipped to 0.5
+    assert torch.allclose(one, x0 - 0.1 / 2 * 0.5)  # drift η/2 · (gradient 90 clipped to 0.5)
     boxed = ebm.langevin(energy, x0, 1, 0.1, noise_scale=0.0, bounds=(0.0, 1.0))
     assert boxed.min() >= 0 and boxed.max() <= 1
     chain = ebm.langevin(energy, x0, 4, 0.001, return_chain=True)
@@ -238,3 +238,25 @@ def test_train_config_defaults_per_dataset():
     assert ebm.TrainConfig.for_dataset("moons") == ebm.TrainConfig(epochs=100, batch_size=128, lr=2e-3)
     assert ebm.TrainConfig.for_dataset("digits", epochs=5).epochs == 5
     assert ebm.EBMConfig.for_dataset("mnist5k").dims == 784
+
+
+def test_the_buffer_records_each_chains_age_since_its_last_restart():
+    gen = torch.Generator().manual_seed(0)
+    never = ebm.ReplayBuffer(10, 2, low=0.0, high=1.0, reinit=0.0, generator=gen)
+    always = ebm.ReplayBuffer(10, 2, low=0.0, high=1.0, reinit=1.0, generator=gen)
+    for _ in range(3):  # every slot drawn and advanced three times
+        for buffer in (never, always):
+            x, slots = buffer.draw(10, gen)
+            slots = torch.arange(10)  # draw every slot once, in order (the draw's own slots are random)
+            buffer._fresh = torch.full((10,), buffer.reinit == 1.0)
+            buffer.put(slots, x)
+    assert (never.age == 3).all() and (always.age == 1).all()  # restarted every time: age 1
+    never.put(torch.arange(2), torch.zeros(2, 2))  # a write that follows no draw: history unknown
+    assert never.age.tolist()[:3] == [0, 0, 3]
+    # stationary mean age under training's bookkeeping: restarts at rate r per draw, so the age in
+    # draws since the last restart is geometric, mean 1/r, once every chain has been drawn many times
+    buffer = ebm.ReplayBuffer(200, 1, low=0.0, high=1.0, reinit=0.1, generator=gen)
+    for _ in range(3000):
+        x, slots = buffer.draw(20, gen)
+        buffer.put(slots, x)
+    assert abs(float(buffer.age.double().mean()) - 10) < 1.0
