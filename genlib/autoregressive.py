@@ -6,7 +6,7 @@ Any distribution over a sequence (or an image read in raster order, row by row) 
 
 with no approximation. An autoregressive model predicts each factor with one network: a
 classifier whose input is everything before position i and whose output is a categorical
-distribution over the Q values (``levels``) that x_i can take. Training maximises the exact
+distribution over the V values (``levels``) that x_i can take. Training maximises the exact
 log-likelihood, a sum of cross-entropies that one forward pass computes for every position at
 once; sampling draws x_1, then x_2 given x_1, ..., one position at a time.
 
@@ -97,7 +97,7 @@ class PixelCNNConfig:
     channel). Defaults: the book profile on the 8x8 digits."""
 
     shape: tuple[int, int] = (8, 8)
-    levels: int = 17  # Q, the number of values a pixel can take
+    levels: int = 17  # V, the number of values a pixel can take
     arch: str = "gated"  # "pixelcnn" (masks A and B) or "gated" (vertical + horizontal stacks)
     channels: int = 64
     n_layers: int = 5  # masked layers after the input (the first is mask A / the first gated layer)
@@ -138,7 +138,7 @@ class _Gate(nn.Module):
 class PixelCNN(nn.Module):
     """p_θ(x) = Π_i Cat(x_i; softmax(f_θ(x_{<i}))_i) over the pixels of a grey image in raster order.
 
-    The input is the one-hot image (B, Q, H, W); the output is the logits (B, Q, H, W) of every
+    The input is the one-hot image (B, V, H, W); the output is the logits (B, V, H, W) of every
     conditional at once. ``arch="pixelcnn"``: a mask-A convolution, then ``n_layers`` residual
     mask-B convolutions. ``arch="gated"``: ``n_layers`` gated layers with a vertical stack (rows
     above) feeding a horizontal stack (this row, to the left). With ``n_classes`` > 0 a learned
@@ -148,21 +148,21 @@ class PixelCNN(nn.Module):
     def __init__(self, config: PixelCNNConfig | None = None):
         super().__init__()
         self.config = c = config or PixelCNNConfig()
-        Q, C, k = c.levels, c.channels, c.kernel
+        V, C, k = c.levels, c.channels, c.kernel
         if c.arch == "pixelcnn":
-            self.first = MaskedConv2d(Q, C, mask_a(c.kernel_a))
+            self.first = MaskedConv2d(V, C, mask_a(c.kernel_a))
             self.layers = nn.ModuleList(MaskedConv2d(C, C, mask_b(k)) for _ in range(c.n_layers))
             width = [C] * (c.n_layers + 1)
         else:
-            self.v = nn.ModuleList(MaskedConv2d(Q if l == 0 else C, 2 * C, mask_vertical(k, l == 0))
+            self.v = nn.ModuleList(MaskedConv2d(V if l == 0 else C, 2 * C, mask_vertical(k, l == 0))
                                    for l in range(c.n_layers))
-            self.h = nn.ModuleList(MaskedConv2d(Q if l == 0 else C, 2 * C, mask_horizontal(k, l == 0))
+            self.h = nn.ModuleList(MaskedConv2d(V if l == 0 else C, 2 * C, mask_horizontal(k, l == 0))
                                    for l in range(c.n_layers))
             self.link = nn.ModuleList(nn.Conv2d(2 * C, 2 * C, 1) for _ in range(c.n_layers))
             self.h_out = nn.ModuleList(nn.Conv2d(C, C, 1) for _ in range(c.n_layers))
             self.gate = _Gate()
             width = [2 * C] * c.n_layers
-        self.out = nn.Sequential(nn.ReLU(), nn.Conv2d(C, c.head, 1), nn.ReLU(), nn.Conv2d(c.head, Q, 1))
+        self.out = nn.Sequential(nn.ReLU(), nn.Conv2d(C, c.head, 1), nn.ReLU(), nn.Conv2d(c.head, V, 1))
         if c.n_classes:
             self.embed = nn.ModuleList(nn.Embedding(c.n_classes, w) for w in width)
 
@@ -176,7 +176,7 @@ class PixelCNN(nn.Module):
         return self.embed[layer](y)[:, :, None, None]  # (B, width, 1, 1)
 
     def net(self, h: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        """Logits (B, Q, H, W) from a one-hot (or any real-valued) input h (B, Q, H, W).
+        """Logits (B, V, H, W) from a one-hot (or any real-valued) input h (B, V, H, W).
         Output (i, j) depends only on input pixels before (i, j) in raster order."""
         if self.config.arch == "pixelcnn":
             h = self.first(h) + self._cond(0, y)  # (B, C, H, W)
@@ -194,7 +194,7 @@ class PixelCNN(nn.Module):
         return self.out(h_row)
 
     def one_hot(self, x: torch.Tensor) -> torch.Tensor:
-        """Integer images (B, H, W) -> one-hot (B, Q, H, W) in the model's dtype."""
+        """Integer images (B, H, W) -> one-hot (B, V, H, W) in the model's dtype."""
         return F.one_hot(x.long(), self.config.levels).permute(0, 3, 1, 2).to(self.out[-1].weight.dtype)
 
     def _images(self, x: torch.Tensor, name: str = "x") -> torch.Tensor:
@@ -208,7 +208,7 @@ class PixelCNN(nn.Module):
         return x.reshape(len(x), *c.shape).long()
 
     def logits(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        """Logits (B, Q, H, W) of p(x_i | x_{<i}) for every pixel i of integer images x."""
+        """Logits (B, V, H, W) of p(x_i | x_{<i}) for every pixel i of integer images x."""
         x = self._images(x)
         return self.net(self.one_hot(x), y)
 
@@ -239,7 +239,7 @@ class PixelCNN(nn.Module):
         return c.n_layers * b, c.n_layers * b, c.n_layers * b
 
     def logits_at(self, x: torch.Tensor, i: int, j: int, y: torch.Tensor | None = None) -> torch.Tensor:
-        """Logits (B, Q) of p(x_ij | x_{<ij}) computed on the window of rows and columns that pixel
+        """Logits (B, V) of p(x_ij | x_{<ij}) computed on the window of rows and columns that pixel
         (i, j) can depend on (:meth:`reach`) instead of the whole image: the same numbers, at a
         cost that does not grow with the image. x: integer images (B, H, W)."""
         up, left, right = self.reach()
@@ -283,7 +283,7 @@ class PixelCNN(nn.Module):
                 if bool(known[:, i, j].all()):
                     continue
                 logits = self.logits_at(x, i, j, y) if fast else self.net(self.one_hot(x), y)[:, :, i, j]
-                probs = torch.softmax(logits.double(), dim=1)  # (B, Q)
+                probs = torch.softmax(logits.double(), dim=1)  # (B, V)
                 draw = categorical_inverse_cdf(probs, u[:, i, j])
                 x[:, i, j] = torch.where(known[:, i, j], x[:, i, j], draw)
                 if callback is not None:
@@ -292,7 +292,7 @@ class PixelCNN(nn.Module):
 
 
 def categorical_inverse_cdf(probs: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
-    """x = #{k : CDF(k) < u}: a draw from Cat(probs) (B, Q) for u ~ U[0, 1) (B,). Returns (B,)."""
+    """x = #{k : CDF(k) < u}: a draw from Cat(probs) (B, V) for u ~ U[0, 1) (B,). Returns (B,)."""
     cdf = probs.cumsum(1)
     return (cdf < u[:, None]).sum(1).clamp(max=probs.shape[1] - 1)
 
@@ -317,7 +317,7 @@ def evaluate_nll(model: PixelCNN, x: torch.Tensor, y: torch.Tensor | None = None
 def dependency(model: PixelCNN, i: int, j: int, n: int = 8, generator: torch.Generator | None = None,
                y: torch.Tensor | None = None) -> torch.Tensor:
     """|∂ (r · logits(i, j)) / ∂ input| summed over ``n`` random one-hot images and the input
-    channels, for a random direction r over the Q logits: (H, W). Nonzero where output (i, j)
+    channels, for a random direction r over the V logits: (H, W). Nonzero where output (i, j)
     depends on the input pixel (the random r makes an accidental cancellation a probability-zero
     event): the receptive field measured on the network itself, not read off the masks."""
     c = model.config
@@ -330,10 +330,10 @@ def dependency(model: PixelCNN, i: int, j: int, n: int = 8, generator: torch.Gen
     was_training = model.training
     model.eval()
     with torch.enable_grad():
-        out = model.net(h, y)[:, :, i, j]  # (n, Q)
+        out = model.net(h, y)[:, :, i, j]  # (n, V)
         (grad,) = torch.autograd.grad((out * r.to(out)).sum(), h)
     model.train(was_training)
-    return grad.abs().sum((0, 1)).cpu()  # (n, Q, H, W) -> (H, W)
+    return grad.abs().sum((0, 1)).cpu()  # (n, V, H, W) -> (H, W)
 
 
 def sampling_seconds(model: PixelCNN, n: int, fast: bool, rows: int | None = None,
@@ -431,8 +431,8 @@ class CharModel(nn.Module):
                                  nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, vocab_size))
 
     def forward(self, contexts: torch.Tensor) -> torch.Tensor:
-        """Logits (N, V) of the next character after each context (N, k)."""
-        return self.mlp(self.embed(contexts).flatten(1))  # (N, k, e) -> (N, k e) -> (N, V)
+        """Logits (N, A), A the vocabulary size, of the next character after each context (N, k)."""
+        return self.mlp(self.embed(contexts).flatten(1))  # (N, k, e) -> (N, k e) -> (N, A)
 
     def log_prob(self, codes: torch.Tensor) -> torch.Tensor:
         """log p(c_1, ..., c_T) = Σ_t log p(c_t | c_{<t}) of one encoded text (T,), in nats, and
@@ -442,7 +442,7 @@ class CharModel(nn.Module):
         return -F.cross_entropy(self(contexts), targets, reduction="none")
 
     def next_log_prob(self, prompt: torch.Tensor) -> torch.Tensor:
-        """log p(next character | encoded ``prompt`` (T,)) over the vocabulary: (V,)."""
+        """log p(next character | encoded ``prompt`` (T,)) over the vocabulary: (A,)."""
         codes = torch.cat([torch.zeros(self.context, dtype=torch.long), prompt.long()])
         return torch.log_softmax(self(codes[None, -self.context:])[0], 0)
 

@@ -193,24 +193,24 @@ class Permute(Bijection):
 
 
 class Logit(Bijection):
-    """Pixels in [0, 1] -> the real line: s = logit(α + (1 − 2α) y), so that the flow works on an
-    unbounded space and the squeeze α keeps s finite at y = 0. Per coordinate,
-    log |ds/dy| = log(1 − 2α) − log p − log(1 − p) with p = α + (1 − 2α) y (RealNVP's preprocessing)."""
+    """Pixels in [0, 1] -> the real line: ỹ = logit(ȳ) with ȳ = α + (1 − 2α) y, so that the flow works on
+    an unbounded space and the squeeze α keeps ỹ finite at y = 0. Per coordinate,
+    log |dỹ/dy| = log(1 − 2α) − log ȳ − log(1 − ȳ) (RealNVP's preprocessing)."""
 
     def __init__(self, alpha: float = 0.05):
         super().__init__()
         self.alpha = checks.in_unit_interval("alpha", alpha)
 
     def forward(self, y):
-        p = self.alpha + (1 - 2 * self.alpha) * y
-        s = torch.log(p) - torch.log1p(-p)
-        log_det = (math.log(1 - 2 * self.alpha) - torch.log(p) - torch.log1p(-p)).sum(-1)
-        return s, log_det
+        y_bar = self.alpha + (1 - 2 * self.alpha) * y  # squeezed into [α, 1 − α]
+        y_tilde = torch.log(y_bar) - torch.log1p(-y_bar)  # logit(ȳ)
+        log_det = (math.log(1 - 2 * self.alpha) - torch.log(y_bar) - torch.log1p(-y_bar)).sum(-1)
+        return y_tilde, log_det
 
-    def inverse(self, s):
-        p = torch.sigmoid(s)
-        y = (p - self.alpha) / (1 - 2 * self.alpha)
-        log_det = (torch.nn.functional.logsigmoid(s) + torch.nn.functional.logsigmoid(-s)
+    def inverse(self, y_tilde):
+        y_bar = torch.sigmoid(y_tilde)
+        y = (y_bar - self.alpha) / (1 - 2 * self.alpha)
+        log_det = (torch.nn.functional.logsigmoid(y_tilde) + torch.nn.functional.logsigmoid(-y_tilde)
                    - math.log(1 - 2 * self.alpha)).sum(-1)
         return y, log_det
 
