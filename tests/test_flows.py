@@ -32,6 +32,9 @@ def _bijections(D: int = 6):
         "additive": flows.AffineCoupling(mask, hidden=16, additive=True),
         "actnorm": act,
         "permute": flows.Permute(torch.randperm(D, generator=torch.Generator().manual_seed(1))),
+        "maf": flows.MaskedAutoregressive(D, hidden=(12,)),
+        "iaf-random-order": flows.MaskedAutoregressive(
+            D, hidden=(12, 10), order=torch.randperm(D, generator=torch.Generator().manual_seed(5)), inverse=True),
     }
 
 
@@ -289,3 +292,47 @@ def test_flow_diagrams_draw():
         ax = draw()
         assert len(ax.patches) >= 6 and any("det" in t.get_text() for t in ax.texts)
         plt.close(ax.figure)
+
+
+# ----------------------------------------------------------------------------- autoregressive flows
+
+
+@pytest.mark.parametrize("iaf", [False, True])
+def test_autoregressive_flow_jacobian_is_triangular_in_its_order(iaf):
+    D = 5
+    order = torch.randperm(D, generator=torch.Generator().manual_seed(0))
+    layer = _randomize(flows.MaskedAutoregressive(D, hidden=(16,), order=order, inverse=iaf)).double()
+    x = torch.randn(D, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    J = jacobian(lambda v: layer(v.unsqueeze(0))[0].squeeze(0), x)  # ∂z/∂x
+    P = J[order][:, order]  # rows and columns in generation order
+    assert torch.all(P.triu(1).abs() < 1e-12)  # z_d never depends on a later x
+    assert P.tril(-1).abs().sum() > 0  # and does depend on earlier ones
+
+
+@pytest.mark.parametrize("iaf", [False, True])
+def test_maf_has_one_pass_density_and_iaf_one_pass_sampling(iaf):
+    D = 6
+    layer = _randomize(flows.MaskedAutoregressive(D, hidden=(8,), inverse=iaf))
+    calls = []
+    layer.made.register_forward_hook(lambda *args: calls.append(1))
+    x = torch.randn(3, D)
+    layer(x)
+    density_passes = len(calls)
+    calls.clear()
+    layer.inverse(x)
+    sampling_passes = len(calls)
+    if iaf:
+        assert (density_passes, sampling_passes) == (D + 1, 1)
+    else:
+        assert (density_passes, sampling_passes) == (1, D + 1)
+
+
+def test_autoregressive_flow_starts_as_the_identity_and_rejects_bad_settings():
+    layer = flows.MaskedAutoregressive(4, hidden=(8,))
+    x = torch.randn(3, 4)
+    z, log_det = layer(x)
+    assert torch.equal(z, x) and torch.all(log_det == 0)
+    with pytest.raises(ValueError, match="s_max"):
+        flows.MaskedAutoregressive(4, s_max=0)
+    with pytest.raises(ValueError, match="permutation"):
+        flows.MaskedAutoregressive(3, order=torch.tensor([0, 1, 1]))
