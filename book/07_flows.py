@@ -342,7 +342,7 @@ plt.show()
 # %% [markdown]
 # The alternating flow puts its density on the data and its samples look like the training
 # points, although a few samples land in the gaps between the parts of the data, a limitation we
-# return to in section 7. The flow that keeps $x_1$ in every layer (right) is a failure we can predict
+# return to in section 8. The flow that keeps $x_1$ in every layer (right) is a failure we can predict
 # from the formula: its $z_1 = x_1$ exactly, so the marginal of $x_1$ is the standard normal
 # whatever the training does, and all the layers can shape is $x_2$ given $x_1$. Validation
 # log-likelihoods, and the check that the learned density integrates to one over a grid:
@@ -727,14 +727,106 @@ print(f"latents of the test images: shape {tuple(z_test.shape)}, mean {float(z_t
 # ends. The test latents have mean near 0 and standard deviation near 1, roughly what a standard
 # normal's would be.
 #
-# ## 7. Where flows sit
+# ## 7. Autoregressive flows: MAF and IAF
+#
+# A coupling layer lets half of the coordinates condition the other half. Let instead *every*
+# coordinate condition on all the ones before it in an order, as in Chapter 6's chain rule:
+#
+# $$
+# z_d = \big(x_d - \mu_d(x_{<d})\big)\,e^{-\alpha_d(x_{<d})},\qquad
+# \log\Big|\det\frac{\partial z}{\partial x}\Big| = -\sum_{d=1}^{D}\alpha_d(x_{<d}).
+# $$
+#
+# The Jacobian is triangular in the order, whatever $\mu$ and $\alpha$ are, and Chapter 6's MADE
+# computes all $\mu_d, \alpha_d$ in one masked pass. This is the **masked autoregressive flow**
+# {cite:p}`papamakarios2017maf`; a coupling layer is its special case in which $\mu_d$ and $\alpha_d$
+# see only a fixed half of the coordinates. The density direction $x\to z$ is one pass, because all
+# of $x$ is known. The sampling direction is not: $x_d = z_d\,e^{\alpha_d(x_{<d})} + \mu_d(x_{<d})$
+# needs $x_{<d}$ first, so drawing a sample takes $D$ passes — exactly the PixelCNN's trade-off.
+# The **inverse autoregressive flow** {cite:p}`kingma2016iaf` conditions on $z$ instead,
+# $x_d = z_d\,e^{\alpha_d(z_{<d})} + \mu_d(z_{<d})$: sampling is one pass and the density of a
+# given $x$ takes $D$. `MaskedAutoregressive` implements both (`inverse=True` for IAF):
+
+# %%
+show(flows.MaskedAutoregressive.forward)
+show(flows.MaskedAutoregressive._sequential)
+
+# %% [markdown]
+# We train a MAF on the digits — the logit, then four MAF layers whose orders alternate between
+# raster order and its reverse, each with a MADE of 256 hidden units — with the same recipe as the
+# coupling flow, and time both directions against an IAF of the same shape. (We do not train the
+# IAF by maximum likelihood: every training step would need $D$ sequential passes. IAF's home is the
+# other direction: as the approximate posterior $q_\phi(z\mid x)$ of a VAE
+# {cite:p}`kingma2016iaf`, it is only ever *sampled* and its density evaluated at its own samples,
+# both in one pass — a way to shrink the gap between the ELBO and the likelihood that Chapter 4
+# measures.)
+
+# %%
+def autoregressive_flow(iaf):
+    orders = [torch.arange(D) if k % 2 == 0 else torch.arange(D).flip(0) for k in range(4)]
+    return flows.Flow(config, layers=[flows.Logit(config.alpha)] + [
+        flows.MaskedAutoregressive(D, hidden=(256,), order=o, inverse=iaf) for o in orders])
+
+
+maf = autoregressive_flow(iaf=False)
+tic = time.perf_counter()
+maf_history = fit(maf, flows.batch_loss, train.x.to(dev), val.x.to(dev), epochs=min(epochs, 15),
+                  batch_size=settings.batch_size, lr=settings.lr, weight_decay=settings.weight_decay,
+                  patience=settings.patience, device=dev, generator=gen, progress=False)
+maf_seconds = time.perf_counter() - tic
+maf = maf.cpu().eval()
+maf_nll = flows.evaluate_nll(maf, test.x, draws=10, generator=gen)
+iaf = autoregressive_flow(iaf=True).eval()
+
+
+def seconds_per_image(fn, n):
+    times = []
+    for _ in range(3):
+        tic = time.perf_counter()
+        with torch.no_grad():
+            fn()
+        times.append((time.perf_counter() - tic) / n)
+    return float(np.median(times))
+
+
+ar_times = {}
+for name, model in (("MAF", maf), ("IAF", iaf)):
+    ar_times[name] = (seconds_per_image(lambda: model.log_prob(test.x[:256], generator=gen), 256),
+                      seconds_per_image(lambda: model.sample(256, generator=gen), 256))
+print(f"MAF trained {maf_history.epochs} epochs in {maf_seconds:.1f} s: test bound {maf_nll:.1f} nats/image")
+print(f"{'':6}{'density (ms/image)':>20}{'sampling (ms/image)':>21}   (medians of 3, batches of 256)")
+for name, (density_s, sample_s) in ar_times.items():
+    print(f"{name:6}{density_s * 1e3:20.3f}{sample_s * 1e3:21.3f}")
+glue("maf_nll", maf_nll, display=False)
+glue("maf_seconds", maf_seconds, display=False)
+glue("maf_sample_over_density", ar_times["MAF"][1] / ar_times["MAF"][0], display=False)
+glue("iaf_density_over_sample", ar_times["IAF"][0] / ar_times["IAF"][1], display=False)
+
+# %% tags=["nbval-check-output"]
+x_check = test.x[:4]
+with torch.no_grad():
+    y_check = (x_check.float() + 0.5) / V
+    for name, model in (("MAF", maf), ("IAF", iaf)):
+        z_check, _ = model(y_check)
+        print(f"{name}: inverse(forward(y)) == y:", torch.allclose(model.inverse(z_check)[0], y_check, atol=1e-4))
+print("MAF: sampling slower than density:", ar_times["MAF"][1] > ar_times["MAF"][0],
+      "| IAF: density slower than sampling:", ar_times["IAF"][0] > ar_times["IAF"][1])
+
+# %% [markdown]
+# The duality is measured: the MAF samples {glue:text}`maf_sample_over_density:.0f` times slower per
+# image than it evaluates densities, the IAF evaluates densities {glue:text}`iaf_density_over_sample:.0f`
+# times slower than it samples — the $D$ sequential passes move from one direction to the other. The
+# MAF's test bound after {glue:text}`maf_seconds:.0f` s of training is {glue:text}`maf_nll:.1f` nats
+# per image (one seed; the coupling flow of section 6 reached {glue:text}`flow_test_nll:.1f`).
+#
+# ## 8. Where flows sit
 #
 # | | exact $\log p(x)$ | sampling | latent |
 # | --- | --- | --- | --- |
 # | mixtures (Chapter 2) | yes for continuous data (a bound for dequantised integers) | one pass | a component index |
 # | VAE (Chapter 4) | a lower bound | one pass | $L\ll D$ numbers |
 # | autoregressive (Chapter 6) | yes | $D$ sequential passes | none |
-# | **flows (this chapter)** | **yes** (a bound for dequantised integers) | **one pass** | **$D$ numbers** |
+# | **flows (this chapter)** | **yes** (a bound for dequantised integers) | **one pass** (MAF: $D$ passes) | **$D$ numbers** |
 #
 # Flows have the two strengths that the other families trade against each other: exact
 # likelihoods like an autoregressive model, and fast sampling like a VAE. The costs are structural.
