@@ -733,18 +733,18 @@ print(f"latents of the test images: shape {tuple(z_test.shape)}, mean {float(z_t
 # coordinate condition on all the ones before it in an order, as in Chapter 6's chain rule:
 #
 # $$
-# z_d = \big(x_d - \mu_d(x_{<d})\big)\,e^{-\alpha_d(x_{<d})},\qquad
-# \log\Big|\det\frac{\partial z}{\partial x}\Big| = -\sum_{d=1}^{D}\alpha_d(x_{<d}).
+# z_d = \big(x_d - t_d(x_{<d})\big)\,e^{-s_d(x_{<d})},\qquad
+# \log\Big|\det\frac{\partial z}{\partial x}\Big| = -\sum_{d=1}^{D}s_d(x_{<d}).
 # $$
 #
-# The Jacobian is triangular in the order, whatever $\mu$ and $\alpha$ are, and Chapter 6's MADE
-# computes all $\mu_d, \alpha_d$ in one masked pass. This is the **masked autoregressive flow**
-# {cite:p}`papamakarios2017maf`; a coupling layer is its special case in which $\mu_d$ and $\alpha_d$
+# The Jacobian is triangular in the order, whatever $t$ and $s$ are, and Chapter 6's MADE
+# computes all $t_d, s_d$ in one masked pass. This is the **masked autoregressive flow**
+# {cite:p}`papamakarios2017maf`; a coupling layer is its special case in which $t_d$ and $s_d$
 # see only a fixed half of the coordinates. The density direction $x\to z$ is one pass, because all
-# of $x$ is known. The sampling direction is not: $x_d = z_d\,e^{\alpha_d(x_{<d})} + \mu_d(x_{<d})$
+# of $x$ is known. The sampling direction is not: $x_d = z_d\,e^{s_d(x_{<d})} + t_d(x_{<d})$
 # needs $x_{<d}$ first, so drawing a sample takes $D$ passes — exactly the PixelCNN's trade-off.
 # The **inverse autoregressive flow** {cite:p}`kingma2016iaf` conditions on $z$ instead,
-# $x_d = z_d\,e^{\alpha_d(z_{<d})} + \mu_d(z_{<d})$: sampling is one pass and the density of a
+# $x_d = z_d\,e^{s_d(z_{<d})} + t_d(z_{<d})$: sampling is one pass and the density of a
 # given $x$ takes $D$. `MaskedAutoregressive` implements both (`inverse=True` for IAF):
 
 # %%
@@ -818,6 +818,70 @@ print("MAF: sampling slower than density:", ar_times["MAF"][1] > ar_times["MAF"]
 # times slower than it samples — the $D$ sequential passes move from one direction to the other. The
 # MAF's test bound after {glue:text}`maf_seconds:.0f` s of training is {glue:text}`maf_nll:.1f` nats
 # per image (one seed; the coupling flow of section 6 reached {glue:text}`flow_test_nll:.1f`).
+#
+# ### Glow's pieces and a learned dequantisation
+#
+# Glow {cite:p}`kingma2018glow` builds image flows from three pieces, all in `genlib.flows`. A
+# **squeeze** turns every 2x2 block of a channel into four channels of one pixel (a fixed
+# permutation, $\log|\det| = 0$), so that convolutional couplings can split along channels instead of
+# a checkerboard; after each scale, half of the channels are **factored out** and go to the base as
+# they are, so later layers work on fewer dimensions (`Partial`, `glow_layers`). Between couplings, an
+# **invertible 1x1 convolution** mixes the channels of every pixel with one learned $C\times C$
+# matrix $W$ — a learned generalisation of the fixed permutations — whose log-determinant,
+# $H W \log|\det W|$, Glow makes cheap by storing $W = P\,L\,(U + \operatorname{diag}(s))$ in LU form:
+# $\log|\det W| = \sum_c \log|s_c|$.
+
+# %%
+show(flows.InvertibleConv1x1.weight)
+
+# %% tags=["nbval-check-output"]
+conv1x1 = flows.InvertibleConv1x1((4, 4, 4), torch.Generator().manual_seed(0)).double()
+with torch.no_grad():
+    conv1x1.log_s.add_(torch.linspace(-0.5, 0.5, 4, dtype=torch.float64))  # away from a rotation
+x_glow = torch.randn(2, 64, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+z_glow, ld_glow = conv1x1(x_glow)
+J_glow = jacobian(lambda v: conv1x1(v.unsqueeze(0))[0].squeeze(0), x_glow[0])  # (64, 64)
+print("1x1 convolution: LU log-det = H W log|det W| = autograd's log|det J|:",
+      torch.allclose(ld_glow[0], torch.linalg.slogdet(J_glow)[1]),
+      "| inverse recovers x:", torch.allclose(conv1x1.inverse(z_glow)[0], x_glow))
+
+# %% [markdown]
+# **Variational dequantisation.** Section 5's bound adds *uniform* noise, and Exercise 4 shows what
+# that costs: the bound is tight only where the model's density is flat within each cell. Flow++
+# {cite:p}`ho2019flowpp` learns the noise instead, $u\sim q(u\mid x)$, itself a small conditional flow
+# (`VariationalDequantizer`: Gaussian noise through couplings that also see $x$, then a sigmoid into
+# $[0,1)^D$), and the bound becomes
+#
+# $$
+# \log P(x) \;\ge\; \mathbb E_{q(u\mid x)}\Big[\log p\big((x+u)/V\big) - D\log V - \log q(u\mid x)\Big],
+# $$
+#
+# the uniform case being $q\equiv 1$. How many nats does it recover? We freeze the coupling flow of
+# section 6 and train only a dequantiser for it, then evaluate the same flow with both noises:
+
+# %%
+dequantizer = flows.VariationalDequantizer(D, V, hidden=64, n_layers=4)
+deq_flow = flows.Flow(config, layers=list(digit_flow.cpu().float().layers), dequantizer=dequantizer)
+for p_ in digit_flow.parameters():
+    p_.requires_grad_(False)
+tic = time.perf_counter()
+deq_history = fit(deq_flow, flows.batch_loss, train.x, val.x, epochs=min(epochs, 10), batch_size=settings.batch_size,
+                  lr=settings.lr, patience=settings.patience, generator=gen, progress=False)
+deq_seconds = time.perf_counter() - tic
+for p_ in digit_flow.parameters():
+    p_.requires_grad_(True)
+deq_nll = flows.evaluate_nll(deq_flow, test.x, draws=10, generator=gen)
+uniform_nll = flows.evaluate_nll(digit_flow.cpu().eval(), test.x, draws=10, generator=gen)
+print(f"the section 6 flow's test bound: uniform noise {uniform_nll:.2f}, learned q(u | x) {deq_nll:.2f} nats/image "
+      f"(dequantiser trained {deq_history.epochs} epochs in {deq_seconds:.1f} s)")
+glue("deq_gain", uniform_nll - deq_nll, display=False)
+glue("deq_nll", deq_nll, display=False)
+
+# %% [markdown]
+# The learned noise tightens the bound of the *same* flow by {glue:text}`deq_gain:.1f` nats per image,
+# to {glue:text}`deq_nll:.1f`. Training the flow and the dequantiser together, as Flow++ does, lets
+# the flow also stop spending capacity on modelling uniform noise; `benchmarks/flows_digits.py`
+# measures that, with the Glow pieces, over seeds.
 #
 # ## 8. Where flows sit
 #
@@ -933,8 +997,8 @@ glue("ex2_marginal_error", float((ex2_marginal - ex2_normal).abs().max()), displ
 # same reason {cite:p}`dinh2015nice`. The scales are global (the same for every image), so the flow
 # cannot make a pixel's density sharper in one context than in another, and the argument predicts a
 # worse bound than the affine flow's. To compare the two fairly, over seeds rather than from one run
-# of each, run `benchmarks/flows_digits.py --coupling additive` next to the default affine benchmark and
-# compare the medians and ranges it prints.
+# of each, run `benchmarks/flows_digits.py --models affine additive` and compare the medians and ranges it
+# prints.
 # ```
 #
 # **4. How loose is the bound?** For a 1-D flow on $V$ levels, the exact discrete probability is

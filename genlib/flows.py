@@ -20,6 +20,12 @@ Discrete images (V = ``levels`` grey levels) are dequantised, y = (x + u) / V wi
 and squeezed through a logit (a bijection with its own log-determinant); the density of y bounds
 the discrete log-likelihood, log P(x) ≥ E_u[log p(y)] − D log V (:func:`genlib.metrics.discrete_log_prob`).
 
+Beyond couplings: :class:`MaskedAutoregressive` (MAF, and IAF with ``inverse=True``; a MADE conditioner,
+one pass for the density and D for sampling, or the reverse), Glow's pieces (:func:`squeeze_permutation`,
+:class:`InvertibleConv1x1` in LU form, :class:`ConvCoupling`, :class:`Partial` for multi-scale
+factoring-out, :func:`glow_layers`) and variational dequantisation (:class:`VariationalDequantizer`:
+log P(x) ≥ E_q[log p((x + u)/V) − D log V − log q(u | x)]).
+
 Every bijection here has ``forward(x) -> (z, log_det)`` with log_det = log |det ∂z/∂x| per row
 (shape (B,)) and ``inverse(z) -> (x, log_det)`` with log_det = log |det ∂x/∂z| (the negative of the
 forward one at the matching point). :class:`Flow` chains them under a standard normal base and has
@@ -144,13 +150,13 @@ class MaskedAutoregressive(Bijection):
     """An affine autoregressive layer with a MADE conditioner (:class:`genlib.autoregressive.MADE`):
     MAF (Papamakarios et al. 2017) or, with ``inverse=True``, IAF (Kingma et al. 2016).
 
-    MAF, density direction x -> z, one pass:   z_d = (x_d − μ_d(x_{<d})) · exp(−α_d(x_{<d})),
-    sampling z -> x, D passes:               x_d = z_d · exp(α_d(x_{<d})) + μ_d(x_{<d}).
-    IAF conditions on z instead: sampling is one pass, x_d = z_d · exp(α_d(z_{<d})) + μ_d(z_{<d}),
-    and the density needs D passes, z_d = (x_d − μ_d(z_{<d})) · exp(−α_d(z_{<d})).
-    Either way ∂z/∂x is triangular in the order, log |det ∂z/∂x| = −Σ_d α_d. The log-scale is bounded,
-    α = s_max tanh(α̂ / s_max), and the MADE's last layer starts at zero (the layer starts as the
-    identity). A coupling layer is the special case where μ_d, α_d see only a fixed half ``A`` of
+    MAF, density direction x -> z, one pass:   z_d = (x_d − t_d(x_{<d})) · exp(−s_d(x_{<d})),
+    sampling z -> x, D passes:               x_d = z_d · exp(s_d(x_{<d})) + t_d(x_{<d}).
+    IAF conditions on z instead: sampling is one pass, x_d = z_d · exp(s_d(z_{<d})) + t_d(z_{<d}),
+    and the density needs D passes, z_d = (x_d − t_d(z_{<d})) · exp(−s_d(z_{<d})).
+    Either way ∂z/∂x is triangular in the order, log |det ∂z/∂x| = −Σ_d s_d. The log-scale is bounded,
+    s = s_max tanh(ŝ / s_max), and the MADE's last layer starts at zero (the layer starts as the
+    identity). A coupling layer is the special case where t_d, s_d see only a fixed half ``A`` of
     the coordinates and are zero on it: then every pass is one pass.
     """
 
@@ -163,33 +169,33 @@ class MaskedAutoregressive(Bijection):
         self.is_iaf, self.s_max = bool(inverse), checks.positive("s_max", s_max)
 
     def shift_log_scale(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """μ(h) and α(h), both (B, D); coordinate d depends only on h before d in the order."""
-        mu, alpha_raw = self.made(h).unbind(1)  # (B, 2, D) -> 2 × (B, D)
-        return mu, self.s_max * torch.tanh(alpha_raw / self.s_max)
+        """t(h) and s(h), both (B, D); coordinate d depends only on h before d in the order."""
+        t, s_raw = self.made(h).unbind(1)  # (B, 2, D) -> 2 × (B, D)
+        return t, self.s_max * torch.tanh(s_raw / self.s_max)
 
     def _one_pass(self, h: torch.Tensor, given: torch.Tensor, to_z: bool) -> tuple[torch.Tensor, torch.Tensor]:
-        mu, alpha = self.shift_log_scale(given)
-        out = (h - mu) * (-alpha).exp() if to_z else h * alpha.exp() + mu
-        return out, alpha
+        t, s = self.shift_log_scale(given)
+        out = (h - t) * (-s).exp() if to_z else h * s.exp() + t
+        return out, s
 
     def _sequential(self, h: torch.Tensor, to_z: bool) -> tuple[torch.Tensor, torch.Tensor]:
         """Solve for the conditioned-on variable one coordinate at a time (D passes of the MADE)."""
         out = torch.zeros_like(h)
         for d in self.made.order.tolist():
-            mu, alpha = self.shift_log_scale(out)  # coordinates before d are final already
-            value = (h[:, d] - mu[:, d]) * (-alpha[:, d]).exp() if to_z else h[:, d] * alpha[:, d].exp() + mu[:, d]
+            t, s = self.shift_log_scale(out)  # coordinates before d are final already
+            value = (h[:, d] - t[:, d]) * (-s[:, d]).exp() if to_z else h[:, d] * s[:, d].exp() + t[:, d]
             out = out.clone()
             out[:, d] = value
-        _, alpha = self.shift_log_scale(out)
-        return out, alpha
+        _, s = self.shift_log_scale(out)
+        return out, s
 
-    def forward(self, x):  # x -> z, log |det ∂z/∂x| = −Σ α
-        z, alpha = self._sequential(x, to_z=True) if self.is_iaf else self._one_pass(x, x, to_z=True)
-        return z, -alpha.sum(-1)
+    def forward(self, x):  # x -> z, log |det ∂z/∂x| = −Σ s
+        z, s = self._sequential(x, to_z=True) if self.is_iaf else self._one_pass(x, x, to_z=True)
+        return z, -s.sum(-1)
 
-    def inverse(self, z):  # z -> x, log |det ∂x/∂z| = +Σ α
-        x, alpha = self._one_pass(z, z, to_z=False) if self.is_iaf else self._sequential(z, to_z=False)
-        return x, alpha.sum(-1)
+    def inverse(self, z):  # z -> x, log |det ∂x/∂z| = +Σ s
+        x, s = self._one_pass(z, z, to_z=False) if self.is_iaf else self._sequential(z, to_z=False)
+        return x, s.sum(-1)
 
 
 def conditioner(n_in: int, n_out: int, hidden: int, layers: int, dropout: float = 0.0) -> nn.Sequential:
