@@ -25,8 +25,9 @@
 # formula, exactly, and a sample costs one pass through $g$. The price is paid in architecture: every
 # layer must be invertible, keep the dimension, and have a Jacobian determinant that is cheap to
 # compute. This chapter derives the formula (in one dimension, then in $D$), builds the layers that
-# make it cheap (coupling layers), watches a trained flow push data into a Gaussian layer by layer,
-# and fits the digits, where a flow beats the mixtures of Chapter 2 by a wide margin.
+# make it cheap (coupling layers), watches a trained flow push data towards a Gaussian layer by layer,
+# fits the digits, where a flow beats the mixtures of Chapter 2 by a wide margin, and then builds the
+# autoregressive flows (MAF, IAF) from Chapter 6's MADE, Glow's pieces, and a learned dequantisation.
 #
 # ## Parameters
 #
@@ -935,8 +936,11 @@ glue("deq_nll", deq_nll, display=False)
 # * Images are dequantised and squeezed through a logit; all Jacobians are counted, and the result is
 #   a bound on the discrete log-likelihood in the same nats as every other chapter. Without the
 #   noise the continuous likelihood is meaningless.
-# * Flows give exact likelihoods and one-pass sampling; their latent is as large as the data; in the
-#   continuous-time limit they become ODEs, the bridge to diffusion.
+# * Autoregressive flows (MAF) generalise couplings with a MADE conditioner: one pass for the density,
+#   $D$ for sampling; IAF swaps the two. Glow adds squeezes, invertible 1x1 convolutions (LU) and
+#   multi-scale factoring-out; a learned dequantisation $q(u\mid x)$ tightens the bound.
+# * Flows give exact likelihoods and one-pass sampling (couplings, IAF); their latent is as large as
+#   the data; in the continuous-time limit they become ODEs, the bridge to diffusion.
 #
 # %% tags=["remove-input"]
 # numbers quoted in the solutions below
