@@ -410,10 +410,11 @@ glue("toy_z_std_max", float(z_toy.std(0).max()), display=False)
 # Read the columns from left to right: the two parts of the data are sheared and stretched until, in
 # $h_M = z$ (top right), they cover the middle of the plane with standard deviations between
 # {glue:text}`toy_z_std_min:.2f` and {glue:text}`toy_z_std_max:.2f` per axis. It is not yet a
-# Gaussian cloud: the image of the data is still banded, with thin empty lanes where the flow stretches
-# the gaps between the parts of the data. A perfect flow would leave no such lanes; the bottom row
-# shows the consequence, read from right to left: the Gaussian samples that fall into those lanes are
-# pulled back into the gaps between the parts, where the model's samples should not be.
+# Gaussian cloud: the two parts of the data still lie one above the other as horizontal bands (the
+# colours are stratified by height, where a Gaussian sample, bottom right, is coloured by angle all
+# around its centre), and the edge of the cloud is ragged. The bottom row, read from right to left,
+# shows the consequence: the Gaussian samples that fall where the data's bands meet are pulled back
+# into the region between the two parts, where the data have no points.
 #
 # **Interactive.** Step through the layers: the slider picks $m$; the left panel shows the data
 # after $m$ layers, $h_m$; the right panel shows Gaussian samples after $m$ inverse layers. (In
