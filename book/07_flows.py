@@ -612,7 +612,7 @@ print("section 5's noiseless score lies below this honest bound:", cheat_score <
 #   are the integer levels plus uniform noise on $(0, 0.5]$, and it reports $-\log p$ of that density.
 #   Each pixel's noise cell is then half a level wide, so the discrete bound is
 #   $122.8 + 64\log 2 \approx 122.8 + 44.4 \approx 167$ nats. Put next to our numbers without that
-#   conversion, it would look 45 nats better than it is.
+#   conversion, it would look $64\log 2$ nats better than it is.
 # * The VAE of Chapter 4 (a categorical decoder; an importance-sampled bound) and the PixelCNN of
 #   Chapter 6 (exact: {glue:text}`pixelcnn_nll:.1f` for its gated model in the book profile) are on
 #   the same discrete scale; Chapter 9 puts all of them in one table.
