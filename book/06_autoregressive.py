@@ -610,7 +610,8 @@ plt.show()
 glue("cond_test_nll", cond_nll["nats"], display=False)
 
 # %% [markdown]
-# Each row shows two classes, four samples each. The conditional model scores
+# Each row shows two classes, four samples each; at this size and training budget the samples follow
+# their class only loosely, and many are not recognisable digits. The conditional model scores
 # $-\log p_\theta(x\mid y) =$ {glue:text}`cond_test_nll:.1f` nats per test image given its label,
 # against {glue:text}`plain_test_nll:.1f` for the unconditional plain model. With exact models, knowing
 # the label could save at most $\log 10$ nats (the label's entropy), so a difference larger than that
