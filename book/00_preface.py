@@ -223,6 +223,13 @@ print(f"uniform model: {baseline:.2f} nats per image = {metrics.nats_to_bpd(base
 # | $A$ | the size of a next-character model's alphabet (Chapter 6) | `len(vocab)` |
 # | $M$, $h_m$ | the number of layers of a flow and the state after layer $m$ (Chapter 7) | `layers` |
 # | $s(\cdot)$, $t(\cdot)$ | a coupling layer's log-scale and shift networks, always written with their argument (Chapter 7) | `scale`, `shift` |
+# | $\mathbb 1_A$ | a coupling layer's mask: 1 on the kept coordinates $A$ (Chapter 7) | `mask` |
+# | $\bar y_d$, $\tilde y_d$ | a squeezed pixel $\alpha + (1-2\alpha) y_d$ and its logit (Chapter 7) | `y_bar`, `y_tilde` |
+# | $\tau$ | the time of a continuous flow (Chapter 7) | — |
+# | $m_l(k)$ | the degree of unit $k$ of layer $l$ in MADE (Chapter 6) | `made_degrees` |
+# | $n_{\mathrm{ctx}}$ | the context length of the next-character model (Chapter 6) | `context` |
+# | $H$ | the side of a square image (height = width), Chapter 6 | `side` |
+# | $q(u \mid x)$ | a learned dequantisation noise distribution (Chapter 7) | `VariationalDequantizer` |
 # | $\alpha_t = 1-\beta_t$, $\bar\alpha_t = \prod_{s\le t}\alpha_s$ | signal kept by one diffusion step, and kept so far (Chapter 8) | `alpha`, `alpha_bar` |
 # | $\tilde\beta_t$, $\tilde\mu_t$ | variance and mean of the posterior $q(x_{t-1}\mid x_t, x_0)$ (Chapter 8) | `beta_tilde`, `q_posterior` |
 # | $\varepsilon_\theta$, $v_\theta$ | a noise predictor, a flow-matching velocity (Chapter 8) | `model.eps`, `FlowMatching.velocity` |

@@ -19,7 +19,7 @@
 # one pixel at a time. We follow the framing of two lectures {cite:p}`isola2024dgm1,johnson2022lecture19`:
 #
 # 1. the chain rule, and next-token prediction as classification ("Once upon a time");
-# 2. images as sequences: PixelRNN's recurrence and its $2N-1$ sequential steps;
+# 2. images as sequences: PixelRNN's recurrence and its $2H-1$ sequential steps;
 # 3. PixelCNN's masked convolutions, its receptive field and *blind spot*, measured by gradients on
 #    a real network, and the gated PixelCNN that removes it;
 # 4. training is one parallel pass, sampling is one pixel at a time: both measured;
@@ -52,6 +52,8 @@ import ipywidgets
 
 import genlib
 from genlib import autoregressive as ar
+from myst_nb import glue
+
 from genlib import checks, data, diagrams, metrics, plot, train_family, widgets
 from genlib.train import check_epochs, fit
 
@@ -110,10 +112,10 @@ plt.show()
 # A tiny model makes this concrete. We need text without downloading any: Python ships the help
 # pages of its language reference (`help("if")` prints one) in the module `pydoc_data.topics`.
 # We read the first `text_chars` characters of it and train a next-*character* classifier: an MLP
-# that sees the $k=16$ previous characters (as learned embeddings) and outputs a softmax over the
-# vocabulary. Limiting the context to $k$ characters is an approximation of the chain rule's
-# conditionals, $p(c_t\mid c_{<t})\approx p(c_t\mid c_{t-k},\dots,c_{t-1})$; the product still
-# defines a proper distribution over texts.
+# that sees the $n_{\mathrm{ctx}}=16$ previous characters (as learned embeddings) and outputs a softmax
+# over the vocabulary. Limiting the context to $n_{\mathrm{ctx}}$ characters is an approximation of the
+# chain rule's conditionals, $p(c_t\mid c_{<t})\approx p(c_t\mid c_{t-n_{\mathrm{ctx}}},\dots,c_{t-1})$;
+# the product still defines a proper distribution over texts.
 
 # %%
 text = ar.text_corpus(text_chars)
@@ -179,11 +181,15 @@ for temperature in (0.5, 1.0):
 # softmax over those $V$ values, not a Gaussian: a categorical can be multi-modal ("either
 # background or ink") and its log-probabilities are exact, with no dequantisation.
 #
-# PixelRNN {cite:p}`vandenoord2016pixel` computes a hidden state for every pixel from the states
-# to its left and above, $h_{i,j}=f_\theta(h_{i-1,j},\,h_{i,j-1},\,x_{<ij})$, with LSTMs. Each
-# pixel then depends, through the recurrence, on *all* pixels above and to its left. The price is
-# sequential computation even in training: $h_{i,j}$ waits for its two neighbours, so the whole
-# $N\times N$ image takes $2N-1$ steps, one per anti-diagonal, instead of one parallel pass.
+# PixelRNN {cite:p}`vandenoord2016pixel` computes a hidden state for every pixel with LSTMs. In the
+# simplest two-dimensional recurrence, $h_{i,j}=f_\theta(h_{i-1,j},\,h_{i,j-1},\,x_{i,j-1})$, each state
+# waits for the one above and the one to its left, and through them it sees the *rectangle* of pixels
+# above and to the left — rows $\le i$, columns $\le j$ — not every earlier pixel: the pixels above
+# and to the right of $(i,j)$ are missed. The paper's two layers fix this differently: the Row LSTM
+# sees a triangle above the pixel, and the Diagonal BiLSTM, scanning the diagonals in both directions,
+# covers the whole context $x_{<ij}$. The price is sequential computation even in training: a state
+# waits for its neighbours, so an $H\times H$ image takes $2H-1$ steps, one per anti-diagonal (for
+# the recurrence above), instead of one parallel pass.
 
 # %%
 diagrams.draw_pixelrnn_order(8)
@@ -285,6 +291,43 @@ print(f"blind spot of pixel {pixel}: {int((before & ~seen_plain).sum())} of {int
 # 1x1 convolutions; a class label $y$ enters every gate as an added learned vector (the conditional
 # model $p_\theta(x\mid y)$, available in genlib with `n_classes`). The reach is
 # `n_layers` rows up and columns to each side for 3x3 kernels; inside it, every earlier pixel counts.
+#
+# The two networks do not have the same reach: the plain PixelCNN stacks a mask-A layer and
+# `n_layers` mask-B layers, so it reaches one row further than the gated model with its `n_layers`
+# layers. Over every pixel of the 8x8 image, we count the earlier pixels each network cannot see — the
+# blind spot of the plain model, and, for both, what lies beyond the reach:
+
+# %% tags=["nbval-check-output"]
+def missed_context(net):
+    """(earlier pixels not seen, summed over all outputs; the outputs that miss at least one)."""
+    H_, W_ = probe_shape
+    missed = torch.zeros(H_, W_, dtype=torch.long)
+    for i in range(H_):
+        for j in range(W_):
+            seen = ar.dependency(net, i, j, n=2, generator=torch.Generator().manual_seed(0)) > 0
+            missed[i, j] = int((ar.raster_before(probe_shape, i, j) & ~seen).sum())
+    return missed
+
+
+missed_plain, missed_gated = missed_context(plain_probe), missed_context(gated_probe)
+n_pairs = probe_shape[0] * probe_shape[1] * (probe_shape[0] * probe_shape[1] - 1) // 2
+print(f"reach (rows up): plain {plain_probe.reach()[0]}, gated {gated_probe.reach()[0]}")
+print(f"earlier-pixel dependencies missed, of {n_pairs}: plain {int(missed_plain.sum())}, "
+      f"gated {int(missed_gated.sum())}; pixels where the gated model misses more: "
+      f"{int((missed_gated > missed_plain).sum())}")
+glue("reach_plain", plain_probe.reach()[0], display=False)
+glue("reach_gated", gated_probe.reach()[0], display=False)
+glue("missed_plain", int(missed_plain.sum()), display=False)
+glue("missed_gated", int(missed_gated.sum()), display=False)
+glue("n_pairs", n_pairs, display=False)
+glue("gated_misses_more", int((missed_gated > missed_plain).sum()), display=False)
+
+# %% [markdown]
+# Of the {glue:text}`n_pairs` pairs (output pixel, earlier pixel), the plain model misses
+# {glue:text}`missed_plain` and the gated model {glue:text}`missed_gated`: the gated model has no
+# blind spot, but its shorter reach hides the far rows, and at {glue:text}`gated_misses_more` output
+# pixels it misses *more* context than the plain one. A likelihood comparison of these two networks
+# therefore does not isolate the blind spot; we keep the counts next to the test NLLs below.
 
 # %%
 show(ar.PixelCNN.net)
@@ -352,29 +395,142 @@ ax.legend(frameon=False, fontsize=8)
 plt.show()
 
 # %% tags=["nbval-check-output"]
-print(f"test NLL: gated {gated_nll['nats']:.0f} nats/image, plain {plain_nll['nats']:.0f} nats/image "
-      f"(rounded); uniform {metrics.uniform_nats(D, train.levels):.0f}")
+print(f"test NLL: gated {gated_nll['nats']:.0f} nats/image (misses {int(missed_gated.sum())} dependencies), "
+      f"plain {plain_nll['nats']:.0f} nats/image (misses {int(missed_plain.sum())}) (rounded); "
+      f"uniform {metrics.uniform_nats(D, train.levels):.0f}")
 print("gated and plain within 3 nats of each other:", abs(gated_nll["nats"] - plain_nll["nats"]) < 3)
+glue("gated_test_nll", gated_nll["nats"], display=False)
+glue("plain_test_nll", plain_nll["nats"], display=False)
+glue("nll_gap", abs(gated_nll["nats"] - plain_nll["nats"]), display=False)
 
 # %% [markdown]
 # The numbers are exact log-likelihoods of the integer images, not bounds: they can be compared with
 # the other families' test NLLs in nats per image on the same split (Chapter 4's VAE reports a bound
 # on the same quantity, so its numbers lie above its true NLL; Chapter 2's densities of dequantised
 # pixels are turned into the same units by the dequantisation bound). A uniform model pays
-# $D\log V$; the PixelCNNs pay about half of it. The blind spot, plain to see in the gradients of
-# Section 4, costs little likelihood here: the two models end within a nat or two of each other
-# (compare the printed NLLs), and with this short training budget the plain one, with fewer
-# parameters, can even come out ahead. On 8x8 digits a pixel's best predictors are its near
-# neighbours above and to the left, which both models see; the wedge the plain model misses matters
-# more for larger images with long-range structure, where the gated model was introduced
-# {cite:p}`vandenoord2016conditional`. The curves also show the usual gap between training and
-# validation loss on a training set of 1,000 images.
+# $D\log V$; the PixelCNNs pay about half of it (gated {glue:text}`gated_test_nll:.1f`, plain
+# {glue:text}`plain_test_nll:.1f` nats per image in this run, {glue:text}`nll_gap:.1f` apart). The
+# blind spot, plain to see in the gradients of Section 4, does not show up as a clear loss of
+# likelihood here — but, as counted in Section 4, the plain model also reaches one row further, so
+# the comparison trades a blind spot against reach rather than isolating it. On 8x8 digits a pixel's
+# best predictors are its near neighbours above and to the left, which both models see; the wedge the
+# plain model misses matters more for larger images with long-range structure, where the gated model
+# was introduced {cite:p}`vandenoord2016conditional`.
+#
+# Read the training curves with care: each training point is the average loss over the epoch's
+# batches, taken while the weights were still improving, whereas each validation point is measured with the weights at the end of the
+# epoch. That is why the training curves lie *above* the validation curves early on; only later,
+# when the model starts to fit the 1,000 training images better than new ones, would the usual
+# gap — training below validation — open.
 #
 # For reference, the autoregressive model of {cite:t}`tomczak2022dgm` (causal 1-D convolutions over
 # the flattened image), in our re-run of its code on the same digits and split, reaches 86.5 nats
 # per image (86.4–86.7 over 3 seeds) after about 99 s of training. The book-profile models here are
 # smaller and train for a fixed few epochs; `benchmarks/autoregressive_digits.py` trains a wider
-# gated PixelCNN for a fixed time budget and reports median and range over seeds.
+# gated PixelCNN (and the plain PixelCNN and MADE) for a fixed number of epochs and reports median
+# and range over seeds.
+#
+# ### Dilated causal convolutions: reach that doubles
+#
+# That reference model is a stack of *dilated* causal convolutions, WaveNet's recipe
+# {cite:p}`vandenoord2016wavenet`: a 1-D convolution over the raster-ordered pixels whose taps are
+# spaced $1, 2, 4, \dots$ apart, so that the reach doubles with every layer instead of growing by one
+# — the remedy for the short reach measured in Section 4. genlib's `DilatedCausalModel` stacks a
+# first layer that sees only the positions *before* $t$ and gated residual layers with dilations
+# $2^l$. We measure the reach of its last output by gradients as layers are added, and train one
+# beside the PixelCNNs:
+
+# %% tags=["nbval-check-output"]
+reach_rows = []
+for n_dil in range(1, 7):
+    probe = ar.DilatedCausalModel(ar.DilatedConfig(dims=D, levels=train.levels, channels=8, n_layers=n_dil))
+    one_hot = torch.nn.functional.one_hot(test.x[:1].long(), train.levels).float().transpose(1, 2).requires_grad_(True)
+    h = probe.first(one_hot)
+    for conv, mix in zip(probe.layers, probe.mix):
+        a, b = conv(h).chunk(2, dim=1)
+        h = h + mix(torch.tanh(a) * torch.sigmoid(b))
+    probe.out(h)[0, :, D - 1].sum().backward()
+    reach_rows.append((n_dil, int((one_hot.grad.abs().sum(1)[0] > 0).sum()), min(probe.config.receptive_field, D - 1)))
+print("dilated layers | earlier pixels the last output depends on (gradients) | formula, at most D - 1")
+for row in reach_rows:
+    print(f"{row[0]:>14} | {row[1]:>55} | {row[2]:>7}")
+
+# %%
+dilated = ar.DilatedCausalModel(ar.DilatedConfig(dims=D, levels=train.levels, channels=channels, n_layers=6))
+tic = time.perf_counter()
+dilated_history = fit(dilated, ar.batch_loss, train.x, val.x, epochs=epochs, batch_size=64, lr=3e-3,
+                      patience=epochs, device=dev, generator=gen, progress=False)
+dilated_seconds = time.perf_counter() - tic
+dilated_nll = ar.evaluate_nll(dilated.to(dev), test.x)
+print(f"dilated causal model: {sum(p.numel() for p in dilated.parameters()):,} parameters, reach "
+      f"{dilated.config.receptive_field} pixels, {dilated_history.epochs} epochs in {dilated_seconds:.1f} s; "
+      f"test NLL {dilated_nll['nats']:.2f} nats/image")
+glue("dilated_test_nll", dilated_nll["nats"], display=False)
+glue("dilated_reach", dilated.config.receptive_field, display=False)
+
+# %% [markdown]
+# The reach grows as $2 + (2^n - 1)$ for $n$ dilated layers of kernel 2 (measured and formula agree,
+# up to the $D-1$ pixels that exist before the last one), so six layers reach
+# {glue:text}`dilated_reach` positions back — every earlier pixel of the last output of an 8x8 image,
+# with no blind spot. With the same epochs it reaches
+# {glue:text}`dilated_test_nll:.1f` nats per image in this run; a 1-D model does not know which
+# pixels are vertical neighbours, and must learn that from the data.
+#
+# ### MADE: the same chain rule from a masked MLP
+#
+# The lectures' taxonomy puts NADE and MADE {cite:p}`germain2015made` next to PixelRNN/CNN. MADE
+# needs no convolutions: take an ordinary MLP from $x\in\mathbb R^D$ to $D$ softmaxes and zero
+# weights so that output $d$ depends only on the inputs before $d$. Give every input its position
+# $m_0(d)\in\{1,\dots,D\}$ in the order, every hidden unit $k$ of layer $l$ a *degree*
+# $m_l(k)\in\{1,\dots,D-1\}$, and keep a weight from unit $k'$ to unit $k$ only if
+# $m_l(k)\ge m_{l-1}(k')$; a hidden unit of degree $m$ then sees at most the first $m$ inputs. The
+# output for coordinate $d$ keeps unit $k$ only if $m_0(d) > m_L(k)$ — strictly, so that it never
+# sees $x_d$. One pass gives every conditional, as for PixelCNN, and any order can be used (drawing a
+# new order and new degrees at every step trains one network for many orders). The same masked
+# network is the conditioner of the autoregressive flows of Chapter 7.
+
+# %%
+show(ar.made_masks)
+
+# %% tags=["nbval-check-output"]
+tiny = ar.MADE(4, 1, (6,), order=torch.tensor([2, 0, 3, 1]))  # x_2 first, then x_0, x_3, x_1
+fig, axes = plt.subplots(1, 2, figsize=(7, 2.8), gridspec_kw={"width_ratios": [4, 6]})
+for ax, mask, title, xlabel, ylabel in ((axes[0], tiny.hidden_layers[0].mask, "input -> hidden", "input coordinate d",
+                                         "hidden unit k"),
+                                        (axes[1], tiny.out.mask, "hidden -> output", "hidden unit k", "output coordinate d")):
+    ax.imshow(mask.numpy(), cmap="Blues", vmin=0, vmax=1.3)
+    ax.set(title=title + " (blue: weight kept)", xlabel=xlabel, ylabel=ylabel,
+           xticks=range(mask.shape[1]), yticks=range(mask.shape[0]))
+plt.tight_layout()
+plt.show()
+J_tiny = torch.autograd.functional.jacobian(lambda v: tiny(v.unsqueeze(0))[0, 0], torch.randn(4))
+print("order x_2, x_0, x_3, x_1; output d depends on inputs (by gradients):",
+      {d: [k for k in range(4) if float(J_tiny[d, k].abs()) > 0] for d in range(4)})
+
+# %% [markdown]
+# With hidden units of random weights, the gradients confirm the masks: $x_2$ is predicted from
+# nothing, $x_0$ from $x_2$, $x_3$ from $x_2$ and $x_0$ (as far as the hidden degrees allow), $x_1$
+# from the rest. On the digits, a categorical MADE in raster order with one hidden layer of 512 units
+# and no convolutions trains as follows:
+
+# %%
+made = ar.CategoricalMADE(ar.MADEConfig(dims=D, levels=train.levels, hidden=(512,)))
+tic = time.perf_counter()
+made_history = fit(made, ar.batch_loss, train.x, val.x, epochs=4 * epochs, batch_size=64, lr=1e-3,
+                   patience=4 * epochs, device=dev, generator=gen, progress=False)
+made_seconds = time.perf_counter() - tic
+made_nll = ar.evaluate_nll(made.to(dev), test.x)
+print(f"MADE: {sum(p.numel() for p in made.parameters()):,} parameters, {made_history.epochs} epochs in "
+      f"{made_seconds:.1f} s; test NLL {made_nll['nats']:.2f} nats/image")
+glue("made_test_nll", made_nll["nats"], display=False)
+glue("made_seconds", made_seconds, display=False)
+
+# %% [markdown]
+# MADE reaches {glue:text}`made_test_nll:.1f` nats per image in {glue:text}`made_seconds:.0f` s, against
+# {glue:text}`gated_test_nll:.1f` and {glue:text}`plain_test_nll:.1f` for the two PixelCNNs: it is a
+# valid exact likelihood, but an MLP knows nothing of which pixels are neighbours, and it must learn
+# every position's conditional separately from 1,000 images. Convolutions share that work across
+# positions.
 #
 # ## 6. Sampling: one pixel at a time
 #
@@ -404,17 +560,63 @@ plt.show()
 # a loop there) that need not add up to a global shape. A shared measure of sample quality, the
 # Fréchet distance and precision/recall on the features of a small digit classifier (defined in
 # `genlib.metrics` and used by every chapter), puts a number on it, next to its floor (training
-# images against test images). It needs a couple of hundred samples.
+# images against test images). It needs a couple of hundred samples, and the floor must be computed
+# from the same number of images: both the Fréchet distance and precision/recall depend on the sample
+# size, so we compare 200 samples with 200 training images, each against all test images.
 
 # %%
-many = gated.sample(200, generator=gen)
-quality = metrics.sample_quality(many.float() / (train.levels - 1), test.x.float() / (test.levels - 1), dataset)
-floor = metrics.quality_floor(dataset)
-print(f"gated PixelCNN, 200 samples: Fréchet {quality['frechet']:.1f}, precision {quality['precision']:.2f}, "
-      f"recall {quality['recall']:.2f}  |  floor (train vs test): Fréchet {floor['frechet']:.1f}, "
-      f"precision {floor['precision']:.2f}, recall {floor['recall']:.2f}")
+n_quality = 200
+many = gated.sample(n_quality, generator=gen, fast=True)
+reference = test.x.float() / (test.levels - 1)
+quality = metrics.sample_quality(many.float() / (train.levels - 1), reference, dataset)
+floor = metrics.sample_quality(train.x[:n_quality].float() / (train.levels - 1), reference, dataset)
+print(f"{'':34}{'Fréchet':>9}{'precision':>11}{'recall':>8}")
+for name, q in ((f"floor: {n_quality} training images", floor), (f"gated PixelCNN: {n_quality} samples", quality)):
+    print(f"{name:34}{q['frechet']:9.1f}{q['precision']:11.2f}{q['recall']:8.2f}")
+glue("q_precision", quality["precision"], display=False)
+glue("q_recall", quality["recall"], display=False)
+glue("floor_precision", floor["precision"], display=False)
+glue("floor_recall", floor["recall"], display=False)
 
 # %% [markdown]
+# The samples' precision, {glue:text}`q_precision:.2f` against {glue:text}`floor_precision:.2f` for
+# real images, says that many samples fall outside the region of real digits. Their recall,
+# {glue:text}`q_recall:.2f`, is *higher* than the floor's {glue:text}`floor_recall:.2f`: not better
+# coverage than real images, but an artefact of the metric — recall asks whether each test image lies
+# within the $k$-nearest-neighbour radius of some sample, and scattered, noisy samples have large
+# radii that cover much of feature space. Read the two numbers together.
+
+# %% [markdown]
+# **Class-conditional samples.** A label $y$ can enter every layer as a learned vector (Section 4),
+# giving $p_\theta(x\mid y) = \prod_i p_\theta(x_i\mid x_{<i}, y)$, trained on (image, digit) pairs with
+# the same loss. We train a conditional plain PixelCNN of the chapter's size and draw four samples of
+# every digit:
+
+# %%
+cond_config = ar.PixelCNNConfig(shape=train.shape, levels=train.levels, arch="pixelcnn", channels=channels,
+                                n_layers=n_layers, n_classes=10)
+cond = ar.PixelCNN(cond_config)
+tic = time.perf_counter()
+cond_history = fit(cond, ar.batch_loss, (train.x, train.y), (val.x, val.y), epochs=epochs, batch_size=64, lr=3e-3,
+                   patience=epochs, device=dev, generator=gen, progress=False)
+cond_nll = ar.evaluate_nll(cond, test.x, test.y)
+print(f"conditional PixelCNN: {cond_history.epochs} epochs in {time.perf_counter() - tic:.1f} s; "
+      f"test NLL given the label {cond_nll['nats']:.2f} nats/image")
+labels = torch.arange(10).repeat_interleave(4)
+cond_samples = cond.sample(40, y=labels.to(dev), generator=gen, fast=True)
+ax = plot.image_grid(cond_samples, train.shape, nrow=8, title="conditional samples: two digits per row, 0 to 9")
+ax.figure.set_size_inches(4.6, 3.2)
+plt.show()
+glue("cond_test_nll", cond_nll["nats"], display=False)
+
+# %% [markdown]
+# Each row shows two classes, four samples each; at this size and training budget the samples follow
+# their class only loosely, and many are not recognisable digits. The conditional model scores
+# $-\log p_\theta(x\mid y) =$ {glue:text}`cond_test_nll:.1f` nats per test image given its label,
+# against {glue:text}`plain_test_nll:.1f` for the unconditional plain model. With exact models, knowing
+# the label could save at most $\log 10$ nats (the label's entropy), so a difference larger than that
+# comes from training, not from the label.
+#
 # ## 7. Completions: conditioning on a visible part
 #
 # An exact conditional model makes some conditioning trivial: keep the pixels we know and sample the
@@ -435,70 +637,98 @@ completions = [gated.sample(observed=originals, known=known, generator=gen, fast
 occluded = torch.where(known, originals, torch.zeros_like(originals))
 rows = torch.stack([occluded, *completions, originals], 1).reshape(-1, D)  # (n_complete * 5, D)
 ax = plot.image_grid(rows, train.shape, nrow=5, title="top half given | three completions | original")
+for r in range(n_complete):  # hatch the hidden half of each given image: hidden, not blank
+    ax.add_patch(plt.Rectangle((0.5, 1 + r * (H + 1) + H // 2 - 0.5), W, H - H // 2, fc="#fde2c8", ec="#e6550d",
+                               hatch="///", lw=0.6))
 ax.figure.set_size_inches(4.2, 7)
 plt.show()
 
 # %% [markdown]
-# The completions continue the given strokes and often disagree on what digit it was: a 3 can be
-# finished as a 3 or a 9, and each completion is a draw from $p_\theta(x_\text{bottom}\mid x_\text{top})$.
+# The first column shows what the model is given (the hidden bottom half hatched). The completions
+# continue the given strokes, and the three draws for one image often differ from each other and from
+# the original — sometimes finishing it as a different digit than the one that was written: each is a
+# draw from $p_\theta(x_\text{bottom}\mid x_\text{top})$, and the top half of a digit often leaves
+# the rest open.
 #
 # ## 8. Training is parallel, sampling is sequential: measured
 #
 # How do the two costs grow with the image? We build gated PixelCNNs of the chapter's size for
-# $N\times N$ images with $N$ in `timing_sides` (untrained: the cost does not depend on the weights)
+# $H\times H$ images with $H$ in `timing_sides` (untrained: the cost does not depend on the weights)
 # and time one training step (forward and backward over a batch of 32 images), and sampling 4
 # images with two samplers:
 #
-# * **naive**: for every pixel, run the whole network on the whole image ($N^2$ passes over $N^2$
-#   pixels: cost $\propto N^4$);
+# * **naive**: for every pixel, run the whole network on the whole image ($H^2$ passes over $H^2$
+#   pixels: cost $\propto H^4$);
 # * **fast**: for pixel $(i,j)$, run the network only on the window of rows and columns it can depend
 #   on (its receptive field, `reach()`), which gives the same logits (tested) at a cost that does not
-#   grow with $N$: total $\propto N^2$. Caching the activations that do not change between steps
+#   grow with $H$: total $\propto H^2$. Caching the activations that do not change between steps
 #   {cite:p}`ramachandran2017fast` goes further; a window keeps the code short.
 #
 # To keep this chapter fast, each sampling time is measured on the last `timing_rows` rows (the rows
-# above given, as in a completion) and scaled to all $N$ rows; the benchmark script times whole images.
+# above given, as in a completion) and scaled to all $H$ rows; the benchmark script times whole images.
+# Single timings on a shared machine are noisy, so every time is the median of three repeats.
 
 # %%
 timing = {"train step": [], "naive sampler": [], "fast sampler": []}
+repeats = 3
 for side in timing_sides:
     net = ar.PixelCNN(ar.PixelCNNConfig(shape=(side, side), levels=train.levels, channels=channels,
                                         n_layers=n_layers)).to(dev)
     batch = torch.randint(0, train.levels, (32, side * side), generator=gen).to(dev)
     net.loss(batch).backward()  # warm-up
-    tic = time.perf_counter()
-    net.loss(batch).backward()
-    timing["train step"].append(time.perf_counter() - tic)
+    steps = []
+    for _ in range(repeats):
+        tic = time.perf_counter()
+        net.loss(batch).backward()
+        steps.append(time.perf_counter() - tic)
+    timing["train step"].append(float(np.median(steps)))
     for fast in (False, True):
-        seconds = ar.sampling_seconds(net, 4, fast=fast, rows=timing_rows, generator=gen)
-        timing["fast sampler" if fast else "naive sampler"].append(seconds)
+        seconds = [ar.sampling_seconds(net, 4, fast=fast, rows=timing_rows, generator=gen) for _ in range(repeats)]
+        timing["fast sampler" if fast else "naive sampler"].append(float(np.median(seconds)))
 print(f"{'side':>5}{'pixels':>8}{'train step, 32 images (s)':>28}{'naive, 4 images (s)':>22}{'fast, 4 images (s)':>21}")
 for k, side in enumerate(timing_sides):
     print(f"{side:>5}{side * side:>8}{timing['train step'][k]:>28.3f}{timing['naive sampler'][k]:>22.2f}"
           f"{timing['fast sampler'][k]:>21.2f}")
 
 # %%
-fig, ax = plt.subplots(figsize=(5.5, 3.6))
+fig, ax = plt.subplots(figsize=(6, 3.8))
 for (name, seconds), marker in zip(timing.items(), "so^"):
     ax.loglog(timing_sides, seconds, marker + "-", label=name)
+sides = np.array(timing_sides, dtype=float)
+# reference slopes, through the last point of the sampler they describe
+ax.loglog(sides, timing["naive sampler"][-1] * (sides / sides[-1]) ** 4, ":", color="0.5", label="slope of $H^4$")
+ax.loglog(sides, timing["fast sampler"][-1] * (sides / sides[-1]) ** 2, "--", color="0.5", label="slope of $H^2$")
 ax.set_xticks(timing_sides, [str(s) for s in timing_sides])
 ax.minorticks_off()
-ax.set_xlabel("image side N (pixels)"), ax.set_ylabel("wall-clock time (s)")
+ax.set_xlabel("image side H (pixels)"), ax.set_ylabel("wall-clock time (s), median of 3")
 ax.set_title("one training step vs sampling 4 images")
-ax.legend(frameon=False)
+ax.legend(frameon=False, fontsize=8, loc="upper left")
 plt.show()
+per_pixel = {name: [t / side ** 2 for t, side in zip(timing[name], timing_sides)] for name in ("naive sampler", "fast sampler")}
+glue("fast_per_pixel_growth", per_pixel["fast sampler"][-1] / per_pixel["fast sampler"][0], display=False)
+glue("naive_per_pixel_growth", per_pixel["naive sampler"][-1] / per_pixel["naive sampler"][0], display=False)
+glue("naive_over_fast_last", timing["naive sampler"][-1] / timing["fast sampler"][-1], display=False)
+glue("largest_side", timing_sides[-1], display=False)
+glue("smallest_side", timing_sides[0], display=False)
 
 # %% [markdown]
 # A training step on 32 images costs about as much as a handful of network passes; sampling 4
-# images costs $N^2$ of them. The naive sampler grows fastest (on a CPU, its passes over small images
-# are dominated by fixed per-call overhead, so the measured growth is slower than $N^4$ at small
-# $N$); the windowed sampler removes the wasted part of each pass but still needs one sequential
-# network call per pixel. That sequential loop is the price of the exact likelihood.
+# images costs $H^2$ of them. From side {glue:text}`smallest_side` to side {glue:text}`largest_side`,
+# the naive sampler's time *per pixel* grows {glue:text}`naive_per_pixel_growth:.1f`-fold (each pass
+# covers the whole image; on a CPU, its passes over small images are dominated by fixed per-call
+# overhead, so the measured growth is slower than the $H^4$ line at small $H$), while the windowed
+# sampler's per-pixel time grows only by a factor of {glue:text}`fast_per_pixel_growth:.1f`: its
+# windows are clipped by the image's edges at small sides and stop growing once the image is wider
+# than the reach, so its per-pixel cost is bounded, whereas the naive one grows with $H^2$. At the largest side the windowed sampler is
+# {glue:text}`naive_over_fast_last:.1f` times faster, but it still needs one sequential network call
+# per pixel. That sequential loop is the price of the exact likelihood.
 #
 # ## 9. Interactive: what does a pixel depend on?
 #
 # Choose a pixel; the maps show which input pixels its prediction depends on in the two trained
-# models (gradients, as in Section 4). In the book, the animation walks through several pixels.
+# models (gradients, as in Section 4): the chosen pixel in red, the earlier pixels it depends on in
+# blue, the earlier pixels it cannot see hatched in orange (the plain model's blind spot, or beyond
+# either model's reach), the later pixels white. In the book, the animation walks through several pixels.
 
 # %%
 def draw_dependency_pair(fig, row, col):
@@ -547,8 +777,9 @@ def draw_step(fig, step):
 widgets.live(draw_step, figsize=(5.6, 2.4), step=(1, len(trace), 1))
 
 # %%
-widgets.animate(draw_step, list(range(1, len(trace) + 1, max(3, len(trace) // 21))), figsize=(5.6, 2.4),
-                interval=250)
+# the first frame shows the finished sample, so that the static page opens on a picture, not a blank grid
+widgets.animate(draw_step, [len(trace)] + list(range(1, len(trace) + 1, max(3, len(trace) // 21))),
+                figsize=(5.6, 2.4), interval=250)
 
 # %% [markdown]
 # ## 10. Where autoregressive models sit
@@ -574,14 +805,28 @@ widgets.animate(draw_step, list(range(1, len(trace) + 1, max(3, len(trace) // 21
 # * The chain rule writes any distribution as $\prod_i p(x_i\mid x_{<i})$; an autoregressive model
 #   learns every factor with one classifier, and its log-likelihood is an exact sum of
 #   cross-entropies.
-# * PixelRNN's recurrence sees all earlier pixels but needs $2N-1$ sequential steps; PixelCNN's
+# * PixelRNN's recurrences see a rectangle, a triangle or (Diagonal BiLSTM) all earlier pixels but need
+#   about $2H-1$ sequential steps; PixelCNN's
 #   masked convolutions (mask A, then B) compute every conditional in one pass.
 # * Stacked 3x3 masks reach a cone and miss a wedge above-right, the blind spot — measured here by
-#   gradients; the gated PixelCNN's vertical and horizontal stacks see every earlier pixel. On the
-#   8x8 digits the blind spot costs little test likelihood.
+#   gradients; the gated PixelCNN's vertical and horizontal stacks see every earlier pixel within
+#   their reach. On the 8x8 digits the two reach different amounts of context, and their test
+#   likelihoods end close.
 # * Sampling needs one network call per pixel; restricting each call to the pixel's receptive field
 #   gives the same samples at a cost per pixel that does not grow with the image.
 #
+# %% tags=["remove-input"]
+ex5_gen = torch.Generator().manual_seed(seed)
+prompt = vocab.encode(sentence)
+for temperature, key in ((0.2, "ex5_ll_02"), (1.0, "ex5_ll_1"), (2.0, "ex5_ll_2")):
+    per_char = []
+    for _ in range(5):
+        out = char_model.sample(prompt, 120, generator=ex5_gen, temperature=temperature)
+        with torch.no_grad():
+            per_char.append(float(char_model.log_prob(out)[len(prompt):].mean()))  # the continuation only
+    glue(key, float(np.mean(per_char)), display=False)
+
+# %% [markdown]
 # ## Exercises
 #
 # **1. Order matters for the model, not for the chain rule.** Show that
@@ -647,7 +892,7 @@ widgets.animate(draw_step, list(range(1, len(trace) + 1, max(3, len(trace) // 21
 # `test_window_logits_equal_full_logits_everywhere` shows that the window never changes the logits.
 # ```
 #
-# **5. Temperature.** Sample the next-character model at temperatures 0.2, 1 and 2. Which one has
+# **5. Temperature.** Sample the next-character model at temperatures $0.2$, $1$ and $2$. Which one has
 # the highest log-likelihood under the model, and which one reads best? Why are they different?
 #
 # ```{admonition} Solution
@@ -657,9 +902,10 @@ widgets.animate(draw_step, list(range(1, len(trace) + 1, max(3, len(trace) // 21
 # (the most likely word, again and again). Temperature 2 flattens the conditionals into near-random
 # characters with a very low log-probability. Temperature 1 samples the model itself: the typical
 # samples, neither the most likely nor random. High likelihood of *one* sequence is not the same as
-# looking like typical data. (One run of five 120-character continuations per temperature, with the
-# chapter's model and seed: about −0.6, −1.8 and −3.8 nats per character at 0.2, 1 and 2; at 0.2 the
-# text keeps returning to "the same", "class" and "argument".)
+# looking like typical data. (Five 120-character continuations per temperature, with the chapter's
+# model and seed: {glue:text}`ex5_ll_02:.1f`, {glue:text}`ex5_ll_1:.1f` and {glue:text}`ex5_ll_2:.1f`
+# nats per character at $0.2$, $1$ and $2$; at $0.2$ the text keeps repeating a few frequent words of
+# the manual.)
 # ```
 
 # %% tags=["remove-cell", "nbval-check-output"]

@@ -6,7 +6,7 @@ Any distribution over a sequence (or an image read in raster order, row by row) 
 
 with no approximation. An autoregressive model predicts each factor with one network: a
 classifier whose input is everything before position i and whose output is a categorical
-distribution over the Q values (``levels``) that x_i can take. Training maximises the exact
+distribution over the V values (``levels``) that x_i can take. Training maximises the exact
 log-likelihood, a sum of cross-entropies that one forward pass computes for every position at
 once; sampling draws x_1, then x_2 given x_1, ..., one position at a time.
 
@@ -23,7 +23,9 @@ Contents: the masks (:func:`mask_a`, :func:`mask_b`, :func:`mask_vertical`,
 or ``"gated"``, chosen by :class:`PixelCNNConfig`; optional class conditioning), their verbs
 ``log_prob``/``loss``/``sample`` (pixel by pixel, with completions and a faster sampler that only
 recomputes the window each pixel depends on), :func:`dependency` (which input pixels an output
-depends on, by gradients), and a tiny next-character model (:class:`CharModel`).
+depends on, by gradients), MADE (Germain et al. 2015: :class:`MADE`, a masked MLP that outputs every
+conditional in one pass, in any order — the conditioner of Chapter 7's autoregressive flows — and
+:class:`CategoricalMADE`, its image model), and a tiny next-character model (:class:`CharModel`).
 """
 from __future__ import annotations
 
@@ -98,7 +100,7 @@ class PixelCNNConfig:
     channel). Defaults: the book profile on the 8x8 digits."""
 
     shape: tuple[int, int] = (8, 8)
-    levels: int = 17  # Q, the number of values a pixel can take
+    levels: int = 17  # V, the number of values a pixel can take
     arch: str = "gated"  # "pixelcnn" (masks A and B) or "gated" (vertical + horizontal stacks)
     channels: int = 64
     n_layers: int = 5  # masked layers after the input (the first is mask A / the first gated layer)
@@ -139,7 +141,7 @@ class _Gate(nn.Module):
 class PixelCNN(nn.Module):
     """p_θ(x) = Π_i Cat(x_i; softmax(f_θ(x_{<i}))_i) over the pixels of a grey image in raster order.
 
-    The input is the one-hot image (B, Q, H, W); the output is the logits (B, Q, H, W) of every
+    The input is the one-hot image (B, V, H, W); the output is the logits (B, V, H, W) of every
     conditional at once. ``arch="pixelcnn"``: a mask-A convolution, then ``n_layers`` residual
     mask-B convolutions. ``arch="gated"``: ``n_layers`` gated layers with a vertical stack (rows
     above) feeding a horizontal stack (this row, to the left). With ``n_classes`` > 0 a learned
@@ -149,21 +151,21 @@ class PixelCNN(nn.Module):
     def __init__(self, config: PixelCNNConfig | None = None):
         super().__init__()
         self.config = c = config or PixelCNNConfig()
-        Q, C, k = c.levels, c.channels, c.kernel
+        V, C, k = c.levels, c.channels, c.kernel
         if c.arch == "pixelcnn":
-            self.first = MaskedConv2d(Q, C, mask_a(c.kernel_a))
+            self.first = MaskedConv2d(V, C, mask_a(c.kernel_a))
             self.layers = nn.ModuleList(MaskedConv2d(C, C, mask_b(k)) for _ in range(c.n_layers))
             width = [C] * (c.n_layers + 1)
         else:
-            self.v = nn.ModuleList(MaskedConv2d(Q if l == 0 else C, 2 * C, mask_vertical(k, l == 0))
+            self.v = nn.ModuleList(MaskedConv2d(V if l == 0 else C, 2 * C, mask_vertical(k, l == 0))
                                    for l in range(c.n_layers))
-            self.h = nn.ModuleList(MaskedConv2d(Q if l == 0 else C, 2 * C, mask_horizontal(k, l == 0))
+            self.h = nn.ModuleList(MaskedConv2d(V if l == 0 else C, 2 * C, mask_horizontal(k, l == 0))
                                    for l in range(c.n_layers))
             self.link = nn.ModuleList(nn.Conv2d(2 * C, 2 * C, 1) for _ in range(c.n_layers))
             self.h_out = nn.ModuleList(nn.Conv2d(C, C, 1) for _ in range(c.n_layers))
             self.gate = _Gate()
             width = [2 * C] * c.n_layers
-        self.out = nn.Sequential(nn.ReLU(), nn.Conv2d(C, c.head, 1), nn.ReLU(), nn.Conv2d(c.head, Q, 1))
+        self.out = nn.Sequential(nn.ReLU(), nn.Conv2d(C, c.head, 1), nn.ReLU(), nn.Conv2d(c.head, V, 1))
         if c.n_classes:
             self.embed = nn.ModuleList(nn.Embedding(c.n_classes, w) for w in width)
 
@@ -178,7 +180,7 @@ class PixelCNN(nn.Module):
         return self.embed[layer](y)[:, :, None, None]  # (B, width, 1, 1)
 
     def net(self, h: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        """Logits (B, Q, H, W) from a one-hot (or any real-valued) input h (B, Q, H, W).
+        """Logits (B, V, H, W) from a one-hot (or any real-valued) input h (B, V, H, W).
         Output (i, j) depends only on input pixels before (i, j) in raster order."""
         if self.config.arch == "pixelcnn":
             h = self.first(h) + self._cond(0, y)  # (B, C, H, W)
@@ -196,7 +198,7 @@ class PixelCNN(nn.Module):
         return self.out(h_row)
 
     def one_hot(self, x: torch.Tensor) -> torch.Tensor:
-        """Integer images (B, H, W) -> one-hot (B, Q, H, W) in the model's dtype."""
+        """Integer images (B, H, W) -> one-hot (B, V, H, W) in the model's dtype."""
         return F.one_hot(x.long(), self.config.levels).permute(0, 3, 1, 2).to(self.out[-1].weight.dtype)
 
     def _images(self, x: torch.Tensor, name: str = "x") -> torch.Tensor:
@@ -210,7 +212,7 @@ class PixelCNN(nn.Module):
         return x.reshape(len(x), *c.shape).long()
 
     def logits(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        """Logits (B, Q, H, W) of p(x_i | x_{<i}) for every pixel i of integer images x."""
+        """Logits (B, V, H, W) of p(x_i | x_{<i}) for every pixel i of integer images x."""
         x = self._images(x)
         return self.net(self.one_hot(x), y)
 
@@ -242,7 +244,7 @@ class PixelCNN(nn.Module):
         return c.n_layers * b, c.n_layers * b, c.n_layers * b
 
     def logits_at(self, x: torch.Tensor, i: int, j: int, y: torch.Tensor | None = None) -> torch.Tensor:
-        """Logits (B, Q) of p(x_ij | x_{<ij}) computed on the window of rows and columns that pixel
+        """Logits (B, V) of p(x_ij | x_{<ij}) computed on the window of rows and columns that pixel
         (i, j) can depend on (:meth:`reach`) instead of the whole image: the same numbers, at a
         cost that does not grow with the image. x: integer images (B, H, W)."""
         up, left, right = self.reach()
@@ -293,7 +295,7 @@ class PixelCNN(nn.Module):
                 if bool(known[:, i, j].all()):
                     continue
                 logits = self.logits_at(x, i, j, y) if fast else self.net(self.one_hot(x), y)[:, :, i, j]
-                probs = torch.softmax(logits.double(), dim=1)  # (B, Q)
+                probs = torch.softmax(logits.double(), dim=1)  # (B, V)
                 draw = categorical_inverse_cdf(probs, u[:, i, j])
                 x[:, i, j] = torch.where(known[:, i, j], x[:, i, j], draw)
                 if callback is not None:
@@ -302,7 +304,7 @@ class PixelCNN(nn.Module):
 
 
 def categorical_inverse_cdf(probs: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
-    """x = #{k : CDF(k) < u}: a draw from Cat(probs) (B, Q) for u ~ U[0, 1) (B,). Returns (B,)."""
+    """x = #{k : CDF(k) < u}: a draw from Cat(probs) (B, V) for u ~ U[0, 1) (B,). Returns (B,)."""
     cdf = probs.cumsum(1)
     return (cdf < u[:, None]).sum(1).clamp(max=probs.shape[1] - 1)
 
@@ -327,7 +329,7 @@ def evaluate_nll(model: PixelCNN, x: torch.Tensor, y: torch.Tensor | None = None
 def dependency(model: PixelCNN, i: int, j: int, n: int = 8, generator: torch.Generator | None = None,
                y: torch.Tensor | None = None) -> torch.Tensor:
     """|∂ (r · logits(i, j)) / ∂ input| summed over ``n`` random one-hot images and the input
-    channels, for a random direction r over the Q logits: (H, W). Nonzero where output (i, j)
+    channels, for a random direction r over the V logits: (H, W). Nonzero where output (i, j)
     depends on the input pixel (the random r makes an accidental cancellation a probability-zero
     event): the receptive field measured on the network itself, not read off the masks."""
     c = model.config
@@ -340,10 +342,10 @@ def dependency(model: PixelCNN, i: int, j: int, n: int = 8, generator: torch.Gen
     was_training = model.training
     model.eval()
     with torch.enable_grad():
-        out = model.net(h, y)[:, :, i, j]  # (n, Q)
+        out = model.net(h, y)[:, :, i, j]  # (n, V)
         (grad,) = torch.autograd.grad((out * r.to(out)).sum(), h)
     model.train(was_training)
-    return grad.abs().sum((0, 1)).cpu()  # (n, Q, H, W) -> (H, W)
+    return grad.abs().sum((0, 1)).cpu()  # (n, V, H, W) -> (H, W)
 
 
 def sampling_seconds(model: PixelCNN, n: int, fast: bool, rows: int | None = None,
@@ -388,6 +390,229 @@ def cone(shape: tuple[int, int], i: int, j: int, layers: int) -> torch.Tensor:
     above = (d >= 1) & (d <= layers) & (shift <= d)
     same_row = (d == 0) & (shift <= -1)
     return (above | same_row) & (shift >= -layers)
+
+
+# ----------------------------------------------------------------------------- MADE
+
+
+ORDERS = ("natural", "random")
+
+
+class MaskedLinear(nn.Linear):
+    """A linear layer whose weight (out, in) is multiplied by a fixed 0/1 ``mask`` of the same shape."""
+
+    def __init__(self, n_in: int, n_out: int):
+        super().__init__(n_in, n_out)
+        self.register_buffer("mask", torch.ones(n_out, n_in))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(x, self.weight * self.mask, self.bias)
+
+
+def made_degrees(order: torch.Tensor, hidden: tuple[int, ...],
+                 generator: torch.Generator | None = None) -> list[torch.Tensor]:
+    """MADE's degrees (Germain et al. 2015): the inputs get m_0(d) = their position in ``order``
+    (1..D; ``order[k]`` is the coordinate generated k-th), each hidden unit k of layer l an integer
+    m_l(k) in [min m_{l-1}, D − 1], drawn uniformly (``generator``) or, without one, spread evenly.
+    A unit of degree m may see only inputs of degree ≤ m, so it depends on x_{order[0..m-1]} at most."""
+    D = len(order)
+    degrees = [torch.empty(D, dtype=torch.long)]
+    degrees[0][order] = torch.arange(1, D + 1)  # coordinate order[k] is the (k+1)-th
+    for width in hidden:
+        low = int(degrees[-1].min()) if D > 1 else 1
+        high = max(D - 1, low)
+        if generator is None:
+            m = low + torch.arange(width) * (high - low + 1) // width
+        else:
+            m = torch.randint(low, high + 1, (width,), generator=generator)
+        degrees.append(m)
+    return degrees
+
+
+def made_masks(degrees: list[torch.Tensor]) -> list[torch.Tensor]:
+    """The masks of MADE's layers from its degrees: hidden layers connect k' -> k when
+    m_l(k) ≥ m_{l-1}(k'); the output for coordinate d sees hidden unit k only when m_0(d) > m_L(k)
+    (strictly: output d must not see x_d). Shapes (out, in), the last one (D, width of the last layer)."""
+    masks = [(m_out[:, None] >= m_in[None, :]).float() for m_in, m_out in zip(degrees[:-1], degrees[1:])]
+    masks.append((degrees[0][:, None] > degrees[-1][None, :]).float())
+    return masks
+
+
+class MADE(nn.Module):
+    """Masked Autoencoder for Distribution Estimation: an MLP from x (B, D) to ``n_params``
+    numbers per coordinate, (B, n_params, D), where the outputs of coordinate d depend only on
+    the coordinates before d in ``order`` — every conditional of the chain rule in one pass.
+
+    ``order`` (D,) lists the coordinates in generation order (default 0, 1, ..., D − 1);
+    :meth:`set_order` draws new masks (order-agnostic training resamples the order and the
+    connectivity every step). With ``zero_init`` the last layer starts at zero (flows start as the
+    identity). Direct connections x -> output (the paper's option) are not used."""
+
+    def __init__(self, dims: int, n_params: int, hidden: tuple[int, ...] = (256,),
+                 order: torch.Tensor | None = None, zero_init: bool = False):
+        super().__init__()
+        self.dims, self.n_params = checks.positive_int("dims", dims), checks.positive_int("n_params", n_params)
+        hidden = tuple(checks.positive_int("hidden", h) for h in hidden)
+        if not hidden:
+            raise ValueError("MADE needs at least one hidden layer, got hidden=()")
+        widths = (dims, *hidden)
+        self.hidden_layers = nn.ModuleList(MaskedLinear(a, b) for a, b in zip(widths[:-1], widths[1:]))
+        self.out = MaskedLinear(hidden[-1], dims * n_params)
+        if zero_init:
+            nn.init.zeros_(self.out.weight), nn.init.zeros_(self.out.bias)
+        self.register_buffer("order", torch.arange(dims))
+        self.set_order(torch.arange(dims) if order is None else order)
+
+    def set_order(self, order: torch.Tensor, generator: torch.Generator | None = None) -> None:
+        """Use generation ``order`` (a permutation of 0..D−1) and masks from :func:`made_degrees`."""
+        order = torch.as_tensor(order, dtype=torch.long)
+        if order.shape != (self.dims,) or not torch.equal(order.sort().values, torch.arange(self.dims)):
+            raise ValueError(f"order must be a permutation of 0..{self.dims - 1}, got {checks.short(order.tolist())}")
+        hidden = tuple(layer.out_features for layer in self.hidden_layers)
+        masks = made_masks(made_degrees(order, hidden, generator))
+        for layer, mask in zip(self.hidden_layers, masks[:-1]):
+            layer.mask.copy_(mask)
+        self.out.mask.copy_(masks[-1].repeat(self.n_params, 1))  # row p * D + d: parameter p of coordinate d
+        self.order.copy_(order)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, D) -> (B, n_params, D): the parameters of p(x_d | x before d in the order), for every d."""
+        h = x
+        for layer in self.hidden_layers:
+            h = F.relu(layer(h))
+        return self.out(h).view(len(x), self.n_params, self.dims)
+
+
+@dataclass
+class MADEConfig:
+    """A categorical MADE for integer images: D pixels, V levels, MLP widths, generation order."""
+
+    dims: int = 64          # D
+    levels: int = 17        # V
+    hidden: tuple[int, ...] = (512,)
+    order: str = "natural"  # "natural" (raster) | "random" (one random order, drawn from seed)
+    seed: int = 0
+
+    def __post_init__(self):
+        checks.positive_int("dims", self.dims)
+        checks.positive_int("levels", self.levels)
+        if self.levels < 2:
+            raise ValueError(f"levels must be at least 2, got {self.levels}")
+        checks.choice("order", self.order, ORDERS)
+        self.hidden = tuple(checks.positive_int("hidden", h) for h in self.hidden)
+
+
+class CategoricalMADE(nn.Module):
+    """p(x) = Π_d Cat(x_d; softmax(MADE(x / (V − 1))_d)): an exact likelihood in one pass, like
+    PixelCNN, from a plain masked MLP (no convolutions, so no notion of neighbourhood); sampling
+    takes D passes, one per coordinate in the order."""
+
+    def __init__(self, config: MADEConfig | None = None):
+        super().__init__()
+        self.config = config or MADEConfig()
+        c = self.config
+        order = torch.arange(c.dims) if c.order == "natural" else \
+            torch.randperm(c.dims, generator=torch.Generator().manual_seed(c.seed))
+        self.made = MADE(c.dims, c.levels, c.hidden, order)
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, D) integers -> (B, V, D) logits of every conditional."""
+        return self.made(x.float() / (self.config.levels - 1))
+
+    def log_prob(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """Exact log p(x) = Σ_d log p(x_d | x_{<d}) in nats, one pass. (B, D) -> (B,)."""
+        if y is not None:
+            raise ValueError("CategoricalMADE is unconditional; got labels y")
+        checks.images("x", x, dims=self.config.dims)
+        checks.support("x", x, "categorical", levels=self.config.levels)
+        return -F.cross_entropy(self.logits(x), x.long(), reduction="none").sum(1)
+
+    def loss(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        return -self.log_prob(x, y).mean()
+
+    @torch.no_grad()
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """D passes, coordinate order[k] drawn in pass k. (n, D) integers."""
+        checks.positive_int("n", n)
+        device = self.made.order.device
+        x = torch.zeros(n, self.config.dims, dtype=torch.long, device=device)
+        for d in self.made.order.tolist():
+            probs = torch.softmax(self.logits(x)[:, :, d].double(), 1)  # (n, V)
+            u = torch.rand(n, generator=generator, dtype=torch.float64,
+                           device=None if generator is None else generator.device).to(device)
+            x[:, d] = categorical_inverse_cdf(probs, u)
+        return x.cpu()
+
+
+# ----------------------------------------------------------------------------- dilated causal convolutions
+
+
+class CausalConv1d(nn.Conv1d):
+    """A 1-D convolution over a sequence (B, C, T) whose output t sees inputs t − dilation·(k − 1) … t
+    (``shift=0``) or strictly before t (``shift=1``, the first layer: it must not see x_t): left padding
+    keeps the length, and nothing to the right of t ever enters."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel: int = 2, dilation: int = 1, shift: int = 0):
+        super().__init__(in_channels, out_channels, checks.positive_int("kernel", kernel),
+                         dilation=checks.positive_int("dilation", dilation))
+        self.left, self.shift = dilation * (kernel - 1) + shift, shift
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = super().forward(F.pad(x, (self.left, 0)))  # (B, C_out, T + shift)
+        return h[..., : x.shape[-1]]  # with shift = 1 the last output is dropped: output t sees x_{<t}
+
+
+@dataclass
+class DilatedConfig:
+    """WaveNet-style model of a flattened image: dilations 1, 2, 4, ... double the reach per layer."""
+
+    dims: int = 64            # D, the sequence length (pixels in raster order)
+    levels: int = 17          # V
+    channels: int = 64
+    n_layers: int = 6         # dilations 1, 2, ..., 2^(n_layers - 1)
+    kernel: int = 2
+
+    def __post_init__(self):
+        for name in ("dims", "levels", "channels", "n_layers", "kernel"):
+            checks.positive_int(name, getattr(self, name))
+
+    @property
+    def receptive_field(self) -> int:
+        """How many earlier positions output t can see: the first layer's ``kernel`` positions before t,
+        widened by (kernel − 1)·2^l by dilated layer l: kernel + (kernel − 1)(2^n − 1)."""
+        return self.kernel + (self.kernel - 1) * (2 ** self.n_layers - 1)
+
+
+class DilatedCausalModel(nn.Module):
+    """p(x) = Π_t Cat(x_t; softmax(f(x_{<t}))) with f a stack of dilated causal convolutions over the
+    raster-ordered pixels (gated residual layers, as in WaveNet, van den Oord et al. 2016)."""
+
+    def __init__(self, config: DilatedConfig | None = None):
+        super().__init__()
+        self.config = c = config or DilatedConfig()
+        self.first = CausalConv1d(c.levels, c.channels, c.kernel, 1, shift=1)
+        self.layers = nn.ModuleList(CausalConv1d(c.channels, 2 * c.channels, c.kernel, 2 ** l) for l in range(c.n_layers))
+        self.mix = nn.ModuleList(nn.Conv1d(c.channels, c.channels, 1) for _ in range(c.n_layers))
+        self.out = nn.Sequential(nn.ReLU(), nn.Conv1d(c.channels, c.levels, 1))
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, D) integers -> (B, V, D) logits; output t depends only on x_{<t}."""
+        h = self.first(F.one_hot(x.long(), self.config.levels).float().transpose(1, 2))  # (B, C, D)
+        for conv, mix in zip(self.layers, self.mix):
+            a, b = conv(h).chunk(2, dim=1)
+            h = h + mix(torch.tanh(a) * torch.sigmoid(b))  # gated residual layer
+        return self.out(h)
+
+    def log_prob(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """Exact log p(x) in nats, one pass. (B, D) -> (B,)."""
+        if y is not None:
+            raise ValueError("DilatedCausalModel is unconditional; got labels y")
+        checks.images("x", x, dims=self.config.dims)
+        checks.support("x", x, "categorical", levels=self.config.levels)
+        return -F.cross_entropy(self.logits(x), x.long(), reduction="none").sum(1)
+
+    def loss(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        return -self.log_prob(x, y).mean()
 
 
 # ----------------------------------------------------------------------------- next-character model
@@ -441,8 +666,8 @@ class CharModel(nn.Module):
                                  nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, vocab_size))
 
     def forward(self, contexts: torch.Tensor) -> torch.Tensor:
-        """Logits (N, V) of the next character after each context (N, k)."""
-        return self.mlp(self.embed(contexts).flatten(1))  # (N, k, e) -> (N, k e) -> (N, V)
+        """Logits (N, A), A the vocabulary size, of the next character after each context (N, k)."""
+        return self.mlp(self.embed(contexts).flatten(1))  # (N, k, e) -> (N, k e) -> (N, A)
 
     def log_prob(self, codes: torch.Tensor) -> torch.Tensor:
         """log p(c_1, ..., c_T) = Σ_t log p(c_t | c_{<t}) of one encoded text (T,), in nats, and
@@ -452,7 +677,7 @@ class CharModel(nn.Module):
         return -F.cross_entropy(self(contexts), targets, reduction="none")
 
     def next_log_prob(self, prompt: torch.Tensor) -> torch.Tensor:
-        """log p(next character | encoded ``prompt`` (T,)) over the vocabulary: (V,)."""
+        """log p(next character | encoded ``prompt`` (T,)) over the vocabulary: (A,)."""
         codes = torch.cat([torch.zeros(self.context, dtype=torch.long), prompt.long()])
         return torch.log_softmax(self(codes[None, -self.context:])[0], 0)
 

@@ -301,7 +301,9 @@ def draw_dependency(dep, pixel: tuple[int, int], ax=None, title: str | None = No
         ax.text(-0.15, H - 0.5 - i, str(i), ha="right", va="center", fontsize=fontsize - 2, color="0.4")
     for j in range(W):
         ax.text(j + 0.5, H + 0.1, str(j), ha="center", va="bottom", fontsize=fontsize - 2, color="0.4")
-    ax.set_xlim(-0.8, W + 0.1), ax.set_ylim(-0.1, H + 0.7)
+    ax.text(W / 2, H + 0.75, "column j", ha="center", va="bottom", fontsize=fontsize - 1, color="0.3")
+    ax.text(-0.85, H / 2, "row i", ha="right", va="center", rotation=90, fontsize=fontsize - 1, color="0.3")
+    ax.set_xlim(-1.4, W + 0.1), ax.set_ylim(-0.1, H + 1.4)
     if title:
         ax.set_title(title, fontsize=fontsize + 1)
     return ax
@@ -311,25 +313,25 @@ def draw_dependency(dep, pixel: tuple[int, int], ax=None, title: str | None = No
 
 
 def draw_flow_chain(ax=None, n_layers: int = 3):
-    """A flow as a chain x = h_0 -> h_1 -> … -> h_K = z: forward arrows normalise (density),
+    """A flow as a chain x = h_0 -> h_1 -> … -> h_M = z: forward arrows normalise (density),
     the dashed backward arrows sample (one pass through the inverses)."""
     width = 2.2 * (n_layers + 1) + 1.2
     ax = canvas(width * 0.85, 2.6, ax, xlim=(0, width), ylim=(0.2, 3.2))
-    names = ["$x = h_0$"] + [f"$h_{k}$" for k in range(1, n_layers)] + ["$z = h_K$"]
+    names = ["$x = h_0$"] + [f"$h_{k}$" for k in range(1, n_layers)] + ["$z = h_M$"]
     xs = [1.0 + 2.2 * i for i in range(n_layers + 1)]
     for i, (x, name) in enumerate(zip(xs, names)):
         kind = "data" if i == 0 else "latent" if i == n_layers else "plain"
         box(ax, x, 1.7, name, width=1.3, height=0.7, kind=kind)
     for i in range(n_layers):
-        label = f"$f_{i + 1}$" if i < n_layers - 1 else "$f_K$"
+        label = f"$f_{i + 1}$" if i < n_layers - 1 else "$f_M$"
         arrow(ax, (xs[i] + 0.68, 1.85), (xs[i + 1] - 0.68, 1.85), label)
-        inv = f"$f_{i + 1}^{{-1}}$" if i < n_layers - 1 else "$f_K^{-1}$"
+        inv = f"$f_{i + 1}^{{-1}}$" if i < n_layers - 1 else "$f_M^{-1}$"
         arrow(ax, (xs[i + 1] - 0.68, 1.5), (xs[i] + 0.68, 1.5), inv, dashed=True, offset=(0, -0.55))
     ax.text(xs[-1], 2.45, r"$p_Z = \mathcal{N}(0, I)$", ha="center", fontsize=10)
     ax.text((xs[0] + xs[-1]) / 2, 2.75,
-            r"density: $\log p(x) = \log p_Z(z) + \sum_k \log|\det \partial h_k / \partial h_{k-1}|$",
+            r"density: $\log p(x) = \log p_Z(z) + \sum_m \log|\det \partial h_m / \partial h_{m-1}|$",
             ha="center", fontsize=10)
-    ax.text((xs[0] + xs[-1]) / 2, 0.45, r"sampling: $z \sim p_Z$, then $x = f_1^{-1}(\cdots f_K^{-1}(z))$",
+    ax.text((xs[0] + xs[-1]) / 2, 0.45, r"sampling: $z \sim p_Z$, then $x = f_1^{-1}(\cdots f_M^{-1}(z))$",
             ha="center", fontsize=10)
     return ax
 
@@ -339,13 +341,13 @@ def draw_coupling_layer(ax=None):
     the shift t and log-scale s of the other half, z_B = x_B ⊙ exp(s) + t; the inverse reuses s, t."""
     ax = canvas(9, 4.2, ax, xlim=(0, 11), ylim=(0, 5))
     box(ax, 0.9, 2.5, "$x$", width=1.0, kind="data")
-    box(ax, 3.0, 4.0, r"$x_A = m \odot x$" + "\n(kept)", width=2.0, height=0.9, kind="data")
+    box(ax, 3.0, 4.0, r"$x_A$" + "\n(kept)", width=2.0, height=0.9, kind="data")
     box(ax, 3.0, 1.0, r"$x_B$" + "\n(transformed)", width=2.0, height=0.9, kind="data")
     box(ax, 5.5, 2.5, "network\n" + r"$s(x_A),\ t(x_A)$", width=2.0, height=1.0, kind="net")
     box(ax, 8.0, 1.0, r"$z_B = x_B \odot e^{s} + t$", width=2.4, height=0.9, kind="plain")
     box(ax, 8.0, 4.0, r"$z_A = x_A$", width=2.0, height=0.9, kind="plain")
     box(ax, 10.3, 2.5, "$z$", width=1.0, kind="latent")
-    arrow(ax, (1.4, 2.7), (2.0, 3.8), "mask $m$", offset=(-0.55, 0.05))
+    arrow(ax, (1.4, 2.7), (2.0, 3.8), r"mask $\mathbb{1}_A$", offset=(-0.55, 0.05))
     arrow(ax, (1.4, 2.3), (2.0, 1.2))
     arrow(ax, (4.0, 4.0), (7.0, 4.0), "copy")
     arrow(ax, (3.6, 3.55), (4.7, 2.95))

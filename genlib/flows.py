@@ -20,6 +20,12 @@ Discrete images (V = ``levels`` grey levels) are dequantised, y = (x + u) / V wi
 and squeezed through a logit (a bijection with its own log-determinant); the density of y bounds
 the discrete log-likelihood, log P(x) ≥ E_u[log p(y)] − D log V (:func:`genlib.metrics.discrete_log_prob`).
 
+Beyond couplings: :class:`MaskedAutoregressive` (MAF, and IAF with ``inverse=True``; a MADE conditioner,
+one pass for the density and D for sampling, or the reverse), Glow's pieces (:func:`squeeze_permutation`,
+:class:`InvertibleConv1x1` in LU form, :class:`ConvCoupling`, :class:`Partial` for multi-scale
+factoring-out, :func:`glow_layers`) and variational dequantisation (:class:`VariationalDequantizer`:
+log P(x) ≥ E_q[log p((x + u)/V) − D log V − log q(u | x)]).
+
 Every bijection here has ``forward(x) -> (z, log_det)`` with log_det = log |det ∂z/∂x| per row
 (shape (B,)) and ``inverse(z) -> (x, log_det)`` with log_det = log |det ∂x/∂z| (the negative of the
 forward one at the matching point). :class:`Flow` chains them under a standard normal base and has
@@ -31,6 +37,7 @@ import math
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from genlib import checks, data, nets
@@ -140,6 +147,58 @@ class AffineCoupling(Bijection):
         return x, -s.sum(-1)
 
 
+class MaskedAutoregressive(Bijection):
+    """An affine autoregressive layer with a MADE conditioner (:class:`genlib.autoregressive.MADE`):
+    MAF (Papamakarios et al. 2017) or, with ``inverse=True``, IAF (Kingma et al. 2016).
+
+    MAF, density direction x -> z, one pass:   z_d = (x_d − t_d(x_{<d})) · exp(−s_d(x_{<d})),
+    sampling z -> x, D passes:               x_d = z_d · exp(s_d(x_{<d})) + t_d(x_{<d}).
+    IAF conditions on z instead: sampling is one pass, x_d = z_d · exp(s_d(z_{<d})) + t_d(z_{<d}),
+    and the density needs D passes, z_d = (x_d − t_d(z_{<d})) · exp(−s_d(z_{<d})).
+    Either way ∂z/∂x is triangular in the order, log |det ∂z/∂x| = −Σ_d s_d. The log-scale is bounded,
+    s = s_max tanh(ŝ / s_max), and the MADE's last layer starts at zero (the layer starts as the
+    identity). A coupling layer is the special case where t_d, s_d see only a fixed half ``A`` of
+    the coordinates and are zero on it: then every pass is one pass.
+    """
+
+    def __init__(self, dims: int, hidden: tuple[int, ...] = (128,), order: torch.Tensor | None = None,
+                 inverse: bool = False, s_max: float = 2.0):
+        super().__init__()
+        from genlib.autoregressive import MADE
+
+        self.made = MADE(dims, 2, hidden, order, zero_init=True)
+        self.is_iaf, self.s_max = bool(inverse), checks.positive("s_max", s_max)
+
+    def shift_log_scale(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """t(h) and s(h), both (B, D); coordinate d depends only on h before d in the order."""
+        t, s_raw = self.made(h).unbind(1)  # (B, 2, D) -> 2 × (B, D)
+        return t, self.s_max * torch.tanh(s_raw / self.s_max)
+
+    def _one_pass(self, h: torch.Tensor, given: torch.Tensor, to_z: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        t, s = self.shift_log_scale(given)
+        out = (h - t) * (-s).exp() if to_z else h * s.exp() + t
+        return out, s
+
+    def _sequential(self, h: torch.Tensor, to_z: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """Solve for the conditioned-on variable one coordinate at a time (D passes of the MADE)."""
+        out = torch.zeros_like(h)
+        for d in self.made.order.tolist():
+            t, s = self.shift_log_scale(out)  # coordinates before d are final already
+            value = (h[:, d] - t[:, d]) * (-s[:, d]).exp() if to_z else h[:, d] * s[:, d].exp() + t[:, d]
+            out = out.clone()
+            out[:, d] = value
+        _, s = self.shift_log_scale(out)
+        return out, s
+
+    def forward(self, x):  # x -> z, log |det ∂z/∂x| = −Σ s
+        z, s = self._sequential(x, to_z=True) if self.is_iaf else self._one_pass(x, x, to_z=True)
+        return z, -s.sum(-1)
+
+    def inverse(self, z):  # z -> x, log |det ∂x/∂z| = +Σ s
+        x, s = self._one_pass(z, z, to_z=False) if self.is_iaf else self._sequential(z, to_z=False)
+        return x, s.sum(-1)
+
+
 def conditioner(n_in: int, n_out: int, hidden: int, layers: int, dropout: float = 0.0) -> nn.Sequential:
     """The s, t network of a coupling: (Linear -> GELU -> dropout) × layers -> Linear, last layer zero."""
     return nets.mlp(n_in, n_out, hidden, layers, dropout, zero_last=True)
@@ -172,27 +231,209 @@ class ActNorm(Bijection):
         return z * self.log_scale.exp() + self.loc, self.log_scale.sum().expand(len(z))
 
 
+class Permute(Bijection):
+    """A fixed permutation of the coordinates: volume preserving, log |det| = 0 (Glow's squeeze)."""
+
+    def __init__(self, permutation: torch.Tensor):
+        super().__init__()
+        self.register_buffer("perm", permutation.long().clone())
+        self.register_buffer("inv", torch.argsort(self.perm))
+
+    def forward(self, x):
+        return x[:, self.perm], x.new_zeros(len(x))
+
+    def inverse(self, z):
+        return z[:, self.inv], z.new_zeros(len(z))
+
+
 class Logit(Bijection):
-    """Pixels in [0, 1] -> the real line: s = logit(α + (1 − 2α) y), so that the flow works on an
-    unbounded space and the squeeze α keeps s finite at y = 0. Per coordinate,
-    log |ds/dy| = log(1 − 2α) − log p − log(1 − p) with p = α + (1 − 2α) y (RealNVP's preprocessing)."""
+    """Pixels in [0, 1] -> the real line: ỹ = logit(ȳ) with ȳ = α + (1 − 2α) y, so that the flow works on
+    an unbounded space and the squeeze α keeps ỹ finite at y = 0. Per coordinate,
+    log |dỹ/dy| = log(1 − 2α) − log ȳ − log(1 − ȳ) (RealNVP's preprocessing)."""
 
     def __init__(self, alpha: float = 0.05):
         super().__init__()
         self.alpha = checks.in_unit_interval("alpha", alpha)
 
     def forward(self, y):
-        p = self.alpha + (1 - 2 * self.alpha) * y
-        s = torch.log(p) - torch.log1p(-p)
-        log_det = (math.log(1 - 2 * self.alpha) - torch.log(p) - torch.log1p(-p)).sum(-1)
-        return s, log_det
+        y_bar = self.alpha + (1 - 2 * self.alpha) * y  # squeezed into [α, 1 − α]
+        y_tilde = torch.log(y_bar) - torch.log1p(-y_bar)  # logit(ȳ)
+        log_det = (math.log(1 - 2 * self.alpha) - torch.log(y_bar) - torch.log1p(-y_bar)).sum(-1)
+        return y_tilde, log_det
 
-    def inverse(self, s):
-        p = torch.sigmoid(s)
-        y = (p - self.alpha) / (1 - 2 * self.alpha)
-        log_det = (torch.nn.functional.logsigmoid(s) + torch.nn.functional.logsigmoid(-s)
+    def inverse(self, y_tilde):
+        y_bar = torch.sigmoid(y_tilde)
+        y = (y_bar - self.alpha) / (1 - 2 * self.alpha)
+        log_det = (torch.nn.functional.logsigmoid(y_tilde) + torch.nn.functional.logsigmoid(-y_tilde)
                    - math.log(1 - 2 * self.alpha)).sum(-1)
         return y, log_det
+
+
+# ----------------------------------------------------------------------------- Glow's pieces
+# Flat vectors (B, D) hold images of shape (C, H, W) in channel-major order, D = C·H·W.
+
+
+def squeeze_permutation(shape: tuple[int, int, int]) -> torch.Tensor:
+    """The coordinate permutation of RealNVP/Glow's squeeze, (C, H, W) -> (4C, H/2, W/2): every
+    2x2 block of a channel becomes 4 channels of one pixel. Use it as ``Permute(squeeze_permutation(s))``
+    (volume preserving, log |det| = 0). Output channel 4c + 2a + b holds input pixel (2i + a, 2j + b) of c."""
+    C, H, W = shape
+    if H % 2 or W % 2:
+        raise ValueError(f"squeeze needs an even height and width, got shape {shape}")
+    index = torch.arange(C * H * W).view(C, H // 2, 2, W // 2, 2)  # (c, i, a, j, b)
+    return index.permute(0, 2, 4, 1, 3).reshape(-1)  # (c, a, b, i, j) -> channel 4c + 2a + b
+
+
+class InvertibleConv1x1(Bijection):
+    """Glow's invertible 1x1 convolution: the C channels of every pixel are multiplied by one C x C
+    matrix W, so log |det| = H·W·log |det W|. W is stored in its LU form (Kingma & Dhariwal 2018),
+    W = P L (U + diag(sign · e^{log_s})), P a fixed permutation, L unit lower-triangular, U strictly
+    upper-triangular: log |det W| = Σ log_s costs O(C) instead of O(C³). It starts as a random rotation."""
+
+    def __init__(self, shape: tuple[int, int, int], generator: torch.Generator | None = None):
+        super().__init__()
+        C, H, W = (checks.positive_int("shape", s) for s in shape)
+        self.shape = (C, H, W)
+        q, _ = torch.linalg.qr(torch.randn(C, C, generator=generator, dtype=torch.float64))
+        P, L, U = torch.linalg.lu(q)
+        s = torch.diagonal(U)
+        self.register_buffer("P", P.float())
+        self.register_buffer("sign_s", torch.sign(s).float())
+        self.L = nn.Parameter(L.float())
+        self.U = nn.Parameter(torch.triu(U, 1).float())
+        self.log_s = nn.Parameter(s.abs().log().float())
+
+    def weight(self) -> torch.Tensor:
+        """W = P L (U + diag(sign · e^{log_s})), (C, C)."""
+        C = self.shape[0]
+        eye = torch.eye(C, device=self.L.device, dtype=self.L.dtype)
+        L = torch.tril(self.L, -1) + eye
+        U = torch.triu(self.U, 1) + torch.diag(self.sign_s * self.log_s.exp())
+        return self.P @ L @ U
+
+    def forward(self, x):
+        C, H, W = self.shape
+        z = torch.einsum("ij,bjn->bin", self.weight(), x.view(len(x), C, H * W))  # (B, C, HW)
+        return z.reshape(len(x), -1), (H * W * self.log_s.sum()).expand(len(x))
+
+    def inverse(self, z):
+        C, H, W = self.shape
+        x = torch.einsum("ij,bjn->bin", torch.linalg.inv(self.weight()), z.view(len(z), C, H * W))
+        return x.reshape(len(z), -1), (-H * W * self.log_s.sum()).expand(len(z))
+
+
+class ConvCoupling(Bijection):
+    """An affine coupling on images (C, H, W) whose s(·), t(·) come from a small CNN (3x3 conv, ReLU,
+    3x3 conv, last layer zero) of the first ⌈C/2⌉ channels; the other channels are transformed."""
+
+    def __init__(self, shape: tuple[int, int, int], hidden: int = 64, s_max: float = 2.0):
+        super().__init__()
+        C, H, W = (checks.positive_int("shape", s) for s in shape)
+        if C < 2:
+            raise ValueError(f"a channel coupling needs at least 2 channels (squeeze first), got shape {shape}")
+        self.shape, self.kept, self.s_max = (C, H, W), (C + 1) // 2, checks.positive("s_max", s_max)
+        last = nn.Conv2d(hidden, 2 * (C - self.kept), 3, padding=1)
+        nn.init.zeros_(last.weight), nn.init.zeros_(last.bias)
+        self.net = nn.Sequential(nn.Conv2d(self.kept, hidden, 3, padding=1), nn.ReLU(), last)
+
+    def _split(self, h):
+        C, H, W = self.shape
+        h = h.view(len(h), C, H, W)
+        return h[:, : self.kept], h[:, self.kept:]
+
+    def _shift_log_scale(self, h_kept):
+        t, s_raw = self.net(h_kept).chunk(2, dim=1)
+        return t, self.s_max * torch.tanh(s_raw / self.s_max)
+
+    def forward(self, x):
+        x_a, x_b = self._split(x)
+        t, s = self._shift_log_scale(x_a)
+        return torch.cat([x_a, x_b * s.exp() + t], 1).flatten(1), s.flatten(1).sum(-1)
+
+    def inverse(self, z):
+        z_a, z_b = self._split(z)
+        t, s = self._shift_log_scale(z_a)
+        return torch.cat([z_a, (z_b - t) * (-s).exp()], 1).flatten(1), -s.flatten(1).sum(-1)
+
+
+class Partial(Bijection):
+    """Apply ``inner`` to the first ``size`` coordinates and pass the rest through: multi-scale flows
+    factor the rest out (they go to the base N(0, I) as they are, RealNVP's split)."""
+
+    def __init__(self, inner: Bijection, size: int):
+        super().__init__()
+        self.inner, self.size = inner, checks.positive_int("size", size)
+
+    def forward(self, x):
+        h, log_det = self.inner(x[:, : self.size])
+        return torch.cat([h, x[:, self.size:]], 1), log_det
+
+    def inverse(self, z):
+        h, log_det = self.inner.inverse(z[:, : self.size])
+        return torch.cat([h, z[:, self.size:]], 1), log_det
+
+
+def glow_layers(shape: tuple[int, int, int] = (1, 8, 8), steps: int = 4, scales: int = 2, hidden: int = 64,
+                alpha: float = 0.05, seed: int = 0) -> list[Bijection]:
+    """A small multi-scale Glow for images: Logit, then per scale a squeeze and ``steps`` ×
+    [ActNorm, invertible 1x1 convolution, convolutional coupling]; after every scale but the last,
+    half of the channels are factored out (the later scales act on the other half only)."""
+    checks.positive_int("steps", steps), checks.positive_int("scales", scales)
+    generator = torch.Generator().manual_seed(seed)
+    C, H, W = shape
+    layers: list[Bijection] = [Logit(alpha)]
+    total = active = C * H * W  # the first `active` coordinates are still transformed
+
+    def on_active(layer: Bijection) -> Bijection:
+        return Partial(layer, active) if active < total else layer
+
+    for scale in range(scales):
+        layers.append(on_active(Permute(squeeze_permutation((C, H, W)))))
+        C, H, W = 4 * C, H // 2, W // 2
+        for _ in range(steps):
+            layers.append(on_active(ActNorm(C * H * W)))
+            layers.append(on_active(InvertibleConv1x1((C, H, W), generator)))
+            layers.append(on_active(ConvCoupling((C, H, W), hidden)))
+        if scale < scales - 1:
+            C //= 2
+            active = C * H * W
+    return layers
+
+
+# ----------------------------------------------------------------------------- variational dequantisation
+
+
+class VariationalDequantizer(nn.Module):
+    """A learned noise distribution q(u | x) on [0, 1)^D (Flow++, Ho et al. 2019): ε ~ N(0, I),
+    h = g(ε; x) by ``n_layers`` affine couplings whose networks also see x, u = sigmoid(h). Then
+
+        log q(u | x) = log N(ε; 0, I) − log |det ∂h/∂ε| − Σ_d log σ'(h_d),
+
+    and log P(x) ≥ E_q[log p((x + u)/V) − D log V − log q(u | x)], which is tighter than uniform noise
+    (the case q = 1) when p is not flat within the cells. (B, D) integer images -> u (B, D), log q (B,)."""
+
+    def __init__(self, dims: int, levels: int, hidden: int = 64, n_layers: int = 4, s_max: float = 2.0):
+        super().__init__()
+        self.dims, self.levels = checks.positive_int("dims", dims), checks.positive_int("levels", levels)
+        self.s_max = checks.positive("s_max", s_max)
+        self.register_buffer("masks", torch.stack([make_mask("half", dims, k) for k in range(n_layers)]))
+        self.nets = nn.ModuleList(conditioner(2 * dims, 2 * dims, hidden, 2) for _ in range(n_layers))
+
+    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None,
+                eps: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        context = x.float() / (self.levels - 1)
+        if eps is None:
+            eps = torch.randn(x.shape, generator=generator,
+                              device=None if generator is None else generator.device).to(x.device)
+        h, log_q = eps, std_normal_log_prob(eps)
+        for mask, net in zip(self.masks, self.nets):
+            t, s_raw = net(torch.cat([mask * h, context], 1)).chunk(2, dim=-1)
+            s = self.s_max * torch.tanh(s_raw / self.s_max) * (1 - mask)
+            h = mask * h + (1 - mask) * (h * s.exp() + t)
+            log_q = log_q - s.sum(-1)
+        u = torch.sigmoid(h)
+        log_q = log_q - (F.logsigmoid(h) + F.logsigmoid(-h)).sum(-1)  # log σ'(h) = log σ(h) + log σ(−h)
+        return u, log_q
 
 
 # ----------------------------------------------------------------------------- masks
@@ -278,9 +519,11 @@ class Flow(nn.Module):
     can also be given directly (tests, the 1-D example); then the data are continuous.
     """
 
-    def __init__(self, config: FlowConfig | None = None, layers: list[Bijection] | None = None):
+    def __init__(self, config: FlowConfig | None = None, layers: list[Bijection] | None = None,
+                 dequantizer: "VariationalDequantizer | None" = None):
         super().__init__()
         self.config = config
+        self.dequantizer = dequantizer  # None: uniform noise u ~ U[0, 1)^D
         if layers is None:
             if config is None:
                 raise ValueError("Flow needs a FlowConfig or a list of layers")
@@ -341,12 +584,17 @@ class Flow(nn.Module):
 
     def log_prob(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """Continuous data: the exact log-density. Integer images (``levels > 0``): one unbiased
-        draw of the dequantisation bound log p((x + u) / V) − D log V ≤ log P(x), V = levels. (B,)."""
+        draw of the dequantisation bound log p((x + u) / V) − D log V ≤ log P(x), V = levels, with
+        u uniform, or with u ~ q(u | x) from ``dequantizer`` and − log q(u | x) added. (B,)."""
         if self.dims is not None:
             checks.images("x", x, dims=self.dims)
         if not self.levels:
             return self.log_density(checks.support("x", x, "real"))
         checks.support("x", x, "categorical", levels=self.levels)
+        if self.dequantizer is not None:  # u ~ q(u | x): the bound gains the entropy term −log q(u | x)
+            u, log_q = self.dequantizer(x, generator=generator)
+            y = (x.float() + u) / self.levels
+            return discrete_log_prob(self.log_density(y), x.shape[1], self.levels) - log_q
         y = data.dequantize(x, self.levels, generator)  # (x + u) / V in [0, 1)
         return discrete_log_prob(self.log_density(y), x.shape[1], self.levels)
 

@@ -1,4 +1,5 @@
 """genlib.flows: invertibility, log-determinants against autograd, normalisation, training dry runs."""
+import itertools
 import math
 
 import numpy as np
@@ -31,6 +32,9 @@ def _bijections(D: int = 6):
         "affine-flipped": flows.AffineCoupling(1 - mask, hidden=16),
         "additive": flows.AffineCoupling(mask, hidden=16, additive=True),
         "actnorm": act,
+        "maf": flows.MaskedAutoregressive(D, hidden=(12,)),
+        "iaf-random-order": flows.MaskedAutoregressive(
+            D, hidden=(12, 10), order=torch.randperm(D, generator=torch.Generator().manual_seed(5)), inverse=True),
     }
 
 
@@ -288,3 +292,144 @@ def test_flow_diagrams_draw():
         ax = draw()
         assert len(ax.patches) >= 6 and any("det" in t.get_text() for t in ax.texts)
         plt.close(ax.figure)
+
+
+# ----------------------------------------------------------------------------- autoregressive flows
+
+
+@pytest.mark.parametrize("iaf", [False, True])
+def test_autoregressive_flow_jacobian_is_triangular_in_its_order(iaf):
+    D = 5
+    order = torch.randperm(D, generator=torch.Generator().manual_seed(0))
+    layer = _randomize(flows.MaskedAutoregressive(D, hidden=(16,), order=order, inverse=iaf)).double()
+    x = torch.randn(D, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    J = jacobian(lambda v: layer(v.unsqueeze(0))[0].squeeze(0), x)  # ∂z/∂x
+    P = J[order][:, order]  # rows and columns in generation order
+    assert torch.all(P.triu(1).abs() < 1e-12)  # z_d never depends on a later x
+    assert P.tril(-1).abs().sum() > 0  # and does depend on earlier ones
+
+
+@pytest.mark.parametrize("iaf", [False, True])
+def test_maf_has_one_pass_density_and_iaf_one_pass_sampling(iaf):
+    D = 6
+    layer = _randomize(flows.MaskedAutoregressive(D, hidden=(8,), inverse=iaf))
+    calls = []
+    layer.made.register_forward_hook(lambda *args: calls.append(1))
+    x = torch.randn(3, D)
+    layer(x)
+    density_passes = len(calls)
+    calls.clear()
+    layer.inverse(x)
+    sampling_passes = len(calls)
+    if iaf:
+        assert (density_passes, sampling_passes) == (D + 1, 1)
+    else:
+        assert (density_passes, sampling_passes) == (1, D + 1)
+
+
+def test_autoregressive_flow_starts_as_the_identity_and_rejects_bad_settings():
+    layer = flows.MaskedAutoregressive(4, hidden=(8,))
+    x = torch.randn(3, 4)
+    z, log_det = layer(x)
+    assert torch.equal(z, x) and torch.all(log_det == 0)
+    with pytest.raises(ValueError, match="s_max"):
+        flows.MaskedAutoregressive(4, s_max=0)
+    with pytest.raises(ValueError, match="permutation"):
+        flows.MaskedAutoregressive(3, order=torch.tensor([0, 1, 1]))
+
+
+# ----------------------------------------------------------------------------- Glow's pieces
+
+
+def test_squeeze_moves_each_2x2_block_into_four_channels():
+    image = torch.arange(2 * 4 * 6).view(1, 2, 4, 6).float()  # (B, C, H, W)
+    squeezed = image.flatten(1)[:, flows.squeeze_permutation((2, 4, 6))].view(1, 8, 2, 3)
+    # an independent reference: pixel (2i + a, 2j + b) of channel c lands in channel 4c + 2a + b at (i, j)
+    reference = image.view(1, 2, 2, 2, 3, 2).permute(0, 1, 3, 5, 2, 4).reshape(1, 8, 2, 3)
+    assert torch.equal(squeezed, reference)
+    with pytest.raises(ValueError, match="even"):
+        flows.squeeze_permutation((1, 3, 4))
+
+
+def test_invertible_1x1_conv_is_a_per_pixel_matrix_with_the_lu_log_det():
+    shape = (4, 3, 2)
+    layer = flows.InvertibleConv1x1(shape, torch.Generator().manual_seed(0)).double()
+    with torch.no_grad():  # move away from a rotation, whose log-det is 0
+        layer.log_s.add_(torch.tensor([0.3, -0.2, 0.5, 0.1], dtype=torch.float64))
+        layer.L.add_(0.2), layer.U.add_(-0.3)
+    x = torch.randn(5, 24, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    z, log_det = layer(x)
+    W = layer.weight()
+    conv = torch.nn.functional.conv2d(x.view(5, 4, 3, 2), W.view(4, 4, 1, 1))  # an independent reference
+    assert torch.allclose(z, conv.flatten(1))
+    assert torch.allclose(log_det, 3 * 2 * torch.linalg.slogdet(W)[1].expand(5))
+    J = jacobian(lambda v: layer(v.unsqueeze(0))[0].squeeze(0), x[0])
+    assert torch.allclose(log_det[0], torch.linalg.slogdet(J)[1])
+    assert torch.allclose(layer.inverse(z)[0], x) and torch.allclose(layer.inverse(z)[1], -log_det)
+
+
+@pytest.mark.parametrize("piece", ["conv-coupling", "partial", "glow"])
+def test_glow_pieces_invert_and_match_autograd_log_det(piece):
+    if piece == "conv-coupling":
+        layer = _randomize(flows.ConvCoupling((4, 2, 2), hidden=8)).double()
+        x = torch.randn(3, 16, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    elif piece == "partial":
+        layer = flows.Partial(_randomize(flows.AffineCoupling(flows.make_mask("half", 4, 0), hidden=8)), 4).double()
+        x = torch.randn(3, 7, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    else:
+        layer = flows.Flow(layers=flows.glow_layers((1, 4, 4), steps=2, scales=2, hidden=8))
+        for m in layer.modules():
+            if isinstance(m, flows.ActNorm):
+                m.initialized.fill_(True)
+        layer = _randomize(layer, scale=0.1).double()
+        x = torch.rand(3, 16, dtype=torch.float64, generator=torch.Generator().manual_seed(2)) * 0.8 + 0.1
+    z, log_det = layer(x)
+    assert not torch.allclose(z, x)
+    assert torch.allclose(layer.inverse(z)[0], x, atol=1e-8)
+    for i in range(len(x)):
+        J = jacobian(lambda v: layer(v.unsqueeze(0))[0].squeeze(0), x[i])
+        assert torch.allclose(log_det[i], torch.linalg.slogdet(J)[1], atol=1e-8)
+    if piece == "partial":
+        assert torch.equal(z[:, 4:], x[:, 4:])  # the factored-out part is untouched
+
+
+def test_glow_factors_out_half_of_the_channels_after_the_first_scale():
+    layers = flows.glow_layers((1, 8, 8), steps=1, scales=2, hidden=8)
+    partial = [layer for layer in layers if isinstance(layer, flows.Partial)]
+    assert partial and all(layer.size == 32 for layer in partial)
+    with pytest.raises(ValueError, match="channels"):
+        flows.ConvCoupling((1, 4, 4))
+
+
+# ----------------------------------------------------------------------------- variational dequantisation
+
+
+def test_variational_dequantizer_log_q_is_the_change_of_variables_of_its_noise():
+    deq = _randomize(flows.VariationalDequantizer(4, levels=5, hidden=8, n_layers=2)).double()
+    x = torch.tensor([[0, 1, 4, 2]])
+    eps = torch.randn(1, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    u, log_q = deq(x, eps=eps)
+    assert torch.all((u > 0) & (u < 1))
+    J = jacobian(lambda e: deq(x, eps=e.unsqueeze(0))[0].squeeze(0), eps[0])  # ∂u/∂ε
+    reference = flows.std_normal_log_prob(eps) - torch.linalg.slogdet(J)[1]
+    assert torch.allclose(log_q, reference, atol=1e-10)
+
+
+def test_variational_bound_stays_below_the_exact_discrete_probability():
+    """A 2-D flow of two independent monotone warps has P(x) = Π_d [Φ(f_d((x_d+1)/V)) − Φ(f_d(x_d/V))]."""
+    V = 4
+    warp = _randomize(flows.MonotoneWarp(2, n_bumps=3), seed=1, scale=0.3).double()
+    deq = _randomize(flows.VariationalDequantizer(2, levels=V, hidden=8, n_layers=2), seed=2, scale=0.15).double()
+    config = flows.FlowConfig(dims=2, shape=None, levels=V, mask="half")
+    model = flows.Flow(config, layers=[warp], dequantizer=deq).double()
+    x = torch.tensor(list(itertools.product(range(V), repeat=2)))
+    normal = torch.distributions.Normal(torch.tensor(0.0, dtype=torch.float64), 1.0)
+    with torch.no_grad():
+        upper, lower = warp((x + 1).double() / V)[0], warp(x.double() / V)[0]
+        exact = torch.log(normal.cdf(upper) - normal.cdf(lower)).sum(1)
+        g = torch.Generator().manual_seed(0)
+        draws = model.log_prob(x.repeat(8000, 1), generator=g).view(8000, len(x))  # (8000, V²), one batch
+    assert torch.all(draws.mean(0) <= exact + 0.01)  # Jensen: the bound
+    # and exp of one draw is an unbiased importance-sampling estimate of P(x) = E_q[p V^-D / q]
+    estimate = torch.logsumexp(draws, 0) - math.log(len(draws))
+    assert torch.allclose(estimate, exact, atol=0.2)  # importance weights p/q are heavy-tailed: a loose tolerance
