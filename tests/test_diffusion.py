@@ -470,3 +470,47 @@ def test_heun_solves_the_ddim_ode_better_than_euler_at_equal_evaluations():
         errors[heun_steps] = heun
     assert errors[50] < errors[25] / 3  # error ~ h²: halving the step divides it by about four
     assert torch.allclose(model.sample_heun(13, 200, x_T=x_T), exact, atol=1e-3)
+
+
+class ContinuousGaussianOracle(torch.nn.Module):
+    """The exact E[ε | x_t] for 1-D data N(m, s2) at real times t (ᾱ from d.alpha_bar_at)."""
+
+    def __init__(self, m, s2, schedule, T):
+        super().__init__()
+        self.m, self.s2, self.schedule, self.T = m, s2, schedule, T
+        self.dummy = torch.nn.Parameter(torch.zeros(1, dtype=torch.float64))
+
+    def forward(self, xt, s):
+        ab = torch.tensor([d.alpha_bar_at(self.schedule, v) for v in (s * self.T).tolist()], dtype=xt.dtype)[:, None]
+        return torch.sqrt(1 - ab) * (xt - torch.sqrt(ab) * self.m) / (ab * self.s2 + 1 - ab)
+
+
+@pytest.mark.parametrize("name", ["linear", "snr"])
+def test_ode_log_density_of_gaussian_data_is_exact(name):
+    # mean 0: the ODE starts from N(0, 1) at t = T, which is then the exact marginal up to ᾱ_T (s² − 1) ~ 1e-5
+    T, m, s2 = 200, 0.0, 0.2
+    model = d.Diffusion(d.DiffusionConfig(dims=1, shape=None, net="mlp", T=T, width=4, clip=None, schedule=name)).double()
+    model.net = ContinuousGaussianOracle(m, s2, model.schedule, T)
+    x = torch.linspace(-1.5, 2.0, 8, dtype=torch.float64)[:, None]
+    for t_start in (1, 20):
+        a = model.schedule.alpha_bar[t_start].item()
+        exact = torch.distributions.Normal(math.sqrt(a) * m, math.sqrt(a * s2 + 1 - a)).log_prob(x[:, 0])
+        assert torch.allclose(model.ode_log_density(x, t_start, steps=400), exact, atol=5e-3)
+
+
+def test_alpha_bar_at_interpolates_log_snr_and_hits_the_integer_times(schedule):
+    for t in (1, 2, schedule.T // 2, schedule.T):
+        assert abs(d.alpha_bar_at(schedule, float(t)) - schedule.alpha_bar[t].item()) < 1e-12
+    lam = lambda a: math.log(a / (1 - a))
+    mid = d.alpha_bar_at(schedule, 7.5)
+    expected = (lam(schedule.alpha_bar[7].item()) + lam(schedule.alpha_bar[8].item())) / 2
+    assert abs(lam(mid) - expected) < 1e-9
+
+
+def test_ode_bound_runs_on_the_unet_and_adds_its_terms():
+    torch.manual_seed(0)
+    model = d.Diffusion(d.DiffusionConfig(width=8, T=100, schedule="snr", logsnr_max=d.lattice_logsnr_max(17)))
+    x = torch.randint(0, 17, (3, 64), generator=gen(4))
+    out = model.ode_bound(x, 17, steps=4, generator=gen(5))
+    assert out["total"].shape == (3,) and torch.isfinite(out["total"]).all()
+    assert torch.allclose(out["total"], out["ode"] - out["entropy"] + out["decoder"])
