@@ -692,7 +692,7 @@ def half_bin_time(sch):
 
 naive_t, naive_cum = cumulative_terms(unet)
 t_half_naive = half_bin_time(image_schedule)
-lattice_cost_naive = naive_cum[np.searchsorted(naive_t, t_half_naive)]
+lattice_cost_naive = float(naive_cum[np.searchsorted(naive_t, t_half_naive)])
 log_snr = torch.log(snr)
 predicted_naive = D / 2 * (log_snr[1] - dm.lattice_logsnr_max(levels)).item()
 print(f"noise reaches half a bin at t = {t_half_naive}; terms up to there: {lattice_cost_naive:.0f} nats "
