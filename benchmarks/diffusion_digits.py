@@ -1,44 +1,39 @@
-"""Benchmark: diffusion and flow matching on digits (Chapter 8), with the U-Net's throughput at 28x28.
+"""Benchmark: Chapter 8's diffusion bound (naive vs lattice-matched schedule) and samplers on digits.
 
-    OMP_WAIT_POLICY=PASSIVE .venv/bin/python benchmarks/diffusion_digits.py [--repeats 3] [--seed 0]
+    OMP_WAIT_POLICY=PASSIVE .venv/bin/python benchmarks/diffusion_digits.py [--seeds 0 1 2] [--epochs 30]
 
-Per seed: trains the book's digits U-Net (``DiffusionConfig.for_dataset("digits")``, noise
-prediction, T = 1000, linear schedule) and a flow-matching model with the same network, each for
-``--epochs`` epochs at lr 2e-3 and a quarter as many more at lr 2e-4 (batch 64, train split only).
-Then reports
+Per seed, three models with the book's digits U-Net (``DiffusionConfig.for_dataset("digits")``, width
+``--width``, T = 1000), each trained for ``--epochs`` epochs at lr 2e-3 and a quarter as many more at
+lr 2e-4 (batch 64, train split only, ``diffusion.fit_with_cooldown``):
 
-* the variational bound in nats per image on the whole test split (447 images), on the discrete
-  17-level data: pixels scaled to [-1, 1], L_T + sum over *every* t = 2..T of L_{t-1} (one draw of
-  x_t per term) + L_0 with a discretised Gaussian decoder (Ho et al. 2020) — an upper bound on
-  -log P(x) of the integer image, the same scale as the VAE's -IWAE of benchmarks/vae_digits.py;
-* the classifier-feature Fréchet distance (genlib.metrics.sample_quality against the training
-  images; floor = train vs test) of ``--n-quality`` samples for ancestral, DDIM and flow matching at
-  each of ``--steps``, with the CPU time per image;
-* training CPU time of each model.
+* ``naive``: noise prediction (L_simple) with DDPM's linear schedule (σ_1 = 0.01, built for 256 levels);
+* ``fixed``: the same with the lattice-matched ``snr`` schedule (log-SNR linear from σ_1 = half a bin
+  of the 17 levels to the linear schedule's end), for which L_simple is the bound's own weighting;
+* ``flow``: flow matching with the same network.
 
-Once (not per seed): training throughput of the U-Net at 28x28, batch 64, in images per second
-(process CPU time, widths 16 and 64). Medians and min-max over seeds are printed at the end.
+Reported per seed: the variational bound in nats per image on the whole test split (447 images) on the
+discrete 17-level data (``Diffusion.bound``: L_T + the sum over t = 2..T of L_{t−1}, estimated with one
+draw per log-spaced stratum, ``--strata`` strata, + L_0 with a discretised Gaussian decoder), its
+standard error over images and its terms, for ``naive`` and ``fixed``; the classifier-feature Fréchet
+distance (``metrics.sample_quality`` against the training images) of ``--n-quality`` samples at each
+of ``--steps`` for ancestral and DDIM sampling of both diffusion models and Euler steps of flow matching
+(one network evaluation per step for all); training CPU seconds of each model. Medians and min–max
+over seeds at the end (``genlib.bench``).
 """
 from __future__ import annotations
 
-import argparse
-import os
-import platform
-import statistics
+import math
 import time
 
 import torch
 
-from genlib import data, metrics, seed_everything
+from genlib import bench, data, metrics, seed_everything
 from genlib import diffusion as dm
-from genlib.train import fit
 
 
 def train(model, x, epochs, gen) -> float:
     tic = time.process_time()
-    fit(model, dm.batch_loss, x, epochs=epochs, batch_size=64, lr=2e-3, generator=gen, progress=False)
-    fit(model, dm.batch_loss, x, epochs=max(1, epochs // 4), batch_size=64, lr=2e-4, generator=gen, progress=False)
-    model.eval()
+    dm.fit_with_cooldown(model, x, None, dm.TrainConfig(epochs=epochs), generator=gen, progress=False)
     return time.process_time() - tic
 
 
@@ -46,73 +41,50 @@ def run(seed: int, args) -> dict:
     gen = seed_everything(seed)
     tr, te = data.digits("train"), data.digits("test")
     x = dm.to_unit_range(tr.x, tr.levels)
-    config = dm.DiffusionConfig.for_dataset("digits", width=args.width, T=args.T)
-    model, flow = dm.Diffusion(config), dm.FlowMatching(config)
-    out = {"train_diffusion_s": train(model, x, args.epochs, gen), "train_flow_s": train(flow, x, args.epochs, gen)}
-    tic = time.process_time()
-    terms = model.bound(te.x, te.levels, generator=gen)
-    out["bound_s"] = time.process_time() - tic
-    out.update({f"bound_{k}": v.mean().item() for k, v in terms.items()})
+    base = dm.DiffusionConfig.for_dataset("digits", width=args.width, T=args.T)
+    models = {"naive": dm.Diffusion(base), "fixed": dm.Diffusion(dm.DiffusionConfig.for_dataset(
+        "digits", width=args.width, T=args.T, schedule="snr")), "flow": dm.FlowMatching(base)}
+    out = {}
+    for name, model in models.items():
+        out[f"train_{name}_s"] = train(model, x, args.epochs, gen)
+    for name in ("naive", "fixed"):
+        terms = models[name].bound(te.x, te.levels, t_samples=args.strata, generator=gen)
+        out[f"bound_{name}"] = terms["total"].mean().item()
+        out[f"bound_{name}_se"] = terms["total"].std().item() / math.sqrt(len(te.x))
+        out[f"L0_{name}"] = terms["decoder"].mean().item()
+        out[f"sum_L_{name}"] = terms["diffusion"].mean().item()
     reference = tr.scaled()
     for steps in args.steps:
-        for name, draw in [("ancestral", lambda: model.sample(args.n_quality, steps=steps, eta=1.0, generator=gen)),
-                           ("ddim", lambda: model.sample(args.n_quality, steps=steps, eta=0.0, generator=gen)),
-                           ("flow", lambda: flow.sample(args.n_quality, steps=steps, generator=gen))]:
-            tic = time.process_time()
-            samples = dm.from_unit_range(draw())
-            out[f"ms_{name}_{steps}"] = 1000 * (time.process_time() - tic) / args.n_quality
-            out[f"fd_{name}_{steps}"] = metrics.sample_quality(samples, reference)["frechet"]
+        for name, draw in [("naive_ancestral", lambda: models["naive"].sample(args.n_quality, steps=steps, generator=gen)),
+                           ("naive_ddim", lambda: models["naive"].sample(args.n_quality, steps=steps, eta=0.0, generator=gen)),
+                           ("fixed_ancestral", lambda: models["fixed"].sample(args.n_quality, steps=steps, generator=gen)),
+                           ("fixed_ddim", lambda: models["fixed"].sample(args.n_quality, steps=steps, eta=0.0, generator=gen)),
+                           ("flow_euler", lambda: models["flow"].sample(args.n_quality, steps=steps, generator=gen))]:
+            out[f"fd_{name}_{steps}"] = metrics.sample_quality(dm.from_unit_range(draw()), reference)["frechet"]
     return out
 
 
-def throughput(width: int, batches: int = 10) -> float:
-    """Training images per CPU second of the U-Net at 28x28, batch 64 (after 2 warm-up steps)."""
-    torch.manual_seed(0)
-    model = dm.Diffusion(dm.DiffusionConfig(dims=784, shape=(28, 28), width=width))
-    opt = torch.optim.Adam(model.parameters(), 1e-3)
-    x = torch.rand(64, 784) * 2 - 1
-    for i in range(batches + 2):
-        if i == 2:
-            tic = time.process_time()
-        loss = model.loss(x)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    return 64 * batches / (time.process_time() - tic)
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=3, help="independent runs (seeds seed, seed+1, ...)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--epochs", type=int, default=40)
+    parser = bench.parser(__doc__)
+    parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--width", type=int, default=16)
     parser.add_argument("--T", type=int, default=1000)
-    parser.add_argument("--steps", type=int, nargs="+", default=[5, 10, 20, 50, 100])
-    parser.add_argument("--n-quality", type=int, default=500)
+    parser.add_argument("--strata", type=int, default=128, help="log-spaced strata of t for the bound")
+    parser.add_argument("--steps", type=int, nargs="+", default=[5, 10, 20, 50])
+    parser.add_argument("--n-quality", type=int, default=300)
     args = parser.parse_args()
-    print(f"machine: {platform.platform()}, {platform.processor() or platform.machine()}, "
-          f"cpu_count={os.cpu_count()}, torch {torch.__version__} threads={torch.get_num_threads()}, "
-          f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}")
+    print(bench.machine())
     print(f"settings: {vars(args)}")
     print(f"uniform baseline: {metrics.uniform_nats(64, 17):.1f} nats per image; "
           f"Fréchet floor (train vs test): {metrics.quality_floor()['frechet']:.2f}")
-    for width in (16, 64):
-        print(f"U-Net training throughput at 28x28, batch 64, width {width}: {throughput(width):.0f} images per CPU second",
-              flush=True)
     runs = []
-    for r in range(args.repeats):
-        result = run(args.seed + r, args)
+    for seed in args.seeds:
+        result = run(seed, args)
         runs.append(result)
-        print(f"run {r} (seed {args.seed + r}): " + ", ".join(f"{k} {v:.2f}" for k, v in result.items()), flush=True)
-
-    def summary(key: str) -> str:
-        values = [r[key] for r in runs]
-        return f"{statistics.median(values):.2f} ({min(values):.2f}-{max(values):.2f})"
-
-    print(f"median (min-max) over {len(runs)} runs:")
+        print(f"seed {seed}: " + ", ".join(f"{k} {v:.2f}" for k, v in result.items()), flush=True)
+    print(f"median (min–max) over {len(runs)} seeds:")
     for key in runs[0]:
-        print(f"  {key}: {summary(key)}")
+        print(f"  {key}: {bench.fmt([r[key] for r in runs])}")
 
 
 if __name__ == "__main__":

@@ -40,7 +40,7 @@ from genlib import checks, data
 from genlib._core import randn
 from genlib.family import NLL, Family
 
-SCHEDULES = ("linear", "cosine")
+SCHEDULES = ("linear", "cosine", "snr")
 OBJECTIVES = ("eps", "x_prev")
 NETS = ("mlp", "unet")
 
@@ -51,8 +51,9 @@ NETS = ("mlp", "unet")
 def linear_betas(T: int, beta_1: float = 1e-4, beta_T: float = 0.02) -> torch.Tensor:
     """β_t rising linearly from ``beta_1`` to ``beta_T`` (Ho et al. 2020), float64, shape (T,).
 
-    The DDPM constants are for T = 1000; for other T they are rescaled by 1000/T so that the
-    process still ends near pure noise (ᾱ_T ≈ e^{−5})."""
+    The DDPM constants are for T = 1000, where Σ_t β_t ≈ 10.05 and ᾱ_T ≈ e^{−10.1}; for other T they are
+    rescaled by 1000/T so that the sum, and with it ᾱ_T, stays about the same (pure noise at t = T).
+    Designed for 256 grey levels: σ_1 = √β_1 = 0.01 is far below half a bin of a 17-level image (1/16)."""
     scale = 1000 / T
     return torch.linspace(scale * beta_1, min(scale * beta_T, 0.999), T, dtype=torch.float64)
 
@@ -66,9 +67,32 @@ def cosine_betas(T: int, s: float = 0.008, max_beta: float = 0.999) -> torch.Ten
     return (1 - alpha_bar[1:] / alpha_bar[:-1]).clamp(max=max_beta)
 
 
-def make_betas(schedule: str, T: int) -> torch.Tensor:
+def snr_betas(T: int, logsnr_max: float = 6.0, logsnr_min: float = -10.0) -> torch.Tensor:
+    """β_t for a log-SNR λ_t = log(ᾱ_t/(1 − ᾱ_t)) falling linearly from ``logsnr_max`` at t = 1 to
+    ``logsnr_min`` at t = T (the fixed schedule of Kingma et al. 2021): ᾱ_t = sigmoid(λ_t),
+    β_t = 1 − ᾱ_t/ᾱ_{t−1} with ᾱ_0 = 1, so β_1 = 1 − ᾱ_1 = σ_1² = sigmoid(−``logsnr_max``). float64, (T,).
+
+    Chosen for the data's lattice: with levels scaled to [−1, 1] a bin is δ = 2/(levels − 1) wide, and
+    σ_1 ≈ δ/2 (:func:`lattice_logsnr_max`) is the noise at which neighbouring levels start to blur."""
+    checks.positive_int("T", T)
+    if not logsnr_max > logsnr_min:
+        raise ValueError(f"logsnr_max must exceed logsnr_min, got {logsnr_max} <= {logsnr_min}")
+    lam = torch.linspace(logsnr_max, logsnr_min, T, dtype=torch.float64)
+    alpha_bar = torch.cat([torch.ones(1, dtype=torch.float64), torch.sigmoid(lam)])
+    return (1 - alpha_bar[1:] / alpha_bar[:-1]).clamp(max=0.999)
+
+
+def lattice_logsnr_max(levels: int, fraction: float = 0.5) -> float:
+    """λ_1 = log(ᾱ_1/σ_1²) for σ_1 = ``fraction`` · δ with δ = 2/(levels − 1) the bin width on [−1, 1]."""
+    checks.positive_int("levels", levels)
+    sigma2 = (fraction * 2 / (levels - 1)) ** 2
+    return math.log((1 - sigma2) / sigma2)
+
+
+def make_betas(schedule: str, T: int, **options) -> torch.Tensor:
+    """β_1..β_T of ``schedule`` ("linear", "cosine" or "snr"); ``options`` go to its function."""
     checks.choice("schedule", schedule, SCHEDULES)
-    return {"linear": linear_betas, "cosine": cosine_betas}[schedule](T)
+    return {"linear": linear_betas, "cosine": cosine_betas, "snr": snr_betas}[schedule](T, **options)
 
 
 class NoiseSchedule(nn.Module):
@@ -247,12 +271,13 @@ class UNet(nn.Module):
     Two resolutions down (H -> ⌈H/2⌉ -> ⌈H/4⌉: 8 -> 4 -> 2, 28 -> 14 -> 7) with ``base`` and
     2·``base`` channels, a middle block, and two up blocks that concatenate the skips."""
 
-    def __init__(self, shape: tuple[int, int], base: int = 32, emb_dim: int = 64):
+    def __init__(self, shape: tuple[int, int], base: int = 32, emb_dim: int = 64, freqs: tuple[float, ...] = ()):
         super().__init__()
         self.shape = tuple(shape)
         c1, c2 = base, 2 * base
         self.embed = TimeEmbedding(emb_dim)
-        self.inc = nn.Conv2d(1, c1, 3, padding=1)
+        self.register_buffer("freqs", torch.tensor(freqs, dtype=torch.float32), persistent=False)
+        self.inc = nn.Conv2d(1 + 2 * len(freqs), c1, 3, padding=1)
         self.down1, self.pool1 = ResBlock(c1, c1, emb_dim), nn.Conv2d(c1, c1, 3, stride=2, padding=1)
         self.down2, self.pool2 = ResBlock(c1, c2, emb_dim), nn.Conv2d(c2, c2, 3, stride=2, padding=1)
         self.mid = ResBlock(c2, c2, emb_dim)
@@ -262,7 +287,11 @@ class UNet(nn.Module):
 
     def forward(self, x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
         e = self.embed(s)                                  # (B, emb)
-        h = self.inc(x.reshape(-1, 1, *self.shape))        # (B, c1, H, W)
+        x = x.reshape(-1, 1, *self.shape)                  # (B, 1, H, W)
+        if len(self.freqs):  # per-pixel Fourier features sin/cos(ω x) (Kingma et al. 2021)
+            angles = x * self.freqs.to(x.dtype)[None, :, None, None]  # (B, K, H, W)
+            x = torch.cat([x, angles.sin(), angles.cos()], 1)        # (B, 1 + 2K, H, W)
+        h = self.inc(x)                                    # (B, c1, H, W)
         skip1 = self.down1(h, e)                           # (B, c1, H, W)
         skip2 = self.down2(self.pool1(skip1), e)           # (B, c2, H/2, W/2)
         h = self.mid(self.pool2(skip2), e)                 # (B, c2, H/4, W/4)
@@ -290,6 +319,9 @@ class DiffusionConfig:
     layers: int = 3                            # hidden layers of the MLP
     fourier: int = 0                           # MLP: Fourier features of x at this many frequencies
     clip: float | None = 1.0                   # sampling: clip x̂_0 to [−clip, clip] (None: no clipping)
+    logsnr_max: float = 5.5                    # schedule "snr": log-SNR at t = 1 (5.5: σ_1 ≈ half a 17-level bin)
+    logsnr_min: float = -10.0                  # schedule "snr": log-SNR at t = T
+    freqs: tuple[float, ...] = ()              # U-Net: per-pixel Fourier features sin/cos(ω x) at these ω
 
     def __post_init__(self):
         checks.positive_int("dims", self.dims)
@@ -300,6 +332,14 @@ class DiffusionConfig:
         checks.positive_int("width", self.width)
         checks.positive_int("layers", self.layers)
         checks.non_negative_int("fourier", self.fourier)
+        checks.finite_number("logsnr_max", self.logsnr_max)
+        checks.finite_number("logsnr_min", self.logsnr_min)
+        if self.logsnr_max <= self.logsnr_min:
+            raise ValueError(f"logsnr_max must exceed logsnr_min, got {self.logsnr_max} <= {self.logsnr_min}")
+        if not isinstance(self.freqs, tuple):
+            raise ValueError(f"freqs must be a tuple of positive numbers, got {checks.short(self.freqs)}")
+        for f in self.freqs:
+            checks.positive("freqs", f)
         if self.clip is not None:
             checks.positive("clip", self.clip)
         if self.net == "unet":
@@ -308,21 +348,38 @@ class DiffusionConfig:
 
     @classmethod
     def for_dataset(cls, name: str, **overrides) -> "DiffusionConfig":
-        """Images (digits, MNIST) get the U-Net and clipping to [−1, 1]; 2-D toys an MLP, no clipping."""
+        """Images (digits, MNIST) get the U-Net, clipping to [−1, 1] and, for the "snr" schedule, σ_1 at half
+        a bin of the data's grey levels (:func:`lattice_logsnr_max`); 2-D toys an MLP, no clipping."""
         from genlib import data
 
         data.check_dataset(name)
         if name in data.IMAGES:
             h, w = data.IMAGE_SHAPES[name]
-            base = dict(dims=h * w, shape=(h, w), net="unet", clip=1.0)
+            base = dict(dims=h * w, shape=(h, w), net="unet", clip=1.0,
+                        logsnr_max=lattice_logsnr_max(data.LEVELS[name]))
         else:
             base = dict(dims=2, shape=None, net="mlp", width=128, layers=2, fourier=4, clip=None)
         return cls(**{**base, **overrides})
 
 
+def config_betas(config: DiffusionConfig) -> torch.Tensor:
+    """β_1..β_T of a config's schedule (the "snr" schedule with the config's log-SNR endpoints)."""
+    if config.schedule == "snr":
+        return snr_betas(config.T, config.logsnr_max, config.logsnr_min)
+    return make_betas(config.schedule, config.T)
+
+
+def lattice_freqs(levels: int) -> tuple[float, ...]:
+    """Angular frequencies ω whose periods 2π/ω are 2δ, δ and δ/2 for the bin width δ = 2/(levels − 1) on
+    [−1, 1]: Fourier features at these let a network resolve the lattice of levels (Kingma et al. 2021)."""
+    checks.positive_int("levels", levels)
+    delta = 2 / (levels - 1)
+    return tuple(2 * math.pi / p for p in (2 * delta, delta, delta / 2))
+
+
 def make_net(config: DiffusionConfig) -> nn.Module:
     if config.net == "unet":
-        return UNet(config.shape, config.width)
+        return UNet(config.shape, config.width, freqs=config.freqs)
     return MLPDenoiser(config.dims, config.width, config.layers, fourier=config.fourier)
 
 
@@ -345,7 +402,7 @@ class Diffusion(nn.Module):
     def __init__(self, config: DiffusionConfig):
         super().__init__()
         self.config = config
-        self.schedule = NoiseSchedule(make_betas(config.schedule, config.T))
+        self.schedule = NoiseSchedule(config_betas(config))
         self.net = make_net(config)
 
     @property
@@ -412,41 +469,196 @@ class Diffusion(nn.Module):
         return (x, visited) if trajectory else x
 
     @torch.no_grad()
+    def sample_heun(self, n: int, steps: int, generator: torch.Generator | None = None,
+                    x_T: torch.Tensor | None = None) -> torch.Tensor:
+        """The DDIM ODE solved with Heun's second-order method (Karras et al. 2022) on ``steps`` evenly spaced
+        intervals of t: 2·``steps`` network evaluations (the last one at t = 0, where ρ = 0 and x̂_0 = x).
+
+        In y = x/√ᾱ_t and ρ = √((1 − ᾱ_t)/ᾱ_t) the DDIM ODE is dy/dρ = ε̂(x, t): an Euler step of it is the
+        DDIM step, and Heun's step averages the slope at both ends of the interval. With ``clip`` the slope
+        uses the noise estimate recomputed from the clipped x̂_0, as :func:`reverse_step` does."""
+        checks.positive_int("n", n)
+        path = timesteps(self.T, checks.positive_int("steps", steps))
+        p = next(self.parameters())
+        x = torch.randn(n, self.config.dims, generator=generator).to(p.device) if x_T is None else x_T
+        ab = self.schedule.alpha_bar
+
+        def slope(x, t):  # ε̂ consistent with the (clipped) x̂_0
+            eps = self.eps(x, t)
+            if self.config.clip is None or t == 0:
+                return eps
+            a = self.schedule.at("alpha_bar", t, x)
+            x0 = predict_x0(x, t, eps, self.schedule).clamp(-self.config.clip, self.config.clip)
+            return (x - torch.sqrt(a) * x0) / torch.sqrt(1 - a)
+
+        for t, s in zip(path[:-1], path[1:]):
+            a_t, a_s = ab[t].item(), ab[s].item()
+            rho_t, rho_s = math.sqrt((1 - a_t) / a_t), math.sqrt((1 - a_s) / a_s)
+            y = x / math.sqrt(a_t)
+            d1 = slope(x, t)
+            d2 = slope(math.sqrt(a_s) * (y + (rho_s - rho_t) * d1), s)  # the slope where the Euler step lands
+            x = math.sqrt(a_s) * (y + (rho_s - rho_t) * (d1 + d2) / 2)
+        return x
+
+    def _eps_and_divergence(self, x: torch.Tensor, t: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """ε̂(x, t) at a real time t (B, D) and its exact divergence Σ_i ∂ε̂_i/∂x_i (B,): the network runs once
+        on D copies of each row, and one backward pass of Σ_i ε̂_i(copy i) gives every diagonal entry."""
+        B, D = x.shape
+        rows = torch.arange(B * D, device=x.device)
+        copies = x.detach().repeat_interleave(D, 0).requires_grad_(True)  # (B·D, D)
+        with torch.enable_grad():
+            out = self.net(copies, torch.full((B * D,), t / self.T, device=x.device, dtype=x.dtype))  # (B·D, D)
+            grad, = torch.autograd.grad(out[rows, rows % D].sum(), copies)
+        return out.detach().reshape(B, D, D)[:, 0], grad[rows, rows % D].reshape(B, D).sum(1)
+
+    def ode_log_density(self, x: torch.Tensor, t_start: int = 1, steps: int = 50) -> torch.Tensor:
+        """log p(x) in nats (B,) of the model's marginal at time ``t_start`` under the probability-flow ODE
+        (Song et al. 2021), by the instantaneous change of variables with the exact trace (cheap for
+        small D). In y = x/√ᾱ and ρ = √((1 − ᾱ)/ᾱ) the ODE is dy/dρ = ε̂(x, t) (DDIM's, :meth:`sample_heun`);
+        ``steps`` Heun steps on a log-spaced grid of ρ carry x from ``t_start`` to T, where N(0, I) is the
+        density, and log p_start(y) = log p_T(y_T) + ∫ √ᾱ ∇_x·ε̂ dρ. Between integer times, log SNR is
+        interpolated linearly (:func:`alpha_bar_at`). Needs a noise-predicting (``"eps"``) network."""
+        if self.config.objective != "eps":
+            raise ValueError(f"ode_log_density needs objective 'eps', got {self.config.objective!r}")
+        checks.positive_int("steps", steps)
+        if not (isinstance(t_start, int) and 1 <= t_start < self.T):
+            raise ValueError(f"t_start must be an integer in 1..T-1 = {self.T - 1}, got {t_start!r}")
+        checks.images("x", x, dims=self.config.dims)
+        rho = lambda t: math.sqrt((1 - alpha_bar_at(self.schedule, t)) / alpha_bar_at(self.schedule, t))
+        grid = torch.logspace(math.log10(rho(t_start)), math.log10(rho(self.T)), steps + 1, dtype=torch.float64).tolist()
+        time_of = _rho_to_time(self.schedule)
+        a0 = alpha_bar_at(self.schedule, t_start)
+        y, log_det = x / math.sqrt(a0), torch.zeros(len(x), dtype=x.dtype, device=x.device)
+
+        def slope(y, r):  # dy/dρ and its trace in y
+            t = time_of(r)
+            a = alpha_bar_at(self.schedule, t)
+            eps, div = self._eps_and_divergence(math.sqrt(a) * y, t)
+            return eps, math.sqrt(a) * div
+
+        for r0, r1 in zip(grid[:-1], grid[1:]):
+            f0, d0 = slope(y, r0)
+            f1, d1 = slope(y + (r1 - r0) * f0, r1)
+            y, log_det = y + (r1 - r0) * (f0 + f1) / 2, log_det + (r1 - r0) * (d0 + d1) / 2
+        aT = alpha_bar_at(self.schedule, float(self.T))
+        xT = math.sqrt(aT) * y
+        log_prior = -0.5 * (xT**2).sum(1) - 0.5 * x.shape[1] * math.log(2 * math.pi)
+        # densities of y: p_y = p_x · ᾱ^{D/2}; back to x at the start: p_x = p_y · ᾱ_start^{−D/2}
+        return log_prior + 0.5 * x.shape[1] * (math.log(aT) - math.log(a0)) + log_det
+
+    @torch.no_grad()
+    def ode_bound(self, x: torch.Tensor, levels: int, steps: int = 50,
+                  generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+        """An upper bound on −log P(x) of integer images (B, D) through the probability-flow ODE, on the
+        scale of :meth:`bound`: with x_1 ~ q(x_1 | x_0) as a Gaussian dequantiser,
+
+            −log P(x_0) ≤ E[−log p_ODE(x_1)] − H[q(x_1 | x_0)] + E[−log P_θ(x_0 | x_1)],
+
+        the ODE density at t = 1 (:meth:`ode_log_density`), the entropy D/2 log(2πe(1 − ᾱ_1)), and the
+        same discretised Gaussian decoder as :meth:`bound`'s L_0. One draw of x_1 per image.
+        Returns per-image ``ode``, ``entropy``, ``decoder`` and ``total`` (B,)."""
+        x0 = self._unit(x, levels)
+        x1 = q_sample(x0, 1, self.schedule, generator=generator)
+        ode = -self.ode_log_density(x1, 1, steps)
+        entropy = torch.full_like(ode, 0.5 * x0.shape[1] * math.log(2 * math.pi * math.e * (1 - self.schedule.alpha_bar[1].item())))
+        decoder = -discretized_gaussian_log_prob(x0, self.mean(x1, 1), math.sqrt(self.schedule.beta[1].item()), levels).sum(1)
+        return {"ode": ode, "entropy": entropy, "decoder": decoder, "total": ode - entropy + decoder}
+
+    def _unit(self, x: torch.Tensor, levels: int) -> torch.Tensor:
+        checks.images("x", x, dims=self.config.dims)
+        checks.support("x", x, "categorical", levels)
+        return to_unit_range(x, levels).to(next(self.parameters()).device)
+
+    @torch.no_grad()
+    def kl_terms(self, x: torch.Tensor, levels: int, t, generator: torch.Generator | None = None) -> torch.Tensor:
+        """L_{t−1} = KL(q(x_{t−1} | x_t, x_0) ‖ p_θ(x_{t−1} | x_t)) in nats for each image of ``x`` (B, D)
+        (integer levels, as in :meth:`bound`) at each time of ``t`` (K,) ints in 2..T, one draw of x_t per
+        (image, time): a (B, K) tensor. With σ_t² = β̃_t it is ‖μ̃_t − μ_θ‖²/(2β̃_t) summed over pixels."""
+        x0 = self._unit(x, levels)
+        t = torch.as_tensor(t).reshape(-1).long()
+        if len(t) == 0 or t.min() < 2 or t.max() > self.T:
+            raise ValueError(f"t must be non-empty with entries in 2..T = {self.T}, got {checks.short(t.tolist())}")
+        out = torch.zeros(len(x0), len(t), dtype=x0.dtype, device=x0.device)
+        for k, tk in enumerate(t.tolist()):
+            tt = torch.full((len(x0),), tk, device=x0.device)
+            xt = q_sample(x0, tt, self.schedule, generator=generator)
+            mu_q, var_q = q_posterior(x0, xt, tt, self.schedule)
+            out[:, k] = gaussian_kl(mu_q, var_q.expand_as(x0), self.mean(xt, tt), var_q.expand_as(x0)).sum(1)
+        return out
+
+    @torch.no_grad()
     def bound(self, x: torch.Tensor, levels: int, t_samples: int | None = None,
               generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
         """The variational bound −log P(x) ≤ L_T + Σ_{t=2}^T L_{t−1} + L_0 in nats per image, for
         integer images ``x`` (B, D) with values 0..levels−1, scaled to [−1, 1] by :func:`to_unit_range`:
 
         * L_T = KL(q(x_T | x_0) ‖ N(0, I)), in closed form;
-        * L_{t−1} = E_q KL(q(x_{t−1} | x_t, x_0) ‖ p_θ(x_{t−1} | x_t)) with σ_t² = β̃_t, one x_t per term;
-          all t = 2..T (``t_samples=None``), or (T − 1)/k Σ over k uniform draws of t (unbiased);
+        * L_{t−1} (:meth:`kl_terms`) with σ_t² = β̃_t, one x_t per term: every t = 2..T (``t_samples=None``),
+          or a *stratified* estimate: 2..T cut into at most ``t_samples`` strata with log-spaced edges
+          (:func:`log_strata`: the small t, where the mass of the sum usually lies, get strata of one
+          step), one uniform draw of t per stratum and image, weighted by the stratum's size (unbiased);
         * L_0 = −log P_θ(x_0 | x_1): a discretised Gaussian N(μ_θ(x_1, 1), β_1) integrated over each
           pixel's bin of width 2/(levels − 1) (the end bins extend to ±∞), as in Ho et al. (2020).
 
+        μ_θ is the network's mean as it is: unlike :meth:`sample`, the bound does not clip x̂_0.
         Returns per-image tensors (B,) ``prior``, ``diffusion``, ``decoder`` and their sum ``total``."""
         checks.at_least("levels", levels, 2)  # one level has no bin width
-        checks.images("x", x, dims=self.config.dims)
-        checks.support("x", x, "categorical", levels)
-        p = next(self.parameters())
-        x0 = to_unit_range(x, levels).to(p.device)
-        B, sch = len(x0), self.schedule
+        x0 = self._unit(x, levels)
+        sch = self.schedule
         ab_T = sch.alpha_bar[-1].item()
         prior = gaussian_kl(math.sqrt(ab_T) * x0, torch.full_like(x0, 1 - ab_T),
                             torch.zeros_like(x0), torch.ones_like(x0)).sum(1)
-        ts = list(range(2, self.T + 1)) if t_samples is None else None
-        draws = len(ts) if ts is not None else checks.positive_int("t_samples", t_samples)
-        diffusion = torch.zeros(B, dtype=x0.dtype, device=x0.device)
-        for i in range(draws):
-            t = torch.full((B,), ts[i]) if ts is not None else torch.randint(2, self.T + 1, (B,), generator=generator)
-            t = t.to(x0.device)
-            xt = q_sample(x0, t, sch, generator=generator)
-            mu_q, var_q = q_posterior(x0, xt, t, sch)
-            diffusion += gaussian_kl(mu_q, var_q.expand_as(x0), self.mean(xt, t), var_q.expand_as(x0)).sum(1)
-        if ts is None:
-            diffusion *= (self.T - 1) / draws
+        if t_samples is None:
+            diffusion = self.kl_terms(x, levels, torch.arange(2, self.T + 1), generator).sum(1)
+        else:
+            edges = log_strata(self.T, checks.positive_int("t_samples", t_samples))
+            diffusion = torch.zeros(len(x0), dtype=x0.dtype, device=x0.device)
+            for lo, hi in zip(edges[:-1], edges[1:]):
+                t = torch.randint(lo, hi, (len(x0),), generator=generator).to(x0.device)
+                xt = q_sample(x0, t, sch, generator=generator)
+                mu_q, var_q = q_posterior(x0, xt, t, sch)
+                kl = gaussian_kl(mu_q, var_q.expand_as(x0), self.mean(xt, t), var_q.expand_as(x0)).sum(1)
+                diffusion += (hi - lo) * kl
         x1 = q_sample(x0, 1, sch, generator=generator)
         decoder = -discretized_gaussian_log_prob(x0, self.mean(x1, 1), math.sqrt(sch.beta[1].item()), levels).sum(1)
         return {"prior": prior, "diffusion": diffusion, "decoder": decoder, "total": prior + diffusion + decoder}
+
+
+def alpha_bar_at(schedule: NoiseSchedule, t: float) -> float:
+    """ᾱ at a real time t in [1, T]: log SNR interpolated linearly between the neighbouring integer times."""
+    T = schedule.T
+    if not 1 <= t <= T:
+        raise ValueError(f"t must lie in [1, T = {T}], got {t!r}")
+    lo = min(int(math.floor(t)), T - 1) if T > 1 else 1
+    w = t - lo
+    lam = lambda k: math.log(schedule.alpha_bar[k].item() / (1 - schedule.alpha_bar[k].item()))
+    value = lam(lo) if T == 1 else (1 - w) * lam(lo) + w * lam(lo + 1)
+    return 1 / (1 + math.exp(-value))
+
+
+def _rho_to_time(schedule: NoiseSchedule):
+    """The inverse of t -> ρ(t) = √((1 − ᾱ)/ᾱ) = exp(−λ(t)/2) for :func:`alpha_bar_at`'s interpolation."""
+    ab = schedule.alpha_bar[1:]
+    lam = torch.log(ab / (1 - ab))  # (T,), decreasing in t
+
+    def time_of(r: float) -> float:
+        target = -2 * math.log(r)
+        k = int(torch.searchsorted(-lam, torch.tensor(-target, dtype=lam.dtype)).clamp(1, len(lam) - 1))
+        lo, hi = lam[k - 1].item(), lam[k].item()  # times k and k + 1, lo >= target >= hi
+        w = 0.0 if lo == hi else (lo - target) / (lo - hi)
+        return min(max(k + min(max(w, 0.0), 1.0), 1.0), float(schedule.T))
+    return time_of
+
+
+def log_strata(T: int, k: int) -> list[int]:
+    """Edges 2 = e_0 < e_1 < … < e_m = T + 1 (m ≤ k) cutting the times 2..T into strata [e_j, e_{j+1})
+    whose edges are rounded log-spaced points: strata of one step at small t, long ones at large t."""
+    checks.positive_int("T", T)
+    checks.positive_int("k", k)
+    if T < 2:
+        raise ValueError(f"the bound's sum needs T >= 2, got {T}")
+    points = torch.logspace(math.log10(2), math.log10(T + 1), k + 1, dtype=torch.float64).round().long().tolist()
+    return sorted(set([2, *points, T + 1]))
 
 
 def gaussian_kl(mu_q: torch.Tensor, var_q: torch.Tensor, mu_p: torch.Tensor, var_p: torch.Tensor) -> torch.Tensor:

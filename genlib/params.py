@@ -128,6 +128,7 @@ class DiffusionParams:
     dataset: str = "digits"
     toy: str = "swissroll"
     epochs: int = 10
+    fixed_epochs: int = 30
     toy_epochs: int = 60
     T: int = 1000
     toy_T: int = 100
@@ -136,7 +137,8 @@ class DiffusionParams:
     steps_grid: list = field(default_factory=lambda: [5, 10, 20])
     n_quality: int = 300
     bound_images: int = 64
-    bound_t_samples: int = 32
+    bound_strata: int = 64
+    bin_fraction: float = 0.5
     checkpoint: str = ""
     seed: int = 0
 

@@ -242,8 +242,8 @@ def test_bound_terms_are_non_negative_and_the_sum():
     terms = model.bound(x, 17, generator=gen(9))
     assert all((terms[k] >= 0).all() for k in ("prior", "diffusion", "decoder"))
     assert torch.allclose(terms["total"], terms["prior"] + terms["diffusion"] + terms["decoder"])
-    # k uniform draws of t, scaled by (T − 1)/k, estimate the same sum without bias
-    sampled = model.bound(x, 17, t_samples=40, generator=gen(10))["diffusion"]
+    # one draw of t per log-spaced stratum, weighted by the stratum's size, estimates the same sum without bias
+    sampled = model.bound(x, 17, t_samples=5, generator=gen(10))["diffusion"]
     full = terms["diffusion"]
     standard_error = math.sqrt((full.var() + sampled.var()).item() / len(x))
     assert abs(sampled.mean().item() - full.mean().item()) < 4 * standard_error
@@ -333,3 +333,184 @@ def test_timesteps_are_even_and_end_at_zero():
     assert d.timesteps(10, 5) == [10, 8, 6, 4, 2, 0]
     assert d.timesteps(1000, 3) == [1000, 667, 333, 0]
     assert d.timesteps(7, 7) == list(range(7, -1, -1))
+
+
+# ----------------------------------------------------------------------------- the lattice-matched schedule and the bound
+
+
+def test_snr_schedule_has_linear_log_snr_between_its_end_points():
+    s = d.NoiseSchedule(d.snr_betas(200, 5.5, -10.0))
+    log_snr = torch.log(s.alpha_bar[1:] / (1 - s.alpha_bar[1:]))
+    assert torch.allclose(log_snr, torch.linspace(5.5, -10.0, 200, dtype=torch.float64), atol=1e-9)
+    assert abs(s.beta[1].item() - 1 / (1 + math.exp(5.5))) < 1e-12  # β_1 = σ_1² = sigmoid(−λ_1)
+
+
+@pytest.mark.parametrize("levels,fraction", [(17, 0.5), (256, 0.25), (2, 0.1)])
+def test_lattice_log_snr_puts_sigma_1_at_the_fraction_of_a_bin(levels, fraction):
+    lam = d.lattice_logsnr_max(levels, fraction)
+    sigma = math.sqrt(1 / (1 + math.exp(lam)))  # σ² = 1 − ᾱ = sigmoid(−λ)
+    assert abs(sigma - fraction * 2 / (levels - 1)) < 1e-12
+
+
+def test_for_dataset_matches_the_snr_schedule_to_the_data_levels():
+    for name, levels in [("digits", 17), ("mnist", 256)]:
+        model = d.Diffusion(d.DiffusionConfig.for_dataset(name, schedule="snr", T=100, width=8))
+        assert abs(model.schedule.beta[1].sqrt().item() - 1 / (levels - 1)) < 1e-9  # half a bin, δ/2
+
+
+def test_kl_weight_is_half_the_snr_ratio_minus_one(schedule):
+    # L_{t−1} = β_t²/(2 β̃_t α_t (1 − ᾱ_t)) ‖ε − ε̂‖² and that weight is (SNR_{t−1}/SNR_t − 1)/2
+    t = torch.arange(2, schedule.T + 1)
+    weight = schedule.beta[t] ** 2 / (2 * schedule.beta_tilde[t] * schedule.alpha[t] * (1 - schedule.alpha_bar[t]))
+    snr = schedule.alpha_bar / (1 - schedule.alpha_bar)
+    assert torch.allclose(weight, (snr[t - 1] / snr[t] - 1) / 2, rtol=1e-9)
+    # and kl_terms computes exactly that weight times the squared noise error, for any network
+    torch.manual_seed(0)
+    model = d.Diffusion(d.DiffusionConfig(dims=3, shape=None, net="mlp", T=schedule.T, width=8))
+    model.schedule = schedule
+    x = torch.randint(0, 9, (6, 3), generator=gen(1))
+    ts = [2, 7, schedule.T]
+    terms = model.kl_terms(x, 9, ts, generator=gen(2))
+    g, x0 = gen(2), d.to_unit_range(x, 9)
+    for k, tk in enumerate(ts):
+        eps = torch.randn(x0.shape, generator=g, dtype=x0.dtype)
+        xt = d.q_sample(x0, tk, schedule, eps)
+        with torch.no_grad():
+            err = (model.eps(xt, tk) - eps).pow(2).sum(1)
+        expected = (snr[tk - 1] / snr[tk] - 1).item() / 2 * err
+        assert torch.allclose(terms[:, k], expected, rtol=1e-3, atol=1e-6)  # float32 network
+
+
+def test_log_strata_cover_every_step_once():
+    for T, k in [(1000, 64), (50, 5), (2, 3), (10, 100)]:
+        edges = d.log_strata(T, k)
+        assert edges[0] == 2 and edges[-1] == T + 1 and len(edges) - 1 <= max(k, 1) + 1
+        assert all(a < b for a, b in zip(edges[:-1], edges[1:]))
+    edges = d.log_strata(1000, 64)
+    assert edges[1] - edges[0] == 1 and edges[-1] - edges[-2] > 10  # single steps at small t, long strata at large t
+    with pytest.raises(ValueError, match="T >= 2"):
+        d.log_strata(1, 4)
+
+
+class LatticeOracle(torch.nn.Module):
+    """The exact E[ε | x_t] for data drawn from a known distribution ``probs`` over ``points`` (K, D)."""
+
+    def __init__(self, points, probs, schedule, T):
+        super().__init__()
+        self.points, self.log_probs, self.schedule, self.T = points, probs.log(), schedule, T
+        self.dummy = torch.nn.Parameter(torch.zeros(1, dtype=torch.float64))
+
+    def forward(self, xt, s):
+        ab = self.schedule.at("alpha_bar", torch.round(s * self.T).long(), xt)  # (B, 1)
+        dist2 = ((xt[:, None, :] - torch.sqrt(ab)[:, None] * self.points[None]) ** 2).sum(-1)  # (B, K)
+        weights = torch.softmax(self.log_probs[None] - dist2 / (2 * (1 - ab)), 1)  # posterior over the points
+        return (xt - torch.sqrt(ab) * (weights @ self.points)) / torch.sqrt(1 - ab)
+
+
+def test_bound_with_the_exact_denoiser_is_tight_on_a_known_discrete_distribution():
+    # 2 pixels with 5 levels, a random distribution over the 25 images; the exact denoiser
+    # E[ε | x_t] in closed form. The bound must be ≥ the true NLL (in expectation) and within 10 % of it.
+    g, V = gen(0), 5
+    images = torch.cartesian_prod(torch.arange(V), torch.arange(V))  # (25, 2)
+    probs = torch.softmax(2 * torch.randn(len(images), generator=g, dtype=torch.float64), 0)
+    model = d.Diffusion(d.DiffusionConfig(dims=2, shape=None, net="mlp", T=1000, width=4, clip=None)).double()
+    model.net = LatticeOracle(d.to_unit_range(images, V).double(), probs, model.schedule, 1000)
+    index = torch.multinomial(probs, 1000, replacement=True, generator=g)
+    total = model.bound(images[index], V, t_samples=64, generator=g)["total"]
+    nll = -probs.log()[index]
+    gap = total - nll
+    assert gap.mean() > -3 * gap.std() / math.sqrt(len(gap))
+    assert total.mean() < 1.1 * nll.mean()
+
+
+def test_snr_settings_and_fourier_features_are_checked_and_shaped():
+    with pytest.raises(ValueError, match="logsnr_max must exceed"):
+        d.DiffusionConfig(schedule="snr", logsnr_max=-11.0)
+    with pytest.raises(ValueError, match="freqs"):
+        d.DiffusionConfig(freqs=[3.0])
+    with pytest.raises(ValueError, match="freqs"):
+        d.DiffusionConfig(freqs=(-1.0,))
+    with pytest.raises(ValueError, match="must exceed"):
+        d.snr_betas(10, 1.0, 2.0)
+    net = d.make_net(d.DiffusionConfig(freqs=d.lattice_freqs(17), width=8))
+    assert net.inc.in_channels == 1 + 2 * 3
+    assert net(torch.randn(5, 64), torch.rand(5)).shape == (5, 64)
+    periods = [2 * math.pi / w for w in d.lattice_freqs(17)]
+    assert periods == pytest.approx([0.25, 0.125, 0.0625])
+
+
+class GaussianOracle(torch.nn.Module):
+    """The exact E[ε | x_t] for 1-D data N(m, s2)."""
+
+    def __init__(self, m, s2, schedule, T):
+        super().__init__()
+        self.m, self.s2, self.schedule, self.T = m, s2, schedule, T
+        self.dummy = torch.nn.Parameter(torch.zeros(1, dtype=torch.float64))
+
+    def forward(self, xt, s):
+        ab = self.schedule.at("alpha_bar", torch.round(s * self.T).long(), xt)
+        return torch.sqrt(1 - ab) * (xt - torch.sqrt(ab) * self.m) / (ab * self.s2 + 1 - ab)
+
+
+def test_heun_solves_the_ddim_ode_better_than_euler_at_equal_evaluations():
+    # For N(m, s²) data the DDIM ODE dy/dρ = ρ (y − m)/(s² + ρ²) has the solution
+    # y_0 − m = (y_T − m) s/√(s² + ρ_T²): the exact endpoint of each x_T.
+    T, m, s2 = 1000, 0.5, 0.3
+    model = d.Diffusion(d.DiffusionConfig(dims=1, shape=None, net="mlp", T=T, width=4, clip=None)).double()
+    model.net = GaussianOracle(m, s2, model.schedule, T)
+    x_T = torch.linspace(-3, 3, 13, dtype=torch.float64)[:, None]
+    ab_T = model.schedule.alpha_bar[T].item()
+    rho_T = math.sqrt((1 - ab_T) / ab_T)
+    exact = m + (x_T / math.sqrt(ab_T) - m) * math.sqrt(s2) / math.sqrt(s2 + rho_T**2)
+    errors = {}
+    for heun_steps in (25, 50):  # second order pays off once the steps resolve the path (not at 3 steps)
+        heun = (model.sample_heun(13, heun_steps, x_T=x_T) - exact).abs().max().item()
+        ddim = (model.sample(13, steps=2 * heun_steps, eta=0.0, x_T=x_T) - exact).abs().max().item()
+        assert heun < 0.2 * ddim  # at equal network evaluations
+        errors[heun_steps] = heun
+    assert errors[50] < errors[25] / 3  # error ~ h²: halving the step divides it by about four
+    assert torch.allclose(model.sample_heun(13, 200, x_T=x_T), exact, atol=1e-3)
+
+
+class ContinuousGaussianOracle(torch.nn.Module):
+    """The exact E[ε | x_t] for 1-D data N(m, s2) at real times t (ᾱ from d.alpha_bar_at)."""
+
+    def __init__(self, m, s2, schedule, T):
+        super().__init__()
+        self.m, self.s2, self.schedule, self.T = m, s2, schedule, T
+        self.dummy = torch.nn.Parameter(torch.zeros(1, dtype=torch.float64))
+
+    def forward(self, xt, s):
+        ab = torch.tensor([d.alpha_bar_at(self.schedule, v) for v in (s * self.T).tolist()], dtype=xt.dtype)[:, None]
+        return torch.sqrt(1 - ab) * (xt - torch.sqrt(ab) * self.m) / (ab * self.s2 + 1 - ab)
+
+
+@pytest.mark.parametrize("name", ["linear", "snr"])
+def test_ode_log_density_of_gaussian_data_is_exact(name):
+    # mean 0: the ODE starts from N(0, 1) at t = T, which is then the exact marginal up to ᾱ_T (s² − 1) ~ 1e-5
+    T, m, s2 = 200, 0.0, 0.2
+    model = d.Diffusion(d.DiffusionConfig(dims=1, shape=None, net="mlp", T=T, width=4, clip=None, schedule=name)).double()
+    model.net = ContinuousGaussianOracle(m, s2, model.schedule, T)
+    x = torch.linspace(-1.5, 2.0, 8, dtype=torch.float64)[:, None]
+    for t_start in (1, 20):
+        a = model.schedule.alpha_bar[t_start].item()
+        exact = torch.distributions.Normal(math.sqrt(a) * m, math.sqrt(a * s2 + 1 - a)).log_prob(x[:, 0])
+        assert torch.allclose(model.ode_log_density(x, t_start, steps=400), exact, atol=5e-3)
+
+
+def test_alpha_bar_at_interpolates_log_snr_and_hits_the_integer_times(schedule):
+    for t in (1, 2, schedule.T // 2, schedule.T):
+        assert abs(d.alpha_bar_at(schedule, float(t)) - schedule.alpha_bar[t].item()) < 1e-12
+    lam = lambda a: math.log(a / (1 - a))
+    mid = d.alpha_bar_at(schedule, 7.5)
+    expected = (lam(schedule.alpha_bar[7].item()) + lam(schedule.alpha_bar[8].item())) / 2
+    assert abs(lam(mid) - expected) < 1e-9
+
+
+def test_ode_bound_runs_on_the_unet_and_adds_its_terms():
+    torch.manual_seed(0)
+    model = d.Diffusion(d.DiffusionConfig(width=8, T=100, schedule="snr", logsnr_max=d.lattice_logsnr_max(17)))
+    x = torch.randint(0, 17, (3, 64), generator=gen(4))
+    out = model.ode_bound(x, 17, steps=4, generator=gen(5))
+    assert out["total"].shape == (3,) and torch.isfinite(out["total"]).all()
+    assert torch.allclose(out["total"], out["ode"] - out["entropy"] + out["decoder"])
