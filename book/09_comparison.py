@@ -229,7 +229,7 @@ shown = {row["key"]: row["samples_by_seed"][str(seed)] if "samples_by_seed" in r
          for row in rows}
 ncol = 3
 nrow = math.ceil(len(rows) / ncol)
-fig, axes = plt.subplots(nrow, ncol, figsize=(3.3 * ncol, 3.7 * nrow))
+fig, axes = plt.subplots(nrow, ncol, figsize=(3.3 * ncol, 3.7 * nrow), squeeze=False, layout="constrained")
 for ax, row in zip(axes.flat, rows):
     images = torch.tensor(shown[row["key"]], dtype=torch.float32) / 16  # (16, 64) in [0, 1]
     plot.image_grid(images, nrow=4, ax=ax, title=f"{short[row['key']]}\nFD {median[row['key']]['frechet']:.2f} (median)")
@@ -237,7 +237,6 @@ for ax, row in zip(axes.flat, rows):
 for ax in axes.flat[len(rows):]:
     ax.axis("off")
 fig.suptitle("16 samples of each row (the scoreboard's draw)")
-fig.tight_layout()
 plt.show()
 
 # %% [markdown]
