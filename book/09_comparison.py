@@ -229,7 +229,7 @@ shown = {row["key"]: row["samples_by_seed"][str(seed)] if "samples_by_seed" in r
          for row in rows}
 ncol = 3
 nrow = math.ceil(len(rows) / ncol)
-fig, axes = plt.subplots(nrow, ncol, figsize=(3.3 * ncol, 3.7 * nrow))
+fig, axes = plt.subplots(nrow, ncol, figsize=(3.3 * ncol, 3.7 * nrow), squeeze=False, layout="constrained")
 for ax, row in zip(axes.flat, rows):
     images = torch.tensor(shown[row["key"]], dtype=torch.float32) / 16  # (16, 64) in [0, 1]
     plot.image_grid(images, nrow=4, ax=ax, title=f"{short[row['key']]}\nFD {median[row['key']]['frechet']:.2f} (median)")
@@ -237,7 +237,6 @@ for ax, row in zip(axes.flat, rows):
 for ax in axes.flat[len(rows):]:
     ax.axis("off")
 fig.suptitle("16 samples of each row (the scoreboard's draw)")
-fig.tight_layout()
 plt.show()
 
 # %% [markdown]
@@ -309,20 +308,30 @@ if "gmm" in by_key:
 # ## 5. Sampling: quality against time
 
 # %%
-def label_points(ax, xs, ys, labels, step=11):
-    """Write each label beside its point, moving a label down (in steps of ``step`` points) while it
-    would overlap one already placed, so that no two labels cover each other."""
+def label_points(ax, xs, ys, labels, step=10, size=8):
+    """Write each label to the right of its point; a label whose box (estimated from its length) would
+    overlap a marker or a label already written is moved up or down in steps of ``step`` points, with a
+    thin line to its point."""
     ax.figure.canvas.draw()  # fix the axes' limits and scales before converting to display units
-    placed = []
-    for x, y, text in sorted(zip(xs, ys, labels), key=lambda t: -ax.transData.transform((t[0], t[1]))[1]):
-        px, py = ax.transData.transform((x, y))
-        dy = 4
-        while any(abs(px - qx) < 9 * max(len(text), len(t)) / 2 and abs(py + dy - qy) < step
-                  for qx, qy, t in placed):
-            dy -= step
-        placed.append((px, py + dy, text))
-        ax.annotate(text, (x, y), textcoords="offset points", xytext=(7, dy), fontsize=8, va="center",
-                    arrowprops=dict(arrowstyle="-", color="0.6", lw=0.6) if dy != 4 else None)
+    px_per_pt = ax.figure.dpi / 72
+    centres = [tuple(ax.transData.transform((x, y)) / px_per_pt) for x, y in zip(xs, ys)]  # in points
+    taken = [(cx - 5, cy - 5, cx + 5, cy + 5) for cx, cy in centres]  # the markers' boxes
+
+    def free(box):
+        return not any(box[0] < o[2] and o[0] < box[2] and box[1] < o[3] and o[1] < box[3] for o in taken)
+
+    for (x, y, text), (cx, cy) in sorted(zip(zip(xs, ys, labels), centres), key=lambda t: -t[1][1]):
+        width = 0.55 * size * len(text)
+        for k in range(15):
+            dy = (1 if k % 2 else -1) * step * ((k + 1) // 2)  # 0, +1, -1, +2, -2, ... steps
+            box = (cx + 7, cy + dy - size / 2, cx + 7 + width, cy + dy + size / 2)
+            if free(box):
+                break
+        else:
+            dy, box = 0, (cx + 7, cy - size / 2, cx + 7 + width, cy + size / 2)
+        taken.append(box)
+        ax.annotate(text, (x, y), textcoords="offset points", xytext=(7, dy), fontsize=size, va="center",
+                    arrowprops=dict(arrowstyle="-", color="0.5", lw=0.6) if dy else None)
 
 
 fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 5.2))
@@ -340,14 +349,10 @@ for i, r in enumerate(rows):  # one colour and marker per row, the same in both 
                  **style)
     ax2.errorbar(m["recall"], m["precision"], xerr=[[m["recall"] - min(rc)], [max(rc) - m["recall"]]],
                  yerr=[[m["precision"] - min(pr)], [max(pr) - m["precision"]]], **style)
-label_points(ax1, [median[r["key"]]["sample_ms_per_image"] for r in rows], [median[r["key"]]["frechet"] for r in rows],
-             [short[r["key"]] for r in rows])
-label_points(ax2, [median[r["key"]]["recall"] for r in rows], [median[r["key"]]["precision"] for r in rows],
-             [short[r["key"]] for r in rows])
 ax1.axhspan(min(floor["frechet"]), max(floor["frechet"]), color="0.85", zorder=0)
 ax1.axhline(np.median(floor["frechet"]), ls="--", c="0.4")
-ax1.text(0.02, np.median(floor["frechet"]), "floor (real images, same N)", fontsize=8, color="0.3", va="bottom",
-         transform=ax1.get_yaxis_transform())
+ax1.text(0.98, np.median(floor["frechet"]), "floor (real images, same N)", fontsize=8, color="0.3", va="bottom",
+         ha="right", transform=ax1.get_yaxis_transform())
 ax1.set_xscale("log")
 all_ms = [v for r in rows for v in compare.values(r, "sample_ms_per_image")]
 ax1.set_xlim(min(all_ms) / 3, max(all_ms) * 5)
@@ -364,6 +369,10 @@ ax2.set_ylabel("precision (samples that look like test images)")
 ax2.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), title="hollow: conditional")
 ax2.set_title("Fidelity and coverage")
 fig.tight_layout()
+label_points(ax1, [median[r["key"]]["sample_ms_per_image"] for r in rows], [median[r["key"]]["frechet"] for r in rows],
+             [short[r["key"]] for r in rows])
+label_points(ax2, [median[r["key"]]["recall"] for r in rows], [median[r["key"]]["precision"] for r in rows],
+             [short[r["key"]] for r in rows])
 plt.show()
 
 # %% tags=["nbval-check-output"]
