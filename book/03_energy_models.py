@@ -180,7 +180,7 @@ plt.show()
 # The left diagram is the training loop this chapter builds: the data and the sampler's output
 # $\hat x$ both pass through the energy network; the loss compares their mean energies; Adam changes
 # $\theta$; the sampler follows the new energy downhill, starting from chains kept in a buffer. The
-# right sketch is one update on a 1-D model with a spurious dip at $x\approx-1.7$.
+# right sketch is one update on a 1-D model with a spurious dip near $x=-1.7$.
 #
 # On the grid we can check the derivation with numbers. Autograd differentiates $\log Z$ computed by
 # the midpoint rule; the expectation $\mathbb E_{p_\theta}[\nabla_\theta E_\theta]$ is computed
@@ -246,7 +246,7 @@ show(ebm.langevin)
 # Before trusting the sampler with a learned energy, test it on a known one. Here the energy of a
 # 2-D Gaussian, $E(x)=\tfrac12(x-\mu)^\top\Sigma^{-1}(x-\mu)$; $2000$ independent chains started from
 # broad noise should end with the Gaussian's mean and covariance, within the Monte Carlo error of
-# $2000$ draws (a standard error of about $\sqrt{2/2000}\approx3\%$ on a variance). A sampler with the
+# $2000$ draws (a relative standard error of $\sqrt{2/2000}=1/\sqrt{1000}$ on a variance). A sampler with the
 # noise too small (here $\sigma=\sqrt{\eta/2}$) samples a narrower distribution, and the same check
 # catches it. (The tests do this with a two-component mixture too.)
 
@@ -371,7 +371,7 @@ plt.show()
 # restart, and below {glue:text}`toy_chain_age_p90:.0f` for nine chains in ten — hundreds of steps,
 # not thousands. The arithmetic agrees: a chain restarts at a draw with probability $0.05$, so it
 # survives about $1/0.05 = 20$ draws of $T = 20$ steps, and in {glue:text}`toy_updates` updates of
-# $128$ chains each slot of the $2000$ is drawn only about $51$ times.
+# $128$ chains each slot of the $2000$ is drawn only $128\,U/2000$ times on average ($U$ the number of updates).
 #
 # ## 5. At convergence the two terms cancel
 #
@@ -678,10 +678,10 @@ fig.tight_layout()
 plt.show()
 
 # %% [markdown]
-# * **Step 10× smaller**, or **2 steps per update**: the chains move too little between updates.
+# * **Step $\eta/10$**, or **2 steps per update**: the chains move too little between updates.
 #   The model pushes up the energy of noise-like samples near where they start, and has no reason
 #   to shape the energy anywhere near the digits; its samples stay noisy.
-# * **Step 30× larger**: a step can move a pixel by $\tfrac{30\eta}{2}\times0.03=0.9$ (the drift's
+# * **Step $30\eta$**: a step can move a pixel by $\tfrac{30\eta}{2}\times0.03=0.9$ (the drift's
 #   factor times the clipped gradient, with $\eta=2$), nearly the whole $[0,1]$ range, so chains hop
 #   between saturated corners of the box. Strokes come out blocky and black-and-white.
 # * **No buffer**: every update starts chains from uniform noise and runs `n_steps` steps. In
@@ -689,7 +689,7 @@ plt.show()
 #   cold steps from noise never get near the digits for it to shape the energy there. Short-run
 #   training from noise {cite:p}`nijkamp2019learning` needs more steps per update and longer training.
 #
-# The numbers do not rank the variants the way the eye does. The 30× step's samples look crisper
+# The numbers do not rank the variants the way the eye does. The $30\eta$ step's samples look crisper
 # than the reference's, and in this run their precision is {glue:text}`var_big_precision:.2f`
 # against the reference's {glue:text}`var_ref_precision:.2f`, yet their Fréchet distance is worse,
 # {glue:text}`var_big_frechet:.0f` against {glue:text}`var_ref_frechet:.0f`: precision asks only

@@ -886,7 +886,7 @@ for temperature, key in ((0.2, "ex5_ll_02"), (1.0, "ex5_ll_1"), (2.0, "ex5_ll_2"
 # $11\times11=121$ of 784 at $N=28$. (A pixel in the middle of a row has the full $(m+1)\times(2m+1)$
 # window: $66$ and $231$ pixels at $N=28$.) So at $N=8$ the window saves little, and on a CPU the fixed
 # cost of each network call dominates such small inputs anyway; at $N=28$ each call sees roughly
-# $784/66\approx12$ times fewer pixels for $m=5$ and $784/231\approx3.4$ times fewer for $m=10$. A
+# $784/66$ times fewer pixels for $m=5$ and $784/231$ times fewer for $m=10$. A
 # deeper network pays twice: more work per call and a larger window. Check the windows with
 # `net.reach()` and the times with `ar.sampling_seconds`; the test
 # `test_window_logits_equal_full_logits_everywhere` shows that the window never changes the logits.
@@ -898,7 +898,7 @@ for temperature, key in ((0.2, "ex5_ll_02"), (1.0, "ex5_ll_1"), (2.0, "ex5_ll_2"
 # ```{admonition} Solution
 # :class: dropdown
 # Low temperature concentrates each conditional on its most likely characters, so the sample's
-# log-probability under the (temperature-1) model is highest at 0.2 — and the text becomes repetitive
+# log-probability under the (temperature-1) model is highest at temperature $0.2$ — and the text becomes repetitive
 # (the most likely word, again and again). Temperature 2 flattens the conditionals into near-random
 # characters with a very low log-probability. Temperature 1 samples the model itself: the typical
 # samples, neither the most likely nor random. High likelihood of *one* sequence is not the same as

@@ -209,7 +209,7 @@ plt.show()
 # **Why the determinant must be cheap.** For a general network, $\log|\det J|$ needs the whole
 # Jacobian — $D$ backward passes, one per output — and then an $O(D^3)$ factorisation, for every
 # training image at every step. For the 64 pixels of a digit that is already slow (we time it in
-# section 6); for a 256x256 colour image, $D\approx 2\times10^5$, it is out of the question. The
+# section 6); for a 256x256 colour image, $D = 3\cdot256^2$, it is out of the question. The
 # requirements on each layer are therefore: invertible, dimension-preserving, a cheap inverse,
 # a cheap log-determinant, and still expressive. Triangular Jacobians meet the middle ones: the
 # determinant of a triangular matrix is the product of its diagonal.
@@ -611,7 +611,7 @@ print("section 5's noiseless score lies below this honest bound:", cheat_score <
 # * The RealNVP of {cite:t}`tomczak2022dgm` reports 122.8, but on a *continuous* scale: its inputs
 #   are the integer levels plus uniform noise on $(0, 0.5]$, and it reports $-\log p$ of that density.
 #   Each pixel's noise cell is then half a level wide, so the discrete bound is
-#   $122.8 + 64\log 2 \approx 122.8 + 44.4 \approx 167$ nats. Put next to our numbers without that
+#   $122.8 + 64\log 2 = 167.2$ nats. Put next to our numbers without that
 #   conversion, it would look $64\log 2$ nats better than it is.
 # * The VAE of Chapter 4 (a categorical decoder; an importance-sampled bound) and the PixelCNN of
 #   Chapter 6 (exact: {glue:text}`pixelcnn_nll:.1f` for its gated model in the book profile) are on

@@ -1119,9 +1119,9 @@ print("shapes: digit trajectory", len(digit_path), "states of", tuple(digit_path
 # around $\tilde\mu_t$ kills the cross term and leaves $\lVert f-\tilde\mu_t\rVert^2+D\tilde\beta_t$.
 # The first part is what the network can reduce; it equals
 # $\frac{\beta_t^2}{\alpha_t(1-\bar\alpha_t)}\lVert\varepsilon-\varepsilon_\theta\rVert^2$ (section 4's check). At
-# $t=2$ (not $t=1$, where $\tilde\beta_1=0$ and there is nothing irreducible), $\beta_1\approx\beta_2\approx10^{-4}$ give
-# $\tilde\beta_2\approx\beta_2/2\approx5\cdot10^{-5}$ and a weight
-# $\beta_2^2/(\alpha_2(1-\bar\alpha_2))\approx5\cdot10^{-5}$ too: an error of one unit in $\varepsilon$ changes the
+# $t=2$ (not $t=1$, where $\tilde\beta_1=0$ and there is nothing irreducible), $\beta_1$ and $\beta_2$ both close to $10^{-4}$ give
+# $\tilde\beta_2=\beta_2(1-\bar\alpha_1)/(1-\bar\alpha_2)$, close to $\beta_2/2$, and a weight
+# $\beta_2^2/(\alpha_2(1-\bar\alpha_2))$ close to $\beta_2/2$ as well: an error of one unit in $\varepsilon$ changes the
 # stripped-down loss per coordinate by about as much as its irreducible noise. The regression signal
 # at small $t$ is drowned in the target's own noise, while the noise-prediction target has unit
 # scale at every $t$ and no irreducible part given $(x_t, x_0)$.
