@@ -296,6 +296,8 @@ class TrainConfig:
     loss: str = "gan"                   # "gan" (log D), "hinge" or "wasserstein" (a critic; use with gp > 0)
     r1: float = 0.0                     # γ of the R1 gradient penalty (γ/2) E‖∇_x D(x)‖² on real data (0: none)
     gp: float = 0.0                     # λ of the WGAN-GP penalty λ E(‖∇ f(x̂)‖ − 1)² between real and fake (0: none)
+    ema: float = 0.0                    # decay β of an exponential moving average of G's weights (0: none);
+                                        # the average replaces G's weights at the end (``finish``)
     snapshot_every: int = 0             # generator steps between snapshots (0: none)
     snapshot_size: int = 512            # samples per snapshot (from one fixed z)
 
@@ -307,6 +309,7 @@ class TrainConfig:
         checks.choice("loss", self.loss, LOSSES)
         checks.non_negative("r1", self.r1)
         checks.non_negative("gp", self.gp)
+        checks.in_unit_interval("ema", self.ema)
         checks.non_negative_int("snapshot_every", self.snapshot_every)
         checks.positive_int("snapshot_size", self.snapshot_size)
 
@@ -337,6 +340,8 @@ class AdversarialStep:
         self.calls = self.steps = 0
         self.log: dict[str, list[float]] = {"d_loss": [], "g_loss": [], "d_real": [], "d_fake": [], "g_grad": []}
         self.snapshots: list[Snapshot] = []
+        self._ema = ({k: v.detach().clone() for k, v in model.generator.state_dict().items()}
+                     if config.ema else None)
         self._z = model.noise(config.snapshot_size, generator) if config.snapshot_every else None
         if self._z is not None:
             self._snapshot(model)
@@ -387,11 +392,23 @@ class AdversarialStep:
         grad_norm = torch.sqrt(sum(p.grad.pow(2).sum() for p in model.generator.parameters() if p.grad is not None))
         self.opt_g.step()
         self.steps += 1
+        if self._ema is not None:  # θ_avg ← β θ_avg + (1 − β) θ (buffers such as batch-norm statistics copied)
+            with torch.no_grad():
+                for key, value in model.generator.state_dict().items():
+                    if value.dtype.is_floating_point:
+                        self._ema[key].mul_(self.config.ema).add_(value, alpha=1 - self.config.ema)
+                    else:
+                        self._ema[key].copy_(value)
         for key, value in (("d_loss", d_loss), ("g_loss", g_loss), ("d_real", torch.sigmoid(real_logits).mean()),
                            ("d_fake", torch.sigmoid(fake_logits).mean()), ("g_grad", grad_norm)):
             self.log[key].append(float(value.detach()))
         if self.config.snapshot_every and self.steps % self.config.snapshot_every == 0:
             self._snapshot(model)
+
+    def finish(self, model: GAN) -> None:
+        """At the end of training: give G the averaged weights (when ``ema`` > 0; otherwise nothing)."""
+        if self._ema is not None:
+            model.generator.load_state_dict(self._ema)
 
     def _snapshot(self, model: GAN) -> None:
         y = None
@@ -413,11 +430,34 @@ def fit_gan(model: GAN, data: torch.Tensor | tuple, *, epochs: int, batch_size: 
     step = AdversarialStep(model, config, generator)
     step.history = fit(model, batch_loss, data, epochs=epochs, batch_size=batch_size, device=device,
                        generator=generator, progress=progress, step=step)
+    step.finish(model)
     step.history.log = step.log
     return step
 
 
+# ----------------------------------------------------------------------------- the chapter's image GANs
+
+DIGITS_EPOCHS = 40      # the book profile's passes over the 1,000 training digits (batch 64: 640 generator steps)
+DIGITS_R1 = 1.0         # γ of R1 for the digits' discriminator (pixels in [0, 1])
+
+
+def digits_config(dataset: str = "digits", latent_dim: int = 16, hidden: int = 32, **overrides) -> GANConfig:
+    """The chapter's DCGAN for ``dataset`` (unconditional; ``n_classes=10`` for the conditional one)."""
+    return GANConfig.for_dataset(dataset, arch="conv", latent_dim=latent_dim, hidden=hidden, **overrides)
+
+
+def digits_train_config(**overrides) -> TrainConfig:
+    """The chapter's training of the image GANs: Adam (β1 = 0.5), both learning rates 1e-3, and R1
+    with γ = ``DIGITS_R1`` (pass ``r1=0.0`` for the plain game)."""
+    return TrainConfig(**{"lr_g": 1e-3, "lr_d": 1e-3, "r1": DIGITS_R1, **overrides})
+
+
 # ----------------------------------------------------------------------------- the ring experiment
+
+
+STABLE_RING_STEPS = 3000   # generator steps of the stabilised ring runs (balanced learning rates)
+STABLE_RING_R1 = 0.1       # γ of R1 on the ring
+STABLE_RING_EMA = 0.99     # decay of the generator's weight average on the ring (evaluated with the average)
 
 
 @dataclass(frozen=True)
@@ -461,6 +501,7 @@ class RingExperiment:
         epochs = math.ceil(self.steps * k / batches)  # one generator step per k batches
         tic = time.process_time()
         fit(model, batch_loss, x, epochs=epochs, batch_size=self.batch_size, generator=gen, progress=False, step=step)
+        step.finish(model)
         seconds = time.process_time() - tic
         centres = metrics.ring_centres()
         curve = [metrics.mode_coverage(s.samples, centres, self.std) for s in step.snapshots]

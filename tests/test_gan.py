@@ -293,6 +293,23 @@ def test_one_step_dry_run_through_fit(config, game):
     assert step.log["g_grad"][0] > 0
 
 
+def test_ema_replaces_the_generator_by_the_running_average_of_its_weights():
+    torch.manual_seed(0)
+    model = gan.GAN(gan.GANConfig(hidden=8))
+    step = gan.AdversarialStep(model, gan.TrainConfig(ema=0.5))
+    x = data.toy("8gaussians", 32)
+    weights = [_params(model.generator)]
+    for _ in range(2):
+        step(model, (x,))
+        weights.append(_params(model.generator))
+    step.finish(model)
+    # avg ← ½ avg + ½ θ from avg = θ0: after two steps ¼ θ0 + ¼ θ1 + ½ θ2
+    for p, w0, w1, w2 in zip(model.generator.parameters(), *weights):
+        assert torch.allclose(p, 0.25 * w0 + 0.25 * w1 + 0.5 * w2, atol=1e-6)
+    with pytest.raises(ValueError, match=r"ema must be in \[0, 1\)"):
+        gan.TrainConfig(ema=1.0)
+
+
 def test_spectral_norm_conv_discriminator_trains_one_step():
     torch.manual_seed(0)
     model = gan.GAN(gan.GANConfig.for_dataset("digits", arch="conv", hidden=8, spectral_norm=True))
