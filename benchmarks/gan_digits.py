@@ -37,6 +37,18 @@ from genlib.train import fit
 TARGET_QUALITY = 0.9
 
 
+class CPUTimer:
+    """``with CPUTimer() as t: ...`` then ``t.seconds``: CPU time of the process in a block (less
+    sensitive than wall time to other work on a shared machine)."""
+
+    def __enter__(self):
+        self._tic = time.process_time()
+        return self
+
+    def __exit__(self, *exc):
+        self.seconds = time.process_time() - self._tic
+
+
 def ring_variants() -> dict[str, tuple[gan.RingExperiment, dict]]:
     collapse = gan.RingExperiment()
     stable = gan.RingExperiment(steps=gan.STABLE_RING_STEPS, lr_d=1e-3)
@@ -73,7 +85,14 @@ def ring(seeds: list[int], only: list[str] | None = None) -> dict:
     return out
 
 
-def digits(seeds: list[int], epochs: int) -> dict:
+DIGIT_MODELS = ("DCGAN + R1", "DCGAN, no penalty", "conditional DCGAN + R1", "VAE")
+
+
+def digits(seeds: list[int], epochs: int, models: list[str] | None = None) -> dict:
+    models = list(models or DIGIT_MODELS)
+    unknown = set(models) - set(DIGIT_MODELS)
+    if unknown:
+        raise SystemExit(f"unknown model(s) {sorted(unknown)}; choose from: {', '.join(DIGIT_MODELS)}")
     train, val, test = (data.digits(s) for s in ("train", "val", "test"))
     x_train, x_test = train.scaled(), test.scaled()
     n = len(x_test)
@@ -83,47 +102,53 @@ def digits(seeds: list[int], epochs: int) -> dict:
     results: dict[str, list] = {}
     inversion = []
 
-    def record(name, seed, x, seconds):
+    def record(name, seed, x, seconds, cpu_seconds):
         q = metrics.sample_quality(x, x_test)
-        q["seconds"] = seconds
+        q["seconds"], q["cpu_seconds"] = seconds, cpu_seconds
         results.setdefault(name, []).append(q)
         print(f"digits, {name}, seed {seed}: Fréchet {q['frechet']:.2f}, precision {q['precision']:.3f}, "
-              f"recall {q['recall']:.3f}, train {seconds:.1f} s", flush=True)
+              f"recall {q['recall']:.3f}, train {seconds:.1f} s wall, {cpu_seconds:.1f} s CPU", flush=True)
 
     for seed in seeds:
         for name, options, r1 in (("DCGAN + R1", {}, gan.DIGITS_R1), ("DCGAN, no penalty", {}, 0.0),
                                   ("conditional DCGAN + R1", {"n_classes": 10}, gan.DIGITS_R1)):
+            if name not in models:
+                continue
             gen = seed_everything(seed)
             model = gan.GAN(gan.digits_config(**options))
             labels = (x_train, train.y) if options else x_train
-            with bench.Timer() as t:
+            with bench.Timer() as t, CPUTimer() as cpu:
                 gan.fit_gan(model, labels, epochs=epochs, batch_size=64, config=gan.digits_train_config(r1=r1),
                             generator=gen)
             y = train.y[torch.randint(len(train.y), (n,), generator=gen)] if options else None
-            record(name, seed, model.sample(n, y=y, generator=gen), t.seconds)
+            record(name, seed, model.sample(n, y=y, generator=gen), t.seconds, cpu.seconds)
             if name == "DCGAN + R1":
                 _, x_hat = gan.invert(model, x_test[:100], steps=300, lr=0.05, generator=gen)
                 inversion.append({"gan_inversion_mse": float((x_hat - x_test[:100]).pow(2).mean())})
+        if "VAE" not in models:
+            continue
         gen = seed_everything(seed)
         model, settings = vae.VAE(vae.VAEConfig()), vae.TrainConfig()
-        with bench.Timer() as t:
+        with bench.Timer() as t, CPUTimer() as cpu:
             fit(model, vae.batch_loss, train.x, val.x, epochs=settings.epochs, batch_size=settings.batch_size,
                 lr=settings.lr, patience=settings.patience, generator=gen, progress=False)
-        record("VAE", seed, model.sample(n, generator=gen).float() / (train.levels - 1), t.seconds)
+        record("VAE", seed, model.sample(n, generator=gen).float() / (train.levels - 1), t.seconds, cpu.seconds)
         model.eval()
         with torch.no_grad():
             x_hat = model.decode(model.encode(test.x[:100])[0]).mean / (train.levels - 1)
+        if "DCGAN + R1" not in models:
+            inversion.append({})
         inversion[-1]["vae_reconstruction_mse"] = float((x_hat - x_test[:100]).pow(2).mean())
-        print(f"digits, seed {seed}: mean squared error per pixel on 100 test images: GAN inversion "
-              f"{inversion[-1]['gan_inversion_mse']:.4f}, VAE reconstruction {inversion[-1]['vae_reconstruction_mse']:.4f}",
-              flush=True)
-        for name in ("DCGAN + R1", "DCGAN, no penalty", "conditional DCGAN + R1"):
+        print(f"digits, seed {seed}: mean squared error per pixel on 100 test images: "
+              + ", ".join(f"{k} {v:.4f}" for k, v in inversion[-1].items()), flush=True)
+        for name in models[:-1] if models[-1] == "VAE" else ():
             results[name][-1]["fd_over_vae"] = results[name][-1]["frechet"] / results["VAE"][-1]["frechet"]
-    specs = {"frechet": ".2f", "precision": ".3f", "recall": ".3f", "seconds": ".1f"}
+    specs = {"frechet": ".2f", "precision": ".3f", "recall": ".3f", "seconds": ".1f", "cpu_seconds": ".1f"}
     for name, runs in results.items():
         extra = {"fd_over_vae": ".2f"} if "fd_over_vae" in runs[0] else {}
         print(bench.report(runs, {**specs, **extra}, f"digits, {name}"), flush=True)
-    print(bench.report(inversion, {"gan_inversion_mse": ".4f", "vae_reconstruction_mse": ".4f"}, "digits, inversion"))
+    if inversion:
+        print(bench.report(inversion, {k: ".4f" for k in inversion[0]}, "digits, inversion"))
     return {"floor": floor, "n": n, "epochs": epochs, "models": results, "inversion": inversion}
 
 
@@ -131,6 +156,7 @@ def main() -> None:
     parser = bench.parser(__doc__)
     parser.add_argument("--ring", action="store_true", help="the ring variants (default seeds: pass 0 1 2 3 4)")
     parser.add_argument("--digits", action="store_true", help="sample quality on the digits")
+    parser.add_argument("--models", nargs="+", help=f"digit models to run (default: all of {DIGIT_MODELS})")
     parser.add_argument("--epochs", type=int, default=gan.DIGITS_EPOCHS, help="epochs of each image GAN")
     parser.add_argument("--only", nargs="+", help="ring variants to run (default: all), e.g. 'R1' 'plain GAN (balanced)'")
     parser.add_argument("--out", type=Path, help="write the runs as JSON here (merged into an existing file)")
@@ -142,7 +168,7 @@ def main() -> None:
     if args.ring:
         out["ring"] = ring(args.seeds, args.only)
     if args.digits:
-        out["digits"] = digits(args.seeds, args.epochs)
+        out["digits"] = digits(args.seeds, args.epochs, args.models)
     if args.out:
         previous = json.loads(args.out.read_text()) if args.out.exists() else {}
         if "ring" in out:
