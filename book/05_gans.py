@@ -967,7 +967,7 @@ weights = torch.linalg.lstsq(design, ink.cpu()[:, None]).solution[:latent_dim, 0
 direction = (weights / weights.norm()).to(dev)           # unit vector in z space
 amounts = torch.linspace(-3, 3, 7)
 z_base = ugan.noise(3, gen)
-edits = torch.cat([z + a * direction for z in z_base for a in amounts])
+edits = torch.stack([z + a * direction for z in z_base for a in amounts])   # (21, L)
 ax = plot.image_grid(ugan.sample(len(edits), z=edits).cpu(), train.shape, nrow=7, vmax=1,
                      title="three codes z moved along the ink direction, a = -3 … 3")
 ax.set_xticks([1 + (train.shape[1] + 1) * i + train.shape[1] / 2 - 0.5 for i in range(7)],
