@@ -198,19 +198,20 @@ def draw_gan_game(ax=None, conditional: bool = False):
     With ``conditional=True`` a label y also enters both networks (a conditional GAN).
     """
     ax = canvas(9, 3.9, ax=ax, xlim=(0, 11), ylim=(-0.1, 4.6))
+    y = ", y" if conditional else ""
     box(ax, 1.0, 1.2, "noise\n$z \\sim \\mathcal{N}(0, I_L)$", width=1.8, height=0.9, kind="latent")
     box(ax, 3.6, 1.2, "generator\n$G_\\theta$", width=1.5, height=0.9, kind="net")
-    box(ax, 6.0, 1.2, "fake\n$G_\\theta(z) \\sim p_g$", width=1.7, height=0.9, kind="data")
-    box(ax, 6.0, 3.2, "real\n$x \\sim p_{\\mathrm{data}}$", width=1.7, height=0.9, kind="data")
+    box(ax, 6.0, 1.2, f"fake\n$G_\\theta(z{y})$", width=1.7, height=0.9, kind="data")
+    box(ax, 6.0, 3.2, f"real\n$(x{y}) \\sim p_{{\\mathrm{{data}}}}$", width=1.7, height=0.9, kind="data")
     box(ax, 8.2, 2.2, "discriminator\n$D_\\phi$", width=1.6, height=0.9, kind="net")
-    box(ax, 10.2, 2.2, "$D_\\phi(\\cdot)$\n= P(real)", width=1.3, height=0.9, kind="loss")
+    box(ax, 10.2, 2.2, f"$D_\\phi(\\cdot{y})$\n= P(real)", width=1.3, height=0.9, kind="loss")
     arrow(ax, (1.95, 1.2), (2.8, 1.2))
     arrow(ax, (4.4, 1.2), (5.1, 1.2))
     arrow(ax, (6.9, 1.4), (7.4, 1.95))
     arrow(ax, (6.9, 3.0), (7.4, 2.45))
     arrow(ax, (9.05, 2.2), (9.5, 2.2))
-    ax.text(5.5, 0.2, "D: maximise $\\log D(x) + \\log(1 - D(G(z)))$;   G: minimise $\\log(1 - D(G(z)))$ "
-            "(or maximise $\\log D(G(z))$)", ha="center", va="center", fontsize=8.5)
+    ax.text(5.5, 0.2, f"D: maximise $\\log D(x{y}) + \\log(1 - D(G(z{y}){y}))$;   G: minimise $\\log(1 - D(G(z{y}){y}))$ "
+            f"(or maximise $\\log D(G(z{y}){y})$)", ha="center", va="center", fontsize=8.5)
     if conditional:
         box(ax, 3.6, 4.15, "label $y$", width=1.2, height=0.5, kind="latent")
         arrow(ax, (3.6, 3.85), (3.6, 1.7), dashed=True)

@@ -30,6 +30,7 @@ label to both players. A GAN has ``sample`` but no ``log_prob``.
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 
 import torch
@@ -41,6 +42,7 @@ from genlib.family import Family
 
 ARCHS = ("mlp", "conv")
 GENERATOR_LOSSES = ("nonsaturating", "minimax")
+LOSSES = ("gan", "hinge", "wasserstein")   # the game: Goodfellow et al.'s, the hinge loss, Wasserstein (WGAN)
 OUTPUTS = ("linear", "sigmoid")
 
 
@@ -58,6 +60,7 @@ class GANConfig:
     n_classes: int = 0                   # > 0: conditional GAN (one-hot label to G and D)
     pack: int = 1                        # PacGAN: samples the discriminator judges together (1 = plain GAN)
     minibatch_std: bool = False          # give D the minibatch's standard deviation as an extra feature
+    spectral_norm: bool = False          # divide each of D's weight matrices by its largest singular value
 
     def __post_init__(self):
         checks.positive_int("dims", self.dims)
@@ -68,6 +71,9 @@ class GANConfig:
         checks.choice("output", self.output, OUTPUTS)
         checks.non_negative_int("n_classes", self.n_classes)
         checks.positive_int("pack", self.pack)
+        if not isinstance(self.spectral_norm, bool) or not isinstance(self.minibatch_std, bool):
+            raise ValueError(f"spectral_norm and minibatch_std must be True or False, got "
+                             f"{self.spectral_norm!r} and {self.minibatch_std!r}")
         if self.arch == "conv":
             if self.shape is None or len(self.shape) != 2 or self.shape[0] * self.shape[1] != self.dims \
                     or self.shape[0] % 4 or self.shape[1] % 4:
@@ -144,6 +150,10 @@ class Discriminator(nn.Module):
                 nn.Flatten(),                                                          # (B/m, 2C H W / 16)
             )
             self.head = nn.Linear(2 * c.hidden * h * w, 1)
+        if c.spectral_norm:  # W -> W / σ_max(W), σ_max by one power iteration per training call (Miyato et al.)
+            for module in list(self.modules()):
+                if isinstance(module, (nn.Linear, nn.Conv2d)):
+                    nn.utils.parametrizations.spectral_norm(module)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         c = self.config
@@ -227,6 +237,32 @@ def r1_penalty(real_logits: torch.Tensor, x: torch.Tensor, gamma: float) -> torc
     return 0.5 * gamma * grad.pow(2).sum(1).mean()
 
 
+def hinge_losses(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The hinge loss (Lim & Ye 2017; Miyato et al. 2018), on the critic's score a (not squashed):
+
+    discriminator: E[max(0, 1 − a(x))] + E[max(0, 1 + a(G(z)))];   generator: −E[a(G(z))].
+    Returns (discriminator loss, generator loss) — the generator's from ``fake_logits`` as given."""
+    return F.relu(1 - real_logits).mean() + F.relu(1 + fake_logits).mean(), -fake_logits.mean()
+
+
+def critic_loss(real_scores: torch.Tensor, fake_scores: torch.Tensor) -> torch.Tensor:
+    """The Wasserstein critic's loss E[f(G(z))] − E[f(x)] (Arjovsky et al. 2017): minimising it
+    maximises E_data[f] − E_g[f], which over 1-Lipschitz f is W₁(p_data, p_g) (Kantorovich–Rubinstein)."""
+    return fake_scores.mean() - real_scores.mean()
+
+
+def gradient_penalty(critic, real: torch.Tensor, fake: torch.Tensor, weight: float, y: torch.Tensor | None = None,
+                     generator: torch.Generator | None = None) -> torch.Tensor:
+    """λ E_x̂[(‖∇_x̂ f(x̂)‖ − 1)²] at x̂ = u x + (1 − u) G(z), u ~ U(0, 1) per pair (Gulrajani et al. 2017).
+
+    The optimal 1-Lipschitz critic has gradient norm 1 on the segments between coupled points, so
+    the penalty pushes f towards the constraint where it matters, softly."""
+    u = torch.rand(len(real), 1, generator=generator).to(real.device)        # (B, 1)
+    between = (u * real.detach() + (1 - u) * fake.detach()).requires_grad_(True)  # (B, D)
+    (grad,) = torch.autograd.grad(critic(between, y).sum(), between, create_graph=True)  # (B, D)
+    return weight * (grad.norm(dim=1) - 1).pow(2).mean()
+
+
 def optimal_discriminator(p_data: torch.Tensor, p_g: torch.Tensor) -> torch.Tensor:
     """D*(x) = p_data(x) / (p_data(x) + p_g(x)), from the two densities at the same points."""
     return p_data / (p_data + p_g)
@@ -260,8 +296,12 @@ class TrainConfig:
     lr_g: float = 1e-3
     lr_d: float = 1e-3
     betas: tuple[float, float] = (0.5, 0.999)
-    generator_loss: str = "nonsaturating"
+    generator_loss: str = "nonsaturating"   # for loss="gan": the generator's loss
+    loss: str = "gan"                   # "gan" (log D), "hinge" or "wasserstein" (a critic; use with gp > 0)
     r1: float = 0.0                     # γ of the R1 gradient penalty (γ/2) E‖∇_x D(x)‖² on real data (0: none)
+    gp: float = 0.0                     # λ of the WGAN-GP penalty λ E(‖∇ f(x̂)‖ − 1)² between real and fake (0: none)
+    ema: float = 0.0                    # decay β of an exponential moving average of G's weights (0: none);
+                                        # the average replaces G's weights at the end (``finish``)
     snapshot_every: int = 0             # generator steps between snapshots (0: none)
     snapshot_size: int = 512            # samples per snapshot (from one fixed z)
 
@@ -270,6 +310,10 @@ class TrainConfig:
         checks.positive("lr_g", self.lr_g)
         checks.positive("lr_d", self.lr_d)
         checks.choice("generator_loss", self.generator_loss, GENERATOR_LOSSES)
+        checks.choice("loss", self.loss, LOSSES)
+        checks.non_negative("r1", self.r1)
+        checks.non_negative("gp", self.gp)
+        checks.in_unit_interval("ema", self.ema)
         checks.non_negative_int("snapshot_every", self.snapshot_every)
         checks.positive_int("snapshot_size", self.snapshot_size)
 
@@ -286,7 +330,8 @@ class AdversarialStep:
     Every call takes a discriminator step on the minibatch; every k-th call also takes a
     generator step, so there are k discriminator steps per generator step. The two players have
     their own Adam optimisers (created here). Returns the discriminator's loss (−V) of the batch.
-    ``log`` keeps, per generator step, both losses and the mean D on real and on generated points;
+    ``log`` keeps, per generator step, both losses, the mean D on real and on generated points (for
+    a critic, σ of its score) and the norm of the generator's gradient;
     ``snapshots`` keeps G(z_fixed) every ``snapshot_every`` generator steps (and at step 0).
     """
 
@@ -297,8 +342,10 @@ class AdversarialStep:
         self.opt_g = torch.optim.Adam(model.generator.parameters(), lr=config.lr_g, betas=config.betas)
         self.generator = generator
         self.calls = self.steps = 0
-        self.log: dict[str, list[float]] = {"d_loss": [], "g_loss": [], "d_real": [], "d_fake": []}
+        self.log: dict[str, list[float]] = {"d_loss": [], "g_loss": [], "d_real": [], "d_fake": [], "g_grad": []}
         self.snapshots: list[Snapshot] = []
+        self._ema = ({k: v.detach().clone() for k, v in model.generator.state_dict().items()}
+                     if config.ema else None)
         self._z = model.noise(config.snapshot_size, generator) if config.snapshot_every else None
         if self._z is not None:
             self._snapshot(model)
@@ -307,34 +354,65 @@ class AdversarialStep:
         x, y = _split(batch)
         n = len(x) - len(x) % model.config.pack           # whole packs only
         x, y = x[:n], (None if y is None else y[:n])
-        # discriminator: minimise −V with G fixed (the fake batch is detached)
+        c = self.config
+        # discriminator: minimise its loss with G fixed (the fake batch is detached)
         fake = model.generator(model.noise(n, self.generator), y).detach()
-        if self.config.r1:
+        if c.r1:
             x = x.detach().requires_grad_(True)
         real_logits, fake_logits = model.discriminator(x, y), model.discriminator(fake, y)
-        d_loss = discriminator_loss(real_logits, fake_logits)
-        if self.config.r1:
-            d_loss = d_loss + r1_penalty(real_logits, x, self.config.r1)
+        d_loss = self.discriminator_loss(real_logits, fake_logits)
+        penalised = d_loss
+        if c.r1:
+            penalised = penalised + r1_penalty(real_logits, x, c.r1)
+        if c.gp:
+            penalised = penalised + gradient_penalty(model.discriminator, x, fake, c.gp, y, self.generator)
         self.opt_d.zero_grad(set_to_none=True)
-        d_loss.backward()
+        penalised.backward()
         self.opt_d.step()
         self.calls += 1
-        if self.calls % self.config.k == 0:
+        if self.calls % c.k == 0:
             self._generator_step(model, n, y, d_loss, real_logits, fake_logits)
         return d_loss.detach()
 
+    def discriminator_loss(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+        """The discriminator's loss of the configured game (without penalties)."""
+        if self.config.loss == "hinge":
+            return hinge_losses(real_logits, fake_logits)[0]
+        if self.config.loss == "wasserstein":
+            return critic_loss(real_logits, fake_logits)
+        return discriminator_loss(real_logits, fake_logits)
+
+    def generator_loss(self, fake_logits: torch.Tensor) -> torch.Tensor:
+        """The generator's loss of the configured game: −E[score of G(z)] for hinge and Wasserstein."""
+        if self.config.loss == "gan":
+            return generator_loss(fake_logits, self.config.generator_loss)
+        return -fake_logits.mean()
+
     def _generator_step(self, model, n, y, d_loss, real_logits, fake_logits):
         fake_logits_g = model.discriminator(model.generator(model.noise(n, self.generator), y), y)
-        g_loss = generator_loss(fake_logits_g, self.config.generator_loss)
+        g_loss = self.generator_loss(fake_logits_g)
         self.opt_g.zero_grad(set_to_none=True)
         g_loss.backward()                                    # D's grads are cleared at its next step
+        grad_norm = torch.sqrt(sum(p.grad.pow(2).sum() for p in model.generator.parameters() if p.grad is not None))
         self.opt_g.step()
         self.steps += 1
+        if self._ema is not None:  # θ_avg ← β θ_avg + (1 − β) θ (buffers such as batch-norm statistics copied)
+            with torch.no_grad():
+                for key, value in model.generator.state_dict().items():
+                    if value.dtype.is_floating_point:
+                        self._ema[key].mul_(self.config.ema).add_(value, alpha=1 - self.config.ema)
+                    else:
+                        self._ema[key].copy_(value)
         for key, value in (("d_loss", d_loss), ("g_loss", g_loss), ("d_real", torch.sigmoid(real_logits).mean()),
-                           ("d_fake", torch.sigmoid(fake_logits).mean())):
+                           ("d_fake", torch.sigmoid(fake_logits).mean()), ("g_grad", grad_norm)):
             self.log[key].append(float(value.detach()))
         if self.config.snapshot_every and self.steps % self.config.snapshot_every == 0:
             self._snapshot(model)
+
+    def finish(self, model: GAN) -> None:
+        """At the end of training: give G the averaged weights (when ``ema`` > 0; otherwise nothing)."""
+        if self._ema is not None:
+            model.generator.load_state_dict(self._ema)
 
     def _snapshot(self, model: GAN) -> None:
         y = None
@@ -356,11 +434,34 @@ def fit_gan(model: GAN, data: torch.Tensor | tuple, *, epochs: int, batch_size: 
     step = AdversarialStep(model, config, generator)
     step.history = fit(model, batch_loss, data, epochs=epochs, batch_size=batch_size, device=device,
                        generator=generator, progress=progress, step=step)
+    step.finish(model)
     step.history.log = step.log
     return step
 
 
+# ----------------------------------------------------------------------------- the chapter's image GANs
+
+DIGITS_EPOCHS = 40      # the book profile's passes over the 1,000 training digits (batch 64: 640 generator steps)
+DIGITS_R1 = 1.0         # γ of R1 for the digits' discriminator (pixels in [0, 1])
+
+
+def digits_config(dataset: str = "digits", latent_dim: int = 16, hidden: int = 32, **overrides) -> GANConfig:
+    """The chapter's DCGAN for ``dataset`` (unconditional; ``n_classes=10`` for the conditional one)."""
+    return GANConfig.for_dataset(dataset, arch="conv", latent_dim=latent_dim, hidden=hidden, **overrides)
+
+
+def digits_train_config(**overrides) -> TrainConfig:
+    """The chapter's training of the image GANs: Adam (β1 = 0.5), both learning rates 1e-3, and R1
+    with γ = ``DIGITS_R1`` (pass ``r1=0.0`` for the plain game)."""
+    return TrainConfig(**{"lr_g": 1e-3, "lr_d": 1e-3, "r1": DIGITS_R1, **overrides})
+
+
 # ----------------------------------------------------------------------------- the ring experiment
+
+
+STABLE_RING_STEPS = 3000   # generator steps of the stabilised ring runs (balanced learning rates)
+STABLE_RING_R1 = 0.1       # γ of R1 on the ring
+STABLE_RING_EMA = 0.99     # decay of the generator's weight average on the ring (evaluated with the average)
 
 
 @dataclass(frozen=True)
@@ -378,26 +479,125 @@ class RingExperiment:
     n_eval: int = 2500       # samples counted per evaluation
     evals: int = 20          # evaluations (and snapshots) over training
 
-    def run(self, seed: int, pack: int = 1, minibatch_std: bool = False) -> dict:
-        """Train one GAN (``pack`` = 1: plain; > 1: PacGAN) from ``seed``; return its samples, the
-        snapshots and, at each evaluation, the modes covered and the high-quality fraction."""
+    def run(self, seed: int, **options) -> dict:
+        """Train one GAN from ``seed``; return its samples, the snapshots and, at each evaluation, the
+        modes covered and the high-quality fraction. ``options`` change the model (a field of
+        :class:`GANConfig`: ``pack``, ``minibatch_std``, ``spectral_norm``) or its training (a field of
+        :class:`TrainConfig`: ``r1``, ``gp``, ``loss``, ``generator_loss``, ``lr_g``, ``lr_d``, ``k``)."""
         from genlib import data, metrics, seed_everything
         from genlib.train import fit
 
+        model_fields, train_fields = set(GANConfig.__dataclass_fields__), set(TrainConfig.__dataclass_fields__)
+        unknown = set(options) - model_fields - train_fields
+        if unknown:
+            raise ValueError(f"unknown ring option(s) {sorted(unknown)}; choose from the fields of GANConfig "
+                             f"and TrainConfig")
         gen = seed_everything(seed)
         x = data.toy("8gaussians", self.n, seed=seed, noise=self.std)
-        model = GAN(GANConfig(hidden=self.hidden, latent_dim=self.latent_dim, pack=pack, minibatch_std=minibatch_std))
+        model = GAN(GANConfig(**{"hidden": self.hidden, "latent_dim": self.latent_dim,
+                                 **{k: v for k, v in options.items() if k in model_fields}}))
         every = max(1, self.steps // self.evals)
-        step = AdversarialStep(model, TrainConfig(lr_g=self.lr_g, lr_d=self.lr_d, snapshot_every=every,
-                                                  snapshot_size=self.n_eval), gen)
-        epochs = math.ceil(self.steps / math.ceil(self.n / self.batch_size))  # one generator step per batch
+        k = options.get("k", 1)
+        train = TrainConfig(**{"lr_g": self.lr_g, "lr_d": self.lr_d, "snapshot_every": every,
+                               "snapshot_size": self.n_eval, **{k_: v for k_, v in options.items() if k_ in train_fields}})
+        step = AdversarialStep(model, train, gen)
+        batches = math.ceil(self.n / self.batch_size)
+        epochs = math.ceil(self.steps * k / batches)  # one generator step per k batches
+        tic = time.process_time()
         fit(model, batch_loss, x, epochs=epochs, batch_size=self.batch_size, generator=gen, progress=False, step=step)
+        step.finish(model)
+        seconds = time.process_time() - tic
         centres = metrics.ring_centres()
         curve = [metrics.mode_coverage(s.samples, centres, self.std) for s in step.snapshots]
         final = metrics.mode_coverage(model.sample(self.n_eval, generator=gen), centres, self.std)
-        return {"model": model, "step": step, "final": final,
+        return {"model": model, "step": step, "final": final, "cpu_seconds": seconds,
                 "steps": [s.step for s in step.snapshots],
                 "modes": [c["modes"] for c in curve], "high_quality": [c["high_quality"] for c in curve]}
+
+
+# ----------------------------------------------------------------------------- the Dirac-GAN
+
+
+def dirac_gan(theta: float, psi: float, steps: int, lr: float, loss: str = "gan", r1: float = 0.0,
+              simultaneous: bool = True) -> torch.Tensor:
+    """Gradient descent on the Dirac-GAN (Mescheder et al. 2018): data δ₀, generator δ_θ, and a
+    linear discriminator with logit a(x) = ψ x. Both players use genlib's losses (``loss`` "gan":
+    −V and the non-saturating generator loss; "wasserstein": the critic's loss and −E[f(G(z))]),
+    and the discriminator adds the R1 penalty (γ/2) ψ² when ``r1`` = γ > 0.
+
+    The unique equilibrium is θ = ψ = 0. Returns the path (steps + 1, 2) of (θ, ψ). With
+    ``simultaneous`` both players step from the same point; otherwise ψ steps first and θ answers."""
+    checks.positive_int("steps", steps)
+    checks.positive("lr", lr)
+    checks.choice("loss", loss, ("gan", "wasserstein"))
+    checks.non_negative("r1", r1)
+    th = torch.tensor(float(theta), dtype=torch.float64, requires_grad=True)
+    ps = torch.tensor(float(psi), dtype=torch.float64, requires_grad=True)
+    real = torch.zeros(1, 1, dtype=torch.float64, requires_grad=True)       # the one data point, x = 0
+
+    def d_grad(th, ps):
+        real_logit, fake_logit = ps * real[:, 0], (ps * th.detach())[None]   # (1,) each
+        d = critic_loss(real_logit, fake_logit) if loss == "wasserstein" else discriminator_loss(real_logit, fake_logit)
+        if r1:
+            d = d + r1_penalty(real_logit, real, r1)
+        return torch.autograd.grad(d, ps)[0]
+
+    def g_grad(th, ps):
+        fake_logit = (ps.detach() * th)[None]
+        g = -fake_logit.mean() if loss == "wasserstein" else generator_loss(fake_logit, "nonsaturating")
+        return torch.autograd.grad(g, th)[0]
+
+    path = [(th.item(), ps.item())]
+    for _ in range(steps):
+        if simultaneous:
+            dps, dth = d_grad(th, ps), g_grad(th, ps)
+            with torch.no_grad():
+                ps -= lr * dps
+                th -= lr * dth
+        else:
+            dps = d_grad(th, ps)
+            with torch.no_grad():
+                ps -= lr * dps
+            dth = g_grad(th, ps)
+            with torch.no_grad():
+                th -= lr * dth
+        path.append((th.item(), ps.item()))
+    return torch.tensor(path, dtype=torch.float64)
+
+
+# ----------------------------------------------------------------------------- inversion and memorisation
+
+
+def invert(model: GAN, x: torch.Tensor, steps: int = 300, lr: float = 0.05, y: torch.Tensor | None = None,
+           generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """A GAN has no encoder: find codes z (N, L) with G(z) ≈ x (N, D) by minimising the squared error
+    ‖G(z) − x‖² over z with Adam, from z ~ N(0, I). Returns (z, G(z)), detached. G is not trained."""
+    checks.positive_int("steps", steps)
+    checks.positive("lr", lr)
+    if x.dim() != 2 or x.shape[1] != model.config.dims:
+        raise ValueError(f"x must have shape (N, {model.config.dims}), got {tuple(x.shape)}")
+    was_training = model.training
+    model.eval()
+    z = model.noise(len(x), generator).requires_grad_(True)     # (N, L)
+    opt = torch.optim.Adam([z], lr=lr)
+    for _ in range(steps):
+        loss = (model.generator(z, y) - x).pow(2).sum(1).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    model.train(was_training)
+    with torch.no_grad():
+        return z.detach(), model.generator(z, y).detach()
+
+
+def nearest_neighbours(x: torch.Tensor, reference: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """For each row of ``x`` (N, D), the Euclidean distance to its nearest row of ``reference`` (M, D)
+    and that row's index: the memorisation test (a sample much closer to a training image than test
+    images are is a copy)."""
+    if x.dim() != 2 or reference.dim() != 2 or x.shape[1] != reference.shape[1]:
+        raise ValueError(f"x and reference must be (N, D) and (M, D), got {tuple(x.shape)} and {tuple(reference.shape)}")
+    distance, index = torch.cdist(x.double(), reference.double()).min(1)
+    return distance, index
 
 
 # ----------------------------------------------------------------------------- the family's declaration

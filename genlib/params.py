@@ -82,7 +82,9 @@ class GANParams:
     dataset: str = "digits"
     epochs: int = 40
     steps: int = 1500
-    seeds: list = field(default_factory=lambda: [0, 1])
+    stable_steps: int = 3000
+    r1: float = 0.1
+    seeds: list = field(default_factory=lambda: [0])
     mitigation: str = "minibatch_std"
     pack: int = 4
     ring_lr_d: float = 1e-4

@@ -64,6 +64,107 @@ def test_r1_penalty_of_a_linear_discriminator_is_half_gamma_norm_w_squared():
     assert float(gan.r1_penalty(logits, x, gamma=4.0)) == pytest.approx(2.0 * float((w ** 2).sum()), rel=1e-6)
 
 
+def test_hinge_and_critic_losses_equal_their_formulas():
+    real, fake = torch.tensor([2.0, 0.5, -0.3]), torch.tensor([-1.5, 0.2])
+    d, g = gan.hinge_losses(real, fake)
+    # max(0, 1 − a) on real: 0, 0.5, 1.3; max(0, 1 + a) on fake: 0, 1.2
+    assert float(d) == pytest.approx((0 + 0.5 + 1.3) / 3 + (0 + 1.2) / 2)
+    assert float(g) == pytest.approx(-(-1.5 + 0.2) / 2)
+    assert float(gan.critic_loss(real, fake)) == pytest.approx((-1.5 + 0.2) / 2 - (2.0 + 0.5 - 0.3) / 3)
+
+
+def test_gradient_penalty_against_hand_computed_critics():
+    w = torch.tensor([0.6, -2.0, 1.0])
+    real, fake = torch.randn(32, 3), torch.randn(32, 3) + 2
+
+    def linear(x, y=None):  # ∇f = w everywhere: penalty λ (‖w‖ − 1)²
+        return x @ w
+
+    assert float(gan.gradient_penalty(linear, real, fake, 10.0)) == pytest.approx(10 * (float(w.norm()) - 1) ** 2,
+                                                                                 rel=1e-5)
+
+    def quadratic(x, y=None):  # ∇f(x̂) = x̂: penalty λ mean (‖x̂‖ − 1)² at x̂ = u x + (1 − u) x̃
+        return 0.5 * x.pow(2).sum(1)
+
+    got = gan.gradient_penalty(quadratic, real, fake, 2.0, generator=torch.Generator().manual_seed(3))
+    u = torch.rand(32, 1, generator=torch.Generator().manual_seed(3))
+    between = u * real + (1 - u) * fake
+    assert float(got.detach()) == pytest.approx(float(2.0 * (between.norm(dim=1) - 1).pow(2).mean()), rel=1e-5)
+
+
+def test_spectral_norm_makes_every_weight_of_d_have_largest_singular_value_one():
+    torch.manual_seed(0)
+    disc = gan.Discriminator(gan.GANConfig(hidden=16, spectral_norm=True))
+    x = torch.randn(64, 2)
+    for _ in range(30):  # one power iteration per training-mode call
+        disc(x)
+    linears = [m for m in disc.modules() if isinstance(m, torch.nn.Linear)]
+    assert len(linears) == 3
+    for m in linears:  # the weight the layer uses is W / σ_max(W): its largest singular value is 1
+        assert float(torch.linalg.svdvals(m.weight.detach())[0]) == pytest.approx(1.0, abs=1e-3)
+    # hence D is 1-Lipschitz (leaky ReLU is): |D(a) − D(b)| ≤ ‖a − b‖
+    disc.eval()
+    a, b = torch.randn(200, 2), torch.randn(200, 2)
+    with torch.no_grad():
+        assert ((disc(a) - disc(b)).abs() <= (a - b).norm(dim=1) + 1e-5).all()
+    plain = gan.Discriminator(gan.GANConfig(hidden=16))
+    assert max(float(torch.linalg.svdvals(m.weight.detach())[0]) for m in plain.modules()
+               if isinstance(m, torch.nn.Linear)) != pytest.approx(1.0, abs=1e-3)
+
+
+# ----------------------------------------------------------------------------- the Dirac-GAN
+
+
+def test_dirac_gan_wasserstein_simultaneous_steps_spiral_out_exactly():
+    # ψ ← ψ − η θ, θ ← θ + η ψ: a rotation scaled by √(1 + η²) per step
+    path = gan.dirac_gan(1.0, 0.5, steps=100, lr=0.1, loss="wasserstein")
+    assert path.shape == (101, 2)
+    r2 = path.pow(2).sum(1)
+    assert torch.allclose(r2, 1.25 * (1 + 0.01) ** torch.arange(101, dtype=torch.float64), rtol=1e-10)
+
+
+def test_dirac_gan_near_equilibrium_rotates_at_half_speed_and_r1_damps_it():
+    # near 0, σ(ψθ) ≈ 1/2: the GAN's field is the Wasserstein one times 1/2
+    small = gan.dirac_gan(1e-4, 0.0, steps=50, lr=0.2, loss="gan")
+    r2 = small.pow(2).sum(1)
+    assert float(r2[-1] / r2[0]) == pytest.approx((1 + 0.01) ** 50, rel=1e-4)
+    alternating = gan.dirac_gan(1.0, 0.0, steps=2000, lr=0.1, loss="wasserstein", simultaneous=False)
+    assert alternating.norm(dim=1).max() < 1.1 and alternating.norm(dim=1)[-500:].min() > 0.9  # an orbit
+    damped = gan.dirac_gan(1.0, 0.0, steps=2000, lr=0.1, loss="gan", r1=1.0)
+    assert float(damped[-1].norm()) < 1e-3
+    with pytest.raises(ValueError, match="unknown loss 'hinge'"):
+        gan.dirac_gan(1.0, 0.0, steps=2, lr=0.1, loss="hinge")
+
+
+# ----------------------------------------------------------------------------- inversion and memorisation
+
+
+def test_invert_finds_a_code_for_an_image_the_generator_can_make():
+    torch.manual_seed(0)
+    model = gan.GAN(gan.GANConfig(dims=8, latent_dim=3, hidden=16))
+    g = torch.Generator().manual_seed(1)
+    target = model.sample(5, generator=g)  # in the range of G
+    start = ((model.sample(5, generator=torch.Generator().manual_seed(7)) - target).pow(2).sum(1)).mean()
+    z, x_hat = gan.invert(model, target, steps=400, lr=0.05, generator=torch.Generator().manual_seed(2))
+    assert z.shape == (5, 3) and x_hat.shape == (5, 8)
+    error = (x_hat - target).pow(2).sum(1)
+    # the problem is not convex: most codes are found exactly, a few runs end in a local minimum
+    assert int((error < 1e-3 * start).sum()) >= 4
+    with pytest.raises(ValueError, match=r"x must have shape \(N, 8\)"):
+        gan.invert(model, torch.zeros(5, 7))
+
+
+def test_nearest_neighbours_against_a_loop():
+    rng = np.random.default_rng(0)
+    x, ref = rng.normal(size=(7, 4)), rng.normal(size=(20, 4))
+    distance, index = gan.nearest_neighbours(torch.tensor(x), torch.tensor(ref))
+    for i in range(7):
+        d = [math.dist(x[i], r) for r in ref]
+        assert int(index[i]) == int(np.argmin(d)) and float(distance[i]) == pytest.approx(min(d))
+    copies, _ = gan.nearest_neighbours(torch.tensor(ref[:3]), torch.tensor(ref))
+    assert torch.equal(copies, torch.zeros(3, dtype=copies.dtype))
+
+
 # ----------------------------------------------------------------------------- D*
 
 
@@ -133,6 +234,12 @@ def test_config_errors_are_one_line():
         gan.TrainConfig(generator_loss="hinge")
     with pytest.raises(ValueError, match="needs labels y"):
         gan.GAN(gan.GANConfig(n_classes=3)).sample(2)
+    with pytest.raises(ValueError, match="unknown loss 'least-squares'"):
+        gan.TrainConfig(loss="least-squares")
+    with pytest.raises(ValueError, match="gp must be >= 0, got -1.0"):
+        gan.TrainConfig(gp=-1.0)
+    with pytest.raises(ValueError, match=r"unknown ring option\(s\) \['lr'\]"):
+        gan.RingExperiment().run(0, lr=1e-3)
 
 
 # ----------------------------------------------------------------------------- training
@@ -168,7 +275,8 @@ def test_adversarial_step_takes_k_discriminator_steps_per_generator_step():
     gan.GANConfig.for_dataset("digits", hidden=8),
     gan.GANConfig.for_dataset("digits", arch="conv", hidden=8, n_classes=10),
 ])
-def test_one_step_dry_run_through_fit(config):
+@pytest.mark.parametrize("game", [dict(r1=1.0), dict(loss="hinge"), dict(loss="wasserstein", gp=10.0)])
+def test_one_step_dry_run_through_fit(config, game):
     torch.manual_seed(0)
     model = gan.GAN(config)
     if config.dims == 2:
@@ -176,12 +284,38 @@ def test_one_step_dry_run_through_fit(config):
     else:
         digits = data.digits("train")
         batch = (digits.scaled()[:64],) + ((digits.y[:64],) if config.n_classes else ())
-    step = gan.AdversarialStep(model, gan.TrainConfig(r1=1.0 if config.dims == 2 else 0.0))
+    step = gan.AdversarialStep(model, gan.TrainConfig(**game))
     before = _params(model)
     history = fit(model, gan.batch_loss, batch, epochs=1, batch_size=64, progress=False, step=step)
     assert history.epochs == 1 and math.isfinite(history.train[0]) and step.steps == 1
     assert _changed(before, model)
     assert history.train[0] == pytest.approx(step.log["d_loss"][0], rel=1e-6)
+    assert step.log["g_grad"][0] > 0
+
+
+def test_ema_replaces_the_generator_by_the_running_average_of_its_weights():
+    torch.manual_seed(0)
+    model = gan.GAN(gan.GANConfig(hidden=8))
+    step = gan.AdversarialStep(model, gan.TrainConfig(ema=0.5))
+    x = data.toy("8gaussians", 32)
+    weights = [_params(model.generator)]
+    for _ in range(2):
+        step(model, (x,))
+        weights.append(_params(model.generator))
+    step.finish(model)
+    # avg ← ½ avg + ½ θ from avg = θ0: after two steps ¼ θ0 + ¼ θ1 + ½ θ2
+    for p, w0, w1, w2 in zip(model.generator.parameters(), *weights):
+        assert torch.allclose(p, 0.25 * w0 + 0.25 * w1 + 0.5 * w2, atol=1e-6)
+    with pytest.raises(ValueError, match=r"ema must be in \[0, 1\)"):
+        gan.TrainConfig(ema=1.0)
+
+
+def test_spectral_norm_conv_discriminator_trains_one_step():
+    torch.manual_seed(0)
+    model = gan.GAN(gan.GANConfig.for_dataset("digits", arch="conv", hidden=8, spectral_norm=True))
+    step = gan.AdversarialStep(model, gan.TrainConfig(loss="hinge"))
+    step(model, (data.digits("train").scaled()[:32],))
+    assert step.steps == 1 and math.isfinite(step.log["d_loss"][0])
 
 
 def test_mode_coverage_separates_a_collapsed_generator():
