@@ -170,6 +170,9 @@ def probe_live(boxes=None) -> dict:
         def set_parent(self, parent):
             pass
 
+        def clear_output(self, wait=False):  # the base class writes terminal escapes to stdout
+            self.outputs.clear()
+
     boxes = LIVE if boxes is None else boxes
     shell = get_ipython()
     if shell is None:
