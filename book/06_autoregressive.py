@@ -35,6 +35,7 @@ text_chars = 60_000     # characters of Python's own documentation for the next-
 text_epochs = 2
 timing_sides = [8, 16, 28]  # image sides for the sampling-time measurement
 timing_rows = 1         # rows actually sampled per timing (the time is scaled to all rows)
+n_quality = 200         # samples (and training images, for the floor) in the sample-quality measurement
 checkpoint = ""         # a file from genlib.train_family: load the main model, skip its training
 seed = 0
 
@@ -562,10 +563,9 @@ plt.show()
 # `genlib.metrics` and used by every chapter), puts a number on it, next to its floor (training
 # images against test images). It needs a couple of hundred samples, and the floor must be computed
 # from the same number of images: both the Fréchet distance and precision/recall depend on the sample
-# size, so we compare 200 samples with 200 training images, each against all test images.
+# size, so we compare `n_quality` samples with as many training images, each against all test images.
 
 # %%
-n_quality = 200
 many = gated.sample(n_quality, generator=gen, fast=True)
 reference = test.x.float() / (test.levels - 1)
 quality = metrics.sample_quality(many.float() / (train.levels - 1), reference, dataset)

@@ -105,6 +105,7 @@ class AutoregressiveParams:
     text_epochs: int = 2
     timing_sides: list = field(default_factory=lambda: [8, 16, 28])
     timing_rows: int = 1
+    n_quality: int = 200
     checkpoint: str = ""
     seed: int = 0
 
@@ -150,7 +151,6 @@ class ComparisonParams:
     device: str = "cpu"
     dataset: str = "digits"
     results: str = "../results/scoreboard.json"
-    epochs: int = 100
     seed: int = 0
 
 

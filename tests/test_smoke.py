@@ -98,7 +98,7 @@ def test_every_chapter_runs_with_the_smoke_profile(stem, checkpoints, tmp_path):
     family = CHECKPOINTS.get(stem)
     overrides = [f"checkpoint={json.dumps(str(checkpoints(family)))}"] if family else []
     tic = time.perf_counter()
-    status = run.main([stem, "--profile", "smoke", *overrides, "--out", str(tmp_path)])
+    status = run.main([stem, *overrides, "--profile", "smoke", "--out", str(tmp_path)])  # overrides right after the chapter
     TIMES[stem] = time.perf_counter() - tic
     failed = next(tmp_path.glob("*.failed.ipynb"), None)
     assert status == 0, f"{stem} failed in the smoke profile (see {failed})"

@@ -98,3 +98,21 @@ def test_check_live_fails_on_a_slow_or_broken_redraw(capsys, monkeypatch):
 
     out = _checked(capsys, widgets.live(broken, k=(0, 2, 1)))
     assert out[1].startswith("widget 1, 'k': draws no figure at 2")
+
+
+def test_check_live_in_a_kernel_shows_only_its_verdicts():
+    """Through a real kernel (as nbval and papermill run it): the redraws' figures and clear_output
+    messages are not sent, so the check's cell holds one stdout stream of verdicts."""
+    import nbclient
+    import nbformat
+
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell("from genlib import widgets\n"
+                                  "def draw(fig, k=0):\n    fig.add_subplot(1, 1, 1).plot([0, k])\n"
+                                  "widgets.live(draw, k=(0, 4, 1))"),
+        nbformat.v4.new_code_cell('widgets.check_live("99_x")')])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbclient.NotebookClient(nb, timeout=120).execute()
+    outputs = nb.cells[-1].outputs
+    assert [o.output_type for o in outputs] == ["stream"]
+    assert outputs[0].text.startswith("live widgets: 1\nwidget 1, 'k': changes the figure\nredraw median")
