@@ -72,7 +72,7 @@ import torch
 from myst_nb import glue
 
 import genlib
-from genlib import checks, data, diagrams, metrics, plot, results, train_family, widgets
+from genlib import checks, compare, data, diagrams, metrics, plot, results, train_family, widgets
 from genlib import diffusion as dm
 from genlib.train import check_epochs
 
@@ -607,8 +607,9 @@ plt.show()
 
 # %%
 show(dm.Diffusion.bound)
-board = json.loads((results.BOOK.parent / "results" / "scoreboard.json").read_text())
-reference_nll = {row["family"].split(" (")[0]: row["test_nll_nats"] for row in board["rows"] if row["test_nll_nats"]}
+board = compare.load_scoreboard(results.BOOK.parent / "results" / "scoreboard.json")
+reference_nll = {row["family"].split(" (")[0]: float(np.median(nll)) for row in board["rows"]  # median over seeds
+                 if (nll := compare.values(row, "test_nll_nats"))}
 
 
 def measure_bound(model, name):
