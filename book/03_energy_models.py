@@ -45,7 +45,6 @@ checkpoint = ""           # a file from genlib.train_family: load the main model
 seed = 0
 
 # %%
-import inspect
 import math
 import time
 
@@ -70,9 +69,7 @@ check_epochs(epochs), check_epochs(image_epochs), check_epochs(jem_epochs)
 checks.positive_int("n_steps", n_steps), checks.positive_int("long_steps", long_steps)
 
 
-def show(fn):
-    """Print the source of a genlib function, to read next to its equation."""
-    print(inspect.getsource(fn))
+show = genlib.show_source  # prints a genlib function's source, to read next to its equation
 
 
 # %% [markdown]
@@ -965,7 +962,7 @@ show(energy.JEMLoss.__call__)
 # %%
 labels_train, labels_test = images["train"].y, images["test"].y
 jem_models, jem_stats = {}, {}
-for name, weight in (("classifier only", 0.0), ("JEM", 1.0)):
+for name, weight in (("classifier only", 0.0), ("JEM", energy.JEMConfig().gen_weight)):
     gen_here = genlib.seed_everything(seed)
     jem = energy.JEM(energy.JEMConfig(dims=x_img.shape[1], n_steps=n_steps, gen_weight=weight), gen_here).to(dev)
     tic = time.process_time()

@@ -48,7 +48,6 @@ checkpoint = ""         # a file from genlib.train_family: load the main VAE (se
 seed = 0
 
 # %%
-import inspect
 import math
 import time
 from dataclasses import replace
@@ -80,9 +79,7 @@ if not isinstance(k_iwae, int) or k_iwae < 1:
     raise ValueError(f"k_iwae must be a positive integer, got {k_iwae!r}")
 
 
-def show(fn):
-    """Print the source of a genlib function, to read next to its equation."""
-    print(inspect.getsource(fn))
+show = genlib.show_source  # prints a genlib function's source, to read next to its equation
 
 
 def label_grid(ax, shape, row_labels=None, col_labels=None, pad=1):

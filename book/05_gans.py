@@ -59,7 +59,6 @@ checkpoint = ""         # a file from genlib.train_family: load the main model, 
 seed = 0
 
 # %%
-import inspect
 import json
 import math
 import time
@@ -97,9 +96,7 @@ if not isinstance(seeds, (list, tuple)) or not seeds or any(
                      f"got {seeds!r}")
 
 
-def show(fn):
-    """Print the source of a genlib function, to read next to its equation."""
-    print(inspect.getsource(fn))
+show = genlib.show_source  # prints a genlib function's source, to read next to its equation
 
 
 # the medians over seeds that the prose states come from the chapter's benchmark (benchmarks/gan_digits.py)

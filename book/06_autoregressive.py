@@ -40,7 +40,6 @@ checkpoint = ""         # a file from genlib.train_family: load the main model, 
 seed = 0
 
 # %%
-import inspect
 import itertools
 import math
 import time
@@ -72,9 +71,7 @@ if not isinstance(timing_sides, (list, tuple)) or not timing_sides or any(
     raise ValueError(f"timing_sides must be a non-empty list of integers >= 2, got {timing_sides!r}")
 
 
-def show(fn):
-    """Print the source of a genlib function, to read next to its equation."""
-    print(inspect.getsource(fn))
+show = genlib.show_source  # prints a genlib function's source, to read next to its equation
 
 
 # %% [markdown]

@@ -53,7 +53,6 @@ checkpoint = ""         # a file from genlib.train_family: load the digits flow,
 seed = 0
 
 # %%
-import inspect
 import math
 import time
 from dataclasses import replace
@@ -85,9 +84,7 @@ for t in temperatures:
     checks.positive("temperature", t)
 
 
-def show(fn):
-    """Print the source of a genlib function, to read next to its equation."""
-    print(inspect.getsource(fn))
+show = genlib.show_source  # prints a genlib function's source, to read next to its equation
 
 
 # %% [markdown]

@@ -59,7 +59,6 @@ checkpoint = ""         # a file from genlib.train_family: load the digits U-Net
 seed = 0
 
 # %%
-import inspect
 import json
 import math
 import time
@@ -93,9 +92,7 @@ if not isinstance(steps_grid, (list, tuple)) or not steps_grid or any(
 steps_grid = sorted(set(steps_grid))
 
 
-def show(fn):
-    """Print the source of a genlib function, to read next to its equation."""
-    print(inspect.getsource(fn))
+show = genlib.show_source  # prints a genlib function's source, to read next to its equation
 
 
 def toy_scatter(points, ax, bounds=(-3, 3, -3, 3), title=""):
