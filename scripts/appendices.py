@@ -12,6 +12,8 @@
 from __future__ import annotations
 
 import argparse
+import json
+import re
 import sys
 from pathlib import Path
 
@@ -59,6 +61,36 @@ def exercises(chapter: Path) -> str | None:
     return "\n".join(lines).strip() if lines else None
 
 
+GLUE = re.compile(r"\{glue(:\w+)?\}`(?![^`]*::)([^`]+)")  # a glue role whose key names no document
+
+
+def from_chapter(text: str, stem: str) -> str:
+    """``text`` with each glue role pointing at the chapter's notebook (``{glue:text}`02_x.ipynb::key:.1f```):
+    a glued number is found only in its own document, so the appendix names where it was computed."""
+    def point(m: re.Match) -> str:
+        role, rest = m.group(1) or "", m.group(2)
+        if role == ":md":  # MyST-NB pastes glued markdown from its own document only: paste it here
+            return glued_markdown(stem, rest.split(":")[0])
+        if role == ":text" and ":" not in rest:
+            rest += ":s"  # with a document path, the format can no longer be left out
+        return f"{{glue{role}}}`{stem}.ipynb::{rest}"
+
+    return GLUE.sub(point, text)
+
+
+def glued_markdown(stem: str, key: str) -> str:
+    """The markdown the chapter's executed notebook glued as ``key``."""
+    nb = json.loads((ROOT / "book" / f"{stem}.ipynb").read_text())
+    for cell in nb["cells"]:
+        for output in cell.get("outputs", []):
+            if output.get("metadata", {}).get("scrapbook", {}).get("name") == key:
+                data = output.get("data", {})
+                text = next((v for k, v in data.items() if k.endswith("text/markdown")), None)
+                if text is not None:
+                    return "".join(text) if isinstance(text, list) else text
+    raise SystemExit(f"appendices: {stem}.ipynb glues no markdown named {key!r}: execute the chapter first")
+
+
 def appendix(book: Path = ROOT / "book") -> str:
     parts = [INTRO]
     for chapter in sorted(book.glob("[0-9][0-9]_*.py")):
@@ -68,7 +100,7 @@ def appendix(book: Path = ROOT / "book") -> str:
         number = int(chapter.stem[:2])
         heading = title(jupytext.read(chapter).cells[0].source)
         heading = heading if number == 0 else f"Chapter {number}: {heading}"
-        parts.append(f"## {heading}\n\nFrom {{doc}}`{chapter.stem}`.\n\n{text}\n")
+        parts.append(f"## {heading}\n\nFrom {{doc}}`{chapter.stem}`.\n\n{from_chapter(text, chapter.stem)}\n")
     return "\n".join(parts)
 
 
