@@ -36,6 +36,7 @@ text_epochs = 2
 timing_sides = [8, 16, 28]  # image sides for the sampling-time measurement
 timing_rows = 1         # rows actually sampled per timing (the time is scaled to all rows)
 n_quality = 200         # samples (and training images, for the floor) in the sample-quality measurement
+made_hidden = 512       # hidden units of MADE (its output layer has made_hidden x D x levels weights)
 checkpoint = ""         # a file from genlib.train_family: load the main model, skip its training
 seed = 0
 
@@ -512,7 +513,7 @@ print("order x_2, x_0, x_3, x_1; output d depends on inputs (by gradients):",
 # and no convolutions trains as follows:
 
 # %%
-made = ar.CategoricalMADE(ar.MADEConfig(dims=D, levels=train.levels, hidden=(512,)))
+made = ar.CategoricalMADE(ar.MADEConfig(dims=D, levels=train.levels, hidden=(made_hidden,)))
 tic = time.perf_counter()
 made_history = fit(made, ar.batch_loss, train.x, val.x, epochs=4 * epochs, batch_size=64, lr=1e-3,
                    patience=4 * epochs, device=dev, generator=gen, progress=False)

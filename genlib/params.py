@@ -106,6 +106,7 @@ class AutoregressiveParams:
     timing_sides: list = field(default_factory=lambda: [8, 16, 28])
     timing_rows: int = 1
     n_quality: int = 200
+    made_hidden: int = 512
     checkpoint: str = ""
     seed: int = 0
 
