@@ -15,8 +15,10 @@ $(STAMP): pyproject.toml requirements-lock.txt vendor/package-lock.json scripts/
 	touch $(STAMP)
 
 # Main job: every chapter through papermill (book profile) into _build/executed, then the HTML book.
+# Two chapters at once, one thread each: measured 3 min 52 s for every chapter on 2 cores, against
+# 10 min 24 s one chapter at a time with two threads.
 book: $(STAMP)
-	$(PY) -m genlib.run --all --out _build/executed
+	OMP_NUM_THREADS=1 $(PY) -m genlib.run --all --jobs 2 --out _build/executed
 	$(PY) scripts/build_book.py --executed _build/executed
 
 # One chapter or several, with a profile and overrides: make run ARGS="02 n_components=3"
@@ -65,7 +67,7 @@ test-smoke: $(STAMP)
 
 # Refresh the outputs of the committed notebooks from a book-profile run (for authors).
 notebooks: $(STAMP)
-	$(PY) -m genlib.run --all --out _build/executed
+	OMP_NUM_THREADS=1 $(PY) -m genlib.run --all --jobs 2 --out _build/executed
 	$(PY) scripts/build_book.py --executed _build/executed --update-committed --no-html
 	$(PY) scripts/appendices.py
 
