@@ -57,7 +57,7 @@ import ipywidgets
 from myst_nb import glue
 
 import genlib
-from genlib import checks, data, diagrams, ebm, energy, metrics, plot, train_family, widgets
+from genlib import bench, checks, data, diagrams, ebm, energy, metrics, plot, train_family, widgets
 from genlib.density import GaussianMixture, mean_log_prob
 from genlib.train import check_epochs, fit
 
@@ -1037,21 +1037,10 @@ glue("ood_easy_min", min(v for (m, name), v in ood.items() if name != "blank ima
 # network, the cost a direct generator of the same size would pay per batch.
 
 # %%
-def seconds_per_call(fn, repeats=20):
-    """Median wall time of fn() over ``repeats`` calls (after one warm-up call)."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        tic = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - tic)
-    return float(np.median(times))
-
-
 x_timing = img_model.noise(100, gen)
-step_seconds = seconds_per_call(lambda: img_model.langevin(x_timing, gen, n_steps=1))
+step_seconds = bench.seconds(lambda: img_model.langevin(x_timing, gen, n_steps=1))
 with torch.no_grad():
-    forward_seconds = seconds_per_call(lambda: img_model.energy(x_timing))
+    forward_seconds = bench.seconds(lambda: img_model.energy(x_timing))
 print(f"one Langevin step, 100 chains: {1e3 * step_seconds:.2f} ms "
       f"({1e6 * step_seconds / 100:.1f} µs per chain step)")
 print(f"one forward pass, 100 images: {1e3 * forward_seconds:.2f} ms (what a direct generator of this size pays)")
