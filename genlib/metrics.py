@@ -14,7 +14,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from genlib import checks
+from genlib import checks, data
+from genlib._core import atomic_write
 
 
 def nats_to_bpd(nats: float | torch.Tensor, dims: int) -> float | torch.Tensor:
@@ -96,8 +97,6 @@ def train_feature_net(dataset: str = "digits", epochs: int = FEATURE_EPOCHS, see
     """Train the feature network on the training and validation images of ``dataset`` (the test images
     stay unseen): AdamW with a one-cycle learning rate, label smoothing, and the distortions of
     :func:`_augment`. Deterministic on one machine for a given ``seed``."""
-    from genlib import data
-
     data.check_dataset(dataset)
     splits = [data.images(dataset, s) for s in ("train", "val")]
     x = torch.cat([s.x.float() / (s.levels - 1) for s in splits])
@@ -129,8 +128,6 @@ def train_feature_net(dataset: str = "digits", epochs: int = FEATURE_EPOCHS, see
 
 
 def _weights_file(dataset: str) -> Path:
-    from genlib import data
-
     committed = WEIGHTS / f"{dataset}-features-seed{CLASSIFIER_SEED}-e{FEATURE_EPOCHS}.pt"
     if committed.exists():
         return committed
@@ -145,9 +142,6 @@ def classifier(dataset: str = "digits", verbose: bool = True) -> FeatureNet:
     The test accuracy is printed so that a reader knows what the features are worth, and kept as
     ``model.test_accuracy``.
     """
-    from genlib import data
-    from genlib.train import save_atomically
-
     data.check_dataset(dataset)
     test = data.images(dataset, "test")
     path = _weights_file(dataset)
@@ -156,9 +150,9 @@ def classifier(dataset: str = "digits", verbose: bool = True) -> FeatureNet:
         model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True)["model"])
     except (FileNotFoundError, RuntimeError, KeyError, ValueError, OSError, EOFError):
         model = train_feature_net(dataset)
-        save_atomically({"model": model.state_dict(), "dataset": dataset, "seed": CLASSIFIER_SEED,
-                         "epochs": FEATURE_EPOCHS, "recreate": f"genlib.metrics.train_feature_net({dataset!r})"},
-                        path)
+        state = {"model": model.state_dict(), "dataset": dataset, "seed": CLASSIFIER_SEED,
+                 "epochs": FEATURE_EPOCHS, "recreate": f"genlib.metrics.train_feature_net({dataset!r})"}
+        atomic_write(path, lambda out: torch.save(state, out))  # not genlib.train: models import metrics
     model.eval()
     with torch.no_grad():
         model.test_accuracy = float((model(test.x.float() / (test.levels - 1)).argmax(1) == test.y).float().mean())
@@ -256,8 +250,6 @@ def quality_floor_runs(dataset: str = "digits", k: int = 3, n: int | None = None
     Fréchet distance and precision/recall depend on N, so a floor at another N cannot be compared with
     a model. Returns one dict per subset.
     """
-    from genlib import data
-
     splits = [data.images(dataset, s) for s in ("train", "val")]
     test = data.images(dataset, "test")
     pool = torch.cat([s.x.float() / (s.levels - 1) for s in splits])

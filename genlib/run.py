@@ -152,8 +152,10 @@ CELL_TIMEOUT = 600  # seconds per cell, book profile (papermill's execution_time
 CHAPTER_TIMEOUT = 1800  # seconds per chapter, book profile
 
 
-@dataclass
+@dataclass(frozen=True)
 class Limits:
+    """Time limits of one run, in seconds (frozen: it is a default argument of :func:`execute`)."""
+
     cell: float | None = CELL_TIMEOUT  # None: no limit
     chapter: float | None = CHAPTER_TIMEOUT
 

@@ -12,6 +12,7 @@ stop ends the run's later phases too.
 """
 from __future__ import annotations
 
+import contextvars
 import math
 import random
 import time
@@ -50,16 +51,35 @@ class History:
     best_epoch: int = -1  # 0-based epoch with the lowest validation (or training) loss
     stopped_early: bool = False
     interrupted: bool = False
-    log: dict[str, list[float]] = field(default_factory=dict)  # per-step records a step= update keeps (a GAN's losses)
+    log: dict[str, list[float]] = field(default_factory=dict)  # extra series, name -> values (see record)
 
     @property
     def epochs(self) -> int:
         return len(self.train)
 
+    def record(self, **values: float | torch.Tensor) -> None:
+        """Append each value (a number or a one-element tensor) to the series ``log[name]``."""
+        for name, value in values.items():
+            self.log.setdefault(name, []).append(float(value.detach() if isinstance(value, torch.Tensor) else value))
+
     @property
     def best(self) -> float:
         curve = self.val or self.train
         return curve[self.best_epoch] if curve else math.nan
+
+
+_RUNNING: contextvars.ContextVar[History | None] = contextvars.ContextVar("genlib_train_running", default=None)
+
+
+def record(**values: float | torch.Tensor) -> None:
+    """Keep extra series in the running :func:`fit`'s history: ``record(kl=kl, recon=recon)`` appends
+    each value to ``history.log[name]``, once per call. Any family's ``loss`` or ``step=`` update calls
+    it the same way (a GAN's per-generator-step losses, a VAE's two terms per batch); the series are
+    saved in checkpoints with the rest of the history. Outside ``fit`` it does nothing. Each value is
+    read with ``float()``: on a GPU that waits for the step, so record what is worth it."""
+    history = _RUNNING.get()
+    if history is not None:
+        history.record(**values)
 
 
 def check_epochs(epochs) -> int:
@@ -135,6 +155,9 @@ def fit(
     ``step(model, batch)``, if given, replaces the default update (``loss`` → backward → Adam step)
     on each training batch and returns the batch's loss; it owns its optimisers (a GAN's two
     players), which the checkpoint does not hold. It runs in a single process only.
+
+    ``loss`` and ``step`` keep extra series (a GAN's two losses, a VAE's two terms) with
+    :func:`record`; they land in ``history.log``.
     """
     _check_settings(epochs, batch_size, lr, weight_decay, patience, precision)
     guard = longrun.active()  # a command-line run (genlib.train_family): resumable, stops cleanly
@@ -160,6 +183,7 @@ def fit(
     if patience is not None and history.best_epoch >= 0 and start - 1 - history.best_epoch >= patience:
         history.stopped_early, start = True, epochs  # it had already stopped early: nothing to add
     bar = _progress(range(start, epochs), progress)
+    running = _RUNNING.set(history)  # genlib.train.record(...) appends to this run's history.log
     try:
         for epoch in bar:
             tic = time.perf_counter()
@@ -177,6 +201,8 @@ def fit(
         history.interrupted = True
         if guard is not None:
             guard.interrupted = True
+    finally:
+        _RUNNING.reset(running)
     if patience is not None and best_state is not None:
         model.load_state_dict(best_state)
     model.eval()

@@ -173,3 +173,13 @@ def test_mode_coverage_rejects_bad_input():
         metrics.mode_coverage(torch.zeros(5, 3), metrics.ring_centres(), std=0.05)
     with pytest.raises(ValueError, match="std must be > 0"):
         metrics.mode_coverage(torch.zeros(5, 2), metrics.ring_centres(), std=0.0)
+
+
+def test_metrics_does_not_import_the_training_loop():
+    """The model modules import metrics; metrics must not pull in genlib.train (models above training)."""
+    import subprocess
+    import sys
+
+    code = "import sys, genlib.metrics; print(sorted(m for m in sys.modules if m in ('genlib.train', 'genlib.longrun')))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

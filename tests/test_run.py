@@ -444,3 +444,11 @@ def test_an_offline_machine_without_mnist_fails_in_one_line_before_any_chapter(b
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "02_second (dataset=mnist)" in err
     assert "python -m genlib.data fetch mnist" in err and not out.exists()
+
+
+def test_the_default_time_limits_cannot_be_changed_in_place():
+    """run.Limits is the default argument of run.execute: frozen, so no call can alter the next one's."""
+    import dataclasses
+
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        run.Limits().cell = 1

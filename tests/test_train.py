@@ -254,3 +254,20 @@ def test_a_step_hook_returning_nan_is_caught():
     with pytest.raises(train.NonFiniteLossError, match="loss is nan at epoch 1, step 1"):
         train.fit(nn.Linear(3, 1), mse, regression(), epochs=1, progress=False,
                   step=lambda m, b: torch.tensor(math.nan))
+
+
+def test_record_keeps_extra_series_in_the_history_and_its_checkpoint(tmp_path):
+    """genlib.train.record, called from any loss or step= update, appends to the running fit's
+    history.log (saved and resumed with the checkpoint); outside fit it does nothing."""
+    def loss(m, batch):
+        value = mse(m, batch)
+        train.record(doubled=2 * value, rows=len(batch[0]))
+        return value
+
+    train.record(ignored=1.0)  # no fit running: nothing to keep, no error
+    data, path = regression(), tmp_path / "run.pt"
+    history = train.fit(nn.Linear(3, 1), loss, data, epochs=1, batch_size=64, checkpoint=path, progress=False)
+    assert history.log["rows"] == [64.0] * 4 and "ignored" not in history.log
+    assert history.train[0] == pytest.approx(sum(history.log["doubled"]) / 8)
+    resumed = train.fit(nn.Linear(3, 1), loss, data, epochs=2, batch_size=64, checkpoint=path, progress=False)
+    assert len(resumed.log["rows"]) == 8 and resumed.log["doubled"][:4] == history.log["doubled"]
