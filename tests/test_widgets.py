@@ -100,11 +100,14 @@ def test_check_live_fails_on_a_slow_or_broken_redraw(capsys, monkeypatch):
     assert out[1].startswith("widget 1, 'k': draws no figure at 2")
 
 
-def test_check_live_in_a_kernel_shows_only_its_verdicts():
+def test_check_live_in_a_kernel_shows_only_its_verdicts(monkeypatch, tmp_path):
     """Through a real kernel (as nbval and papermill run it): the redraws' figures and clear_output
-    messages are not sent, so the check's cell holds one stdout stream of verdicts."""
+    messages are not sent, so the check's cell holds one stdout stream of verdicts. Its times go to a
+    folder of its own, not to the test run's (``make test`` reports that one at the end)."""
     import nbclient
     import nbformat
+
+    monkeypatch.setenv("GENLIB_LIVE_TIMES", str(tmp_path))  # the kernel inherits the environment
 
     nb = nbformat.v4.new_notebook(cells=[
         nbformat.v4.new_code_cell("from genlib import widgets\n"
@@ -116,3 +119,4 @@ def test_check_live_in_a_kernel_shows_only_its_verdicts():
     outputs = nb.cells[-1].outputs
     assert [o.output_type for o in outputs] == ["stream"]
     assert outputs[0].text.startswith("live widgets: 1\nwidget 1, 'k': changes the figure\nredraw median")
+    assert [p.name for p in tmp_path.iterdir()] == ["99_x.json"]
