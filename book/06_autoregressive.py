@@ -37,6 +37,7 @@ timing_sides = [8, 16, 28]  # image sides for the sampling-time measurement
 timing_rows = 1         # rows actually sampled per timing (the time is scaled to all rows)
 n_quality = 200         # samples (and training images, for the floor) in the sample-quality measurement
 made_hidden = 512       # hidden units of MADE (its output layer has made_hidden x D x levels weights)
+n_images = None         # at most this many images per split (None: the whole split; the smoke profile cuts it)
 checkpoint = ""         # a file from genlib.train_family: load the main model, skip its training
 seed = 0
 
@@ -70,6 +71,8 @@ checks.positive_int("timing_rows", timing_rows)
 if not isinstance(timing_sides, (list, tuple)) or not timing_sides or any(
         isinstance(s, bool) or not isinstance(s, int) or s < 2 for s in timing_sides):
     raise ValueError(f"timing_sides must be a non-empty list of integers >= 2, got {timing_sides!r}")
+if n_images is not None and (isinstance(n_images, bool) or not isinstance(n_images, int) or n_images < max(n_quality, 32)):
+    raise ValueError(f"n_images must be None or an integer >= max(n_quality, 32) = {max(n_quality, 32)}, got {n_images!r}")
 
 
 show = genlib.show_source  # prints a genlib function's source, to read next to its equation
@@ -352,6 +355,8 @@ print(f"sum over all 512 binary 3x3 images of p(x) = {float(total):.6f}")
 
 # %%
 train, val, test = (data.images(dataset, s) for s in ("train", "val", "test"))
+if n_images is not None:
+    train, val, test = (data.Images(s.x[:n_images], s.y[:n_images], s.levels, s.shape) for s in (train, val, test))
 D = train.dims
 print(f"{dataset}: train {tuple(train.x.shape)}, val {tuple(val.x.shape)}, test {tuple(test.x.shape)}, "
       f"V = {train.levels} levels, uniform model {metrics.uniform_nats(D, train.levels):.1f} nats/image")

@@ -107,6 +107,7 @@ class AutoregressiveParams:
     timing_rows: int = 1
     n_quality: int = 200
     made_hidden: int = 512
+    n_images: int | None = None
     checkpoint: str = ""
     seed: int = 0
 
@@ -122,6 +123,7 @@ class FlowParams:
     hidden: int = 128
     coupling: str = "affine"
     temperatures: list = field(default_factory=lambda: [1.0, 0.7])
+    timing_images: int = 256
     checkpoint: str = ""
     seed: int = 0
 
