@@ -760,8 +760,9 @@ def fit_with_cooldown(model: nn.Module, train, val=None, settings: TrainConfig =
 
     first = fit(model, batch_loss, train, val, epochs=settings.epochs, batch_size=settings.batch_size,
                 lr=settings.lr, generator=generator, **options)
-    second = fit(model, batch_loss, train, val, epochs=settings.cooldown_epochs, batch_size=settings.batch_size,
-                 lr=settings.lr * settings.cooldown_lr, generator=generator, **options)
+    second = History() if first.interrupted else fit(  # stopped in the first phase: no cool-down
+        model, batch_loss, train, val, epochs=settings.cooldown_epochs, batch_size=settings.batch_size,
+        lr=settings.lr * settings.cooldown_lr, generator=generator, **options)
     joined = History(train=first.train + second.train, val=first.val + second.val,
                      seconds=first.seconds + second.seconds, interrupted=first.interrupted or second.interrupted)
     curve = joined.val or joined.train

@@ -271,3 +271,20 @@ def test_record_keeps_extra_series_in_the_history_and_its_checkpoint(tmp_path):
     assert history.train[0] == pytest.approx(sum(history.log["doubled"]) / 8)
     resumed = train.fit(nn.Linear(3, 1), loss, data, epochs=2, batch_size=64, checkpoint=path, progress=False)
     assert len(resumed.log["rows"]) == 8 and resumed.log["doubled"][:4] == history.log["doubled"]
+
+
+def test_a_stop_in_the_first_phase_skips_the_diffusion_cooldown(monkeypatch):
+    """In a notebook (no genlib.longrun guard), Ctrl-C during fit_with_cooldown's first phase ends the
+    run: the cool-down phase does not start."""
+    from genlib import diffusion
+
+    calls = []
+
+    def interrupted(model, batch):
+        calls.append(1)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(diffusion, "batch_loss", interrupted)
+    history = diffusion.fit_with_cooldown(nn.Linear(3, 3), torch.zeros(8, 3), settings=diffusion.TrainConfig(epochs=2),
+                                          progress=False)
+    assert history.interrupted and history.epochs == 0 and calls == [1]
