@@ -49,9 +49,10 @@ def uniform_nats(dims: int, levels: int) -> float:
 
 CLASSIFIER_SEED = 0
 FEATURE_EPOCHS = 40
-# The digits feature network's weights, committed (about 150 KB): training it costs about 45 s on two
-# contended cores, more than a chapter should spend on a measuring tool. ``train_feature_net("digits")``
-# recreates them (the file records how).
+# The feature networks' weights for digits and mnist5k, committed (about 150 KB each): training one
+# costs about 45 s (digits) to minutes (mnist5k, which every smoke chapter measures with) on a CPU, more
+# than a chapter or a fresh clone's test run should spend on a measuring tool.
+# ``train_feature_net(dataset)`` recreates them (each file records how).
 WEIGHTS = Path(__file__).resolve().parent / "weights"
 
 
@@ -136,7 +137,7 @@ def _weights_file(dataset: str) -> Path:
 
 @lru_cache(maxsize=4)
 def classifier(dataset: str = "digits", verbose: bool = True) -> FeatureNet:
-    """The feature network for ``dataset``: the committed weights for digits; for other data sets
+    """The feature network for ``dataset``: the committed weights for digits and mnist5k; for other data sets
     trained once (:func:`train_feature_net`) and kept in ``genlib.data.cache_dir()/classifiers``.
 
     The test accuracy is printed so that a reader knows what the features are worth, and kept as
