@@ -44,6 +44,7 @@ epochs = 60             # at most, per model; training stops early on the valida
 latent_dim = 32         # L, the size of z for the main VAE
 betas = [0.5, 1.0, 4.0] # the β-VAEs compared in section 9
 k_iwae = 1000           # importance samples for the test log-likelihood
+n_images = None         # at most this many images per split (None: the whole split; the smoke profile cuts it)
 checkpoint = ""         # a file from genlib.train_family: load the main VAE (section 7), skip its training
 seed = 0
 
@@ -77,6 +78,8 @@ if not isinstance(betas, (list, tuple)) or not betas or any(
                      f"got {betas!r}")
 if not isinstance(k_iwae, int) or k_iwae < 1:
     raise ValueError(f"k_iwae must be a positive integer, got {k_iwae!r}")
+if n_images is not None and (isinstance(n_images, bool) or not isinstance(n_images, int) or n_images < 100):
+    raise ValueError(f"n_images must be None or an integer >= 100, got {n_images!r}")
 
 
 show = genlib.show_source  # prints a genlib function's source, to read next to its equation
@@ -121,6 +124,8 @@ def label_grid(ax, shape, row_labels=None, col_labels=None, pad=1):
 
 # %%
 splits = {name: data.images(dataset, name) for name in ("train", "val", "test")}
+if n_images is not None:
+    splits = {name: data.Images(s.x[:n_images], s.y[:n_images], s.levels, s.shape) for name, s in splits.items()}
 train, val, test = splits["train"], splits["val"], splits["test"]
 config = vae.VAEConfig.for_dataset(dataset, latent_dim=latent_dim, arch=model)
 x_train, x_val, x_test = (vae.model_inputs(s.x, config, gen) for s in (train, val, test))

@@ -72,6 +72,7 @@ class VAEParams:
     latent_dim: int = 32
     betas: list = field(default_factory=lambda: [0.5, 1.0, 4.0])
     k_iwae: int = 1000
+    n_images: int | None = None
     checkpoint: str = ""
     seed: int = 0
 
