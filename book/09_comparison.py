@@ -82,14 +82,17 @@ median = {row["key"]: {k: (None if compare.values(row, k) is None else bench.sum
 print(f"{results}: {len(rows)} rows, seeds {', '.join(map(str, seeds))}, measured {board['date']}")
 print(f"machine: {board['machine']['processor']}, {board['machine']['cpu_count']} cores, "
       f"torch {board['machine']['torch']}, {board['machine']['threads']} threads; "
-      f"the whole run took {board['wall_seconds'] / 60:.0f} min")
+      f"this run took {board['wall_seconds']:.0f} s"
+      + (f"; the rows' own times add up to {board['rows_seconds'] / 60:.0f} min" if "rows_seconds" in board else ""))
+if board.get("note"):
+    print(f"note: {board['note']}")
 print(f"data: {board['data']}")
 if not board.get("complete", True):
     print("NOTE: the file is from an interrupted run; the rows it finished are shown")
 glue("n_seeds", len(seeds), display=False)
 glue("n_samples", board["n_samples"], display=False)
 glue("feature_accuracy", board["classifier_test_accuracy"], display=False)
-glue("wall_minutes", board["wall_seconds"] / 60, display=False)
+glue("wall_minutes", board.get("rows_seconds", board["wall_seconds"]) / 60, display=False)
 
 # %% [markdown]
 # ## 1. The same data, the same measurements
@@ -255,11 +258,11 @@ plt.show()
 # %% [markdown]
 # ## 4. Scoring: likelihoods on one scale
 #
-# Only the rows with a density appear in the next figure. The bar is the median over the seeds, the
+# Only the rows with a density appear in the next figure (the DDPM once: its two lines share one bound). The bar is the median over the seeds, the
 # whisker the range; the hatching says what kind of number it is; the dashed line is the uniform model.
 
 # %%
-scored = [r for r in rows if median[r["key"]]["bits_per_dim"] is not None]
+scored = [r for r in rows if median[r["key"]]["bits_per_dim"] is not None and r["key"] not in scoreboard.LINE_OF]
 kinds = {"exact": "", "bound": "//", "estimate": ".."}
 fig, ax = plt.subplots(figsize=(8, 0.45 * len(scored) + 1.6))
 order = sorted(scored, key=lambda r: median[r["key"]]["bits_per_dim"])
@@ -292,7 +295,9 @@ def print_ranking(key, what, lower_is_better=True, digits=2, among=None):
     return groups
 
 
-nll_groups = print_ranking("test_nll_nats", "test NLL (nats)", digits=1)
+# a second line shares its family's trained model and bound: the likelihood ranking has each model once
+nll_groups = print_ranking("test_nll_nats", "test NLL (nats; one line per trained model)", digits=1,
+                           among=[r for r in rows if r["key"] not in scoreboard.LINE_OF])
 # the book has one mixture: chapter 2's chosen model, whose test NLL chapter 2 glued (quoted, not retyped)
 chapter_2_nll = quote("02_density_models", "gmm_best_nll")
 glue("gmm_best_nll", chapter_2_nll, display=False)
@@ -370,7 +375,7 @@ ax1.text(0.98, np.median(floor["frechet"]), "floor (real images, same N)", fonts
          ha="right", transform=ax1.get_yaxis_transform())
 ax1.set_xscale("log")
 all_ms = [v for r in rows for v in compare.values(r, "sample_ms_per_image")]
-ax1.set_xlim(min(all_ms) / 3, max(all_ms) * 5)
+ax1.set_xlim(min(all_ms) / 3, max(all_ms) * 200)  # room for the slowest row's label
 ax1.set_xlabel("sampling time (ms per image, log scale)")
 ax1.set_ylabel("Fréchet distance to the test images")
 ax1.set_ylim(0, None)
@@ -501,6 +506,12 @@ if "diffusion" in by_key:
     glue("ddpm_nll_peers", said(ddpm_peers), display=False)
     glue("ddpm_nll_better", said([short[k] for g in nll_groups[:ddpm_rank - 1] for k in g]), display=False)
     glue("n_nll_groups", len(nll_groups), display=False)
+    if ddpm_rank > 1:  # the nearest row that ranks above it, and by how much (medians)
+        nearest = max(nll_groups[ddpm_rank - 2], key=lambda k: median[k]["test_nll_nats"])
+        glue("ddpm_nearest", short[nearest], display=False)
+        glue("ddpm_nearest_gap", median["diffusion"]["test_nll_nats"] - median[nearest]["test_nll_nats"], display=False)
+        print(f"nearest above: {short[nearest]}, "
+              f"{median['diffusion']['test_nll_nats'] - median[nearest]['test_nll_nats']:.1f} nats lower (medians)")
     print(f"DDPM's bound: group {ddpm_rank} of {len(nll_groups)}, with {said(ddpm_peers)}")
 spread = {r["key"]: max(compare.values(r, "frechet")) - min(compare.values(r, "frechet")) for r in at_n}
 widest = max(spread, key=spread.get)
@@ -531,7 +542,8 @@ print(f"widest FD range over the seeds: {short[widest]} ({spread[widest]:.2f})")
 #   model, with the noise schedule matched to the 17 grey levels, and its bound now competes: a
 #   median of {glue:text}`ddpm_nll:.1f` nats ({glue:text}`ddpm_nll_range` over the seeds), in group
 #   {glue:text}`ddpm_nll_rank` of the {glue:text}`n_nll_groups` of the likelihood ranking, with
-#   {glue:text}`ddpm_nll_peers`; only {glue:text}`ddpm_nll_better` rank above it. Being a bound, the
+#   {glue:text}`ddpm_nll_peers`; only {glue:text}`ddpm_nll_better` rank above it, the nearest,
+#   {glue:text}`ddpm_nearest`, by {glue:text}`ddpm_nearest_gap:.1f` nats (medians). Being a bound, the
 #   true NLL is lower still, so where it ties with another family's bound the seeds cannot tell them
 #   apart, and where it loses to an exact number the gap may be partly the bound's.
 # * **Flow matching** has no likelihood computed here: it is in no disc of "scores", a reminder that
@@ -540,8 +552,9 @@ print(f"widest FD range over the seeds: {short[widest]} ({spread[widest]:.2f})")
 #   row) samples in one pass and gives up scoring altogether: no density, no encoder, and a training
 #   game with no loss to stop on (chapter 5). Its Fréchet distance is in group
 #   {glue:text}`gan_fd_rank` of {glue:text}`n_fd_groups`, with {glue:text}`gan_fd_peers`. A training
-#   game's outcome varies from seed to seed; the widest range of FD over the seeds in the table is
-#   {glue:text}`widest_fd`'s ({glue:text}`widest_fd_spread:.1f`), which is why one lucky run says little.
+#   game's outcome varies from seed to seed, and so does every row's: the widest range of FD over the
+#   seeds in the table is {glue:text}`widest_fd`'s ({glue:text}`widest_fd_spread:.1f`), which is why one
+#   lucky run says little.
 # * The **EBM** gives up scoring and encoding: an energy known up to $\log Z$ and a short Langevin
 #   chain to sample it (chapter 3); its replay buffer's chains, in the row's notes, are what training
 #   saw. Its strength is elsewhere: any network can be an energy, and energies compose (a sum of

@@ -375,6 +375,7 @@ def main(argv: list[str] | None = None) -> int:
         result["rows"] = sorted([*kept, *rows.values()], key=lambda r: order.index(r["key"]) if r["key"] in order else 99)
         result["wall_seconds"] = round(time.perf_counter() - tic_all, 1)
         result["complete"] = i == len(names) - 1
+        result["rows_seconds"] = round(sum(r.get("row_seconds", 0) for r in result["rows"]), 1)  # every row's own time
         if kept:  # a subset run: say which rows are this run's and which were kept from the file
             result["note"] = (f"this run measured {', '.join(k for k in order if k in rows)} "
                               f"(wall_seconds is its time); rows {', '.join(r['key'] for r in kept)} were kept from "
