@@ -1,11 +1,11 @@
 """Benchmark: the book profile's VAE on digits (Chapter 4), in nats per image on the test split.
 
-    OMP_WAIT_POLICY=PASSIVE .venv/bin/python benchmarks/vae_digits.py [--repeats 3] [--seed 0]
+    OMP_WAIT_POLICY=PASSIVE .venv/bin/python benchmarks/vae_digits.py [--seeds 0 1 2] [--k 1000]
 
 Trains ``VAE(VAEConfig())`` (categorical decoder over the 17 grey levels) with the settings of
 ``TrainConfig()`` on the book split (train 1000 / validation 350 / test 447), stopping early on the
 validation −ELBO and keeping the best weights; the test split is used only for the final numbers.
-Reported per run and as the median (min–max) over runs: training wall time, epochs, test −ELBO
+Reported per seed and as the median (min–max) over seeds (``genlib.bench``): training wall time, epochs, test −ELBO
 (mean of 10 one-sample estimates per image), test −IWAE bound with k importance samples, and bits
 per dimension. For comparison, our own single re-run of the public VAE code accompanying Tomczak's
 book (intro_dgm: MLP, 16 latents, categorical decoder, same split) gave −ELBO ≈ 96.6 and
@@ -14,15 +14,9 @@ this project, not a published result.
 """
 from __future__ import annotations
 
-import argparse
-import os
-import platform
-import statistics
 import time
 
-import torch
-
-from genlib import data, metrics, seed_everything, vae
+from genlib import bench, data, metrics, seed_everything, vae
 from genlib.train import fit
 
 
@@ -41,33 +35,23 @@ def run(seed: int, k: int, config: vae.VAEConfig, train_config: vae.TrainConfig)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=3, help="independent runs (seeds seed, seed+1, ...)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser = bench.parser(__doc__)
     parser.add_argument("--k", type=int, default=1000, help="importance samples for the IWAE bound")
     args = parser.parse_args()
     config, train_config = vae.VAEConfig(), vae.TrainConfig()
-    print(f"machine: {platform.platform()}, {platform.processor() or platform.machine()}, "
-          f"cpu_count={os.cpu_count()}, torch {torch.__version__} threads={torch.get_num_threads()}, "
-          f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}")
+    print(bench.machine())
     print(f"model: {config}")
     print(f"training: {train_config}")
-    print(f"uniform baseline: {metrics.uniform_nats(64, 17):.1f} nats per image")
+    print(f"uniform baseline: {metrics.uniform_nats(64, 17):.1f} nats per image; seeds {args.seeds}")
     runs = []
-    for r in range(args.repeats):
-        result = run(args.seed + r, args.k, config, train_config)
+    for seed in args.seeds:
+        result = run(seed, args.k, config, train_config)
         runs.append(result)
-        print(f"run {r} (seed {args.seed + r}): train {result['seconds']:.1f} s, {result['epochs']} epochs "
+        print(f"seed {seed}: train {result['seconds']:.1f} s, {result['epochs']} epochs "
               f"(best {result['best_epoch']}), test -ELBO {result['elbo']:.2f}, "
               f"-IWAE(k={args.k}) {result['iwae']:.2f} nats/image ({result['bpd']:.3f} bits/dim)", flush=True)
-
-    def summary(key: str, fmt: str) -> str:
-        values = [r[key] for r in runs]
-        return f"{statistics.median(values):{fmt}} ({min(values):{fmt}}-{max(values):{fmt}})"
-
-    print(f"median (min-max) over {len(runs)} runs: train time {summary('seconds', '.1f')} s, "
-          f"epochs {summary('epochs', '.0f')}, test -ELBO {summary('elbo', '.2f')} nats, "
-          f"-IWAE(k={args.k}) {summary('iwae', '.2f')} nats, {summary('bpd', '.3f')} bits/dim")
+    print(bench.report(runs, {"seconds": ".1f", "epochs": ".0f", "elbo": ".2f", "iwae": ".2f", "bpd": ".3f"},
+                       label=f"VAE (-IWAE with k = {args.k})"))
 
 
 if __name__ == "__main__":

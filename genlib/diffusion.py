@@ -775,45 +775,79 @@ def fit_with_cooldown(model: nn.Module, train, val=None, settings: TrainConfig =
 
 
 def _config(params) -> DiffusionConfig:
+    """Flow matching's U-Net (and the chapter's first DDPM): the book's image config with ``params.schedule``."""
     data.check_dataset(params.dataset, ("digits", "mnist5k", "mnist"))
     return DiffusionConfig.for_dataset(params.dataset, T=params.T, schedule=params.schedule, width=params.width)
 
 
-def _train(model: nn.Module, params, generator: torch.Generator, options: dict):
-    """Chapter 8's recipe for both image models: ``epochs`` passes, then a quarter as many at lr/10."""
+def _fixed_config(params) -> DiffusionConfig:
+    """Chapter 8's fixed DDPM (section 8): the same U-Net on the lattice-matched ``snr`` schedule, whose
+    smallest noise is σ_1 = ``bin_fraction`` of a grey level's bin."""
+    data.check_dataset(params.dataset, ("digits", "mnist5k", "mnist"))
+    return DiffusionConfig.for_dataset(params.dataset, T=params.T, schedule="snr", width=params.width,
+                                       logsnr_max=lattice_logsnr_max(data.LEVELS[params.dataset], params.bin_fraction))
+
+
+def _fit(model: nn.Module, params, epochs: int, generator: torch.Generator, options: dict):
+    """Chapter 8's recipe for its image models: ``epochs`` passes, then a quarter as many at lr/10."""
     train = to_unit_range(data.images(params.dataset, "train").x, data.LEVELS[params.dataset])
-    return fit_with_cooldown(model, train, None, TrainConfig(epochs=params.epochs), generator=generator, **options)
+    return fit_with_cooldown(model, train, None, TrainConfig(epochs=epochs), generator=generator, **options)
+
+
+def _train(model: nn.Module, params, generator: torch.Generator, options: dict):
+    """Flow matching: ``epochs`` passes (and the cool-down), as the chapter trains it."""
+    return _fit(model, params, params.epochs, generator, options)
+
+
+def _train_fixed(model: nn.Module, params, generator: torch.Generator, options: dict):
+    """The fixed DDPM: ``fixed_epochs`` passes (and the cool-down), as the chapter trains it."""
+    return _fit(model, params, params.fixed_epochs, generator, options)
 
 
 _SMOKE = {"epochs": 1, "T": 10, "width": 4}
 SAMPLE_STEPS = 100  # Euler steps of flow matching's sampler (FlowMatching.sample's default), and the DDPM's DDIM steps
-BOUND_IMAGES = None  # the scoreboard's bound: every test image (None: all), every t
+BOUND_STRATA = 64   # the scoreboard's bound: strata of t (chapter 8's default bound_strata), over every test image
+ANCESTRAL_IMAGES = 100  # the ancestral line's samples per seed: T U-Net passes each (minutes per seed at 447)
+
+
+def _levels(model) -> int:
+    return data.LEVELS["digits"] if model.config.shape == data.IMAGE_SHAPES["digits"] else 256  # else MNIST
 
 
 def _nll(model: Diffusion, x: torch.Tensor, generator: torch.Generator) -> NLL:
-    levels = data.LEVELS["digits"] if model.config.shape == data.IMAGE_SHAPES["digits"] else 256  # else MNIST
-    T = model.T
-    x = x[:BOUND_IMAGES]
-    total = torch.cat([model.bound(x[i:i + 150], levels, generator=generator)["total"]  # (images,) nats, every t
-                       for i in range(0, len(x), 150)])
+    """Chapter 8's stratified estimate of the bound (:meth:`Diffusion.bound` with ``t_samples``) on every
+    image of ``x``, in chunks of 150 images."""
+    levels, T = _levels(model), model.T
+    total = torch.cat([model.bound(x[i:i + 150], levels, t_samples=BOUND_STRATA, generator=generator)["total"]
+                       for i in range(0, len(x), 150)])  # (images,) nats
     error = float(total.std()) / math.sqrt(len(total))
+    strata = len(log_strata(T, BOUND_STRATA)) - 1
     return NLL(float(total.mean()), "bound",
-               f"NLL: the variational bound L_T + sum of all L_(t-1), t = 2..{T} (one x_t each) + L_0 with the "
-               f"discretised Gaussian decoder on the {levels} levels (Diffusion.bound), over {len(total)} test images; "
-               f"standard error over the images {error:.1f} nats")
+               f"NLL: the variational bound L_T + sum of L_(t-1), t = 2..{T} + L_0 with the discretised Gaussian decoder "
+               f"on the {levels} levels (Diffusion.bound), the sum by chapter 8's stratified estimator: {strata} "
+               f"log-spaced strata of t, one t and one x_t per stratum and image, weighted by the stratum's size "
+               f"(unbiased); over all {len(total)} test images; standard error over the images {error:.1f} nats")
+
+
+def _describe_fixed(model: Diffusion, params) -> str:
+    return (f"DDPM (U-Net width {params.width}, T = {params.T}, lattice-matched snr schedule; "
+            f"DDIM, {SAMPLE_STEPS} steps)")
 
 
 FAMILY = Family(
-    name="diffusion", chapter="08_diffusion", model=Diffusion, train=_train, nll=_nll, density="bound",
-    build=lambda params: Diffusion(_config(params)),
-    inputs=lambda model, x, levels, generator: to_unit_range(x, levels), smoke=_SMOKE,
+    name="diffusion", chapter="08_diffusion", model=Diffusion, train=_train_fixed, nll=_nll, density="bound",
+    build=lambda params: Diffusion(_fixed_config(params)),
+    inputs=lambda model, x, levels, generator: to_unit_range(x, levels), smoke={**_SMOKE, "fixed_epochs": 1},
+    budget=("fixed_epochs",),
     # the scoreboard's protocol: DDIM at flow matching's budget of network evaluations (SAMPLE_STEPS); the
     # ancestral chain over all T steps is its second line (genlib.scoreboard.SECOND_LINES)
     samples=lambda model, n, generator: from_unit_range(model.sample(n, steps=min(SAMPLE_STEPS, model.T), eta=0.0,
                                                                      generator=generator)),
-    describe=lambda model, params: (f"DDPM (U-Net width {params.width}, T = {params.T}, {params.schedule}; "
-                                    f"DDIM, {SAMPLE_STEPS} steps)"),
+    describe=_describe_fixed,
     remarks=lambda model, params, seed: [
+        f"chapter 8's fixed model (section 8): noise prediction on the lattice-matched snr schedule, sigma_1 = "
+        f"{params.bin_fraction} of a grey level's bin, trained for fixed_epochs = {params.fixed_epochs} epochs and a "
+        "quarter as many at lr/10",
         f"samples: DDIM (eta = 0) in {SAMPLE_STEPS} steps, {SAMPLE_STEPS} U-Net passes per image: the same number of "
         "network evaluations as flow matching's Euler steps; x_0 in [-1, 1] mapped to [0, 1]",
         "no log_prob (only the bound) and no latent features: no encoder (running DDIM backwards would give a "
@@ -822,7 +856,7 @@ FAMILY = Family(
 FLOW_MATCHING = Family(
     name="flow_matching", chapter="08_diffusion", model=FlowMatching, train=_train,
     build=lambda params: FlowMatching(_config(params)),
-    inputs=lambda model, x, levels, generator: to_unit_range(x, levels), smoke=_SMOKE,
+    inputs=lambda model, x, levels, generator: to_unit_range(x, levels), smoke=_SMOKE, budget=("epochs",),
     samples=lambda model, n, generator: from_unit_range(model.sample(n, steps=SAMPLE_STEPS, generator=generator)),
     describe=lambda model, params: f"Flow matching (U-Net width {params.width}; Euler, {SAMPLE_STEPS} steps)",
     remarks=lambda model, params, seed: [

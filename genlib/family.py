@@ -98,6 +98,7 @@ class Family:
     density: str = "none"                 # the kind of its nll (KINDS), or without one "none" / "energy only"
     dataset_key: str = "dataset"          # the parameter naming the image data set it trains on
     checkpoint: bool = True               # False: fitted in seconds where it is used, never saved
+    budget: tuple[str, ...] = ()          # the parameters that set its training budget (() : every epoch/step one)
 
     @property
     def params(self) -> type:

@@ -66,6 +66,7 @@ class Trained:
     sample: Callable[[int, torch.Generator], torch.Tensor]  # n -> (n, 64) images scaled to [0, 1]
     features: Callable[[torch.Tensor], torch.Tensor] | None = None  # integer images -> (N, F)
     notes: list[str] = field(default_factory=list)
+    n_samples: int | None = None       # samples per seed; None: as many as the test images (the protocol)
 
 
 def model_class(key: str) -> type:
@@ -75,15 +76,19 @@ def model_class(key: str) -> type:
 
 
 def _ancestral(trained: Trained) -> Trained:
-    """The DDPM's second line: the same trained model and bound, sampled by the full ancestral chain."""
+    """The DDPM's second line: the same trained model and bound, sampled by the full ancestral chain (on
+    ``diffusion.ANCESTRAL_IMAGES`` images per seed: T network passes each)."""
     from genlib import diffusion as dm
 
-    T = trained.model.T
+    T, n = trained.model.T, dm.ANCESTRAL_IMAGES
     return replace(trained, name=trained.name.replace(f"DDIM, {dm.SAMPLE_STEPS} steps", f"ancestral, {T} steps"),
-                   sample=lambda n, g: dm.from_unit_range(trained.model.sample(n, generator=g)),
+                   sample=lambda n, g: dm.from_unit_range(trained.model.sample(n, generator=g)), n_samples=n,
                    notes=[n for n in trained.notes if not n.startswith("samples: DDIM")] + [
                        f"samples: the full ancestral chain over all T = {T} steps ({T} U-Net passes per image), the "
-                       "chapter's default sampler; the same trained model and bound as the DDIM line"])
+                       "chapter's default sampler; the same trained model and bound as the DDIM line",
+                       f"only {n} samples per seed (the chain costs minutes per seed at 447): KID is unbiased at any N "
+                       f"and compares with the other rows; FD, precision and recall of {n} samples against the 447 test "
+                       "images do not (FD grows as N falls)"])
 
 
 # A family measured a second way: (the row's key, a function of the family's trained row). The protocol gives
@@ -122,14 +127,17 @@ def chapter_model(key: str, seed: int, checkpoint: Path | None = None,
     tic = time.perf_counter()
     chosen.train(model, values, gen, options)
     seconds = time.perf_counter() - tic
-    return (model.eval() if hasattr(model, "eval") else model), values, seconds, [budget(values)]
+    return (model.eval() if hasattr(model, "eval") else model), values, seconds, [budget(values, chosen.budget)]
 
 
-def budget(values) -> str:
-    """The training budget of a row, as the chapter's parameters state it (a confounder of every comparison)."""
+def budget(values, declared: tuple[str, ...] = ()) -> str:
+    """The training budget of a row, as the chapter's parameters state it (a confounder of every comparison):
+    the ``declared`` parameters (the family's ``budget``), or every epoch- or step-like one."""
     import dataclasses
 
     params = dataclasses.asdict(values) if dataclasses.is_dataclass(values) else dict(values)
+    if declared:
+        return "training budget (the chapter's book profile, CPU): " + ", ".join(f"{k} = {params[k]}" for k in declared)
     keys = [k for k in params if any(w in k for w in ("epoch", "steps", "iterations", "patience", "restarts"))
             and isinstance(params[k], int) and not isinstance(params[k], bool) and not k.startswith(("toy", "ring"))]
     return "training budget (the chapter's book profile, CPU): " + ", ".join(f"{k} = {params[k]}" for k in keys)
@@ -214,8 +222,9 @@ def measure(trained: Trained, seed: int) -> dict:
     test = data.digits("test")
     gen = torch.Generator().manual_seed(seed + 1000)
     tic = time.perf_counter()
-    raw = trained.sample(len(test), gen)  # (447, 64) in [0, 1]
-    sample_seconds = (time.perf_counter() - tic) / len(test)
+    n = trained.n_samples or len(test)
+    raw = trained.sample(n, gen)  # (n, 64) in [0, 1]; n = 447 but for a line that says otherwise
+    sample_seconds = (time.perf_counter() - tic) / n
     samples = quantise(raw)
     quality = metrics.sample_quality(samples, test.x.float() / (LEVELS - 1))
     nll = trained.test_nll
@@ -227,7 +236,7 @@ def measure(trained: Trained, seed: int) -> dict:
             "precision": round(quality["precision"], 3), "recall": round(quality["recall"], 3),
             "probe_accuracy": None if trained.features is None else round(linear_probe(trained.features), 4),
             "capabilities": capabilities(trained.model), "density": trained.density, "chapter": trained.chapter,
-            "notes": trained.notes,
+            "notes": trained.notes, "n_samples": n,
             "samples": (samples[:16] * (LEVELS - 1)).round().to(torch.int64).tolist()}  # 16 x 64 grey levels
 
 
@@ -243,7 +252,7 @@ def row_of(key: str, measured: list[dict], seconds: float) -> dict:
             "density": first["density"],
             "conditional": bool(getattr(family.get(LINE_OF.get(key, key)), "labels", False)),
             "runs": [{k: m[k] for k in RUN_KEYS} for m in measured],
-            "notes": first["notes"], "samples": first["samples"],
+            "notes": first["notes"], "n_samples": first["n_samples"], "samples": first["samples"],
             "samples_by_seed": {str(m["seed"]): m["samples"] for m in measured}, "row_seconds": round(seconds, 1)}
 
 
@@ -366,6 +375,12 @@ def main(argv: list[str] | None = None) -> int:
         result["rows"] = sorted([*kept, *rows.values()], key=lambda r: order.index(r["key"]) if r["key"] in order else 99)
         result["wall_seconds"] = round(time.perf_counter() - tic_all, 1)
         result["complete"] = i == len(names) - 1
+        result["rows_seconds"] = round(sum(r.get("row_seconds", 0) for r in result["rows"]), 1)  # every row's own time
+        if kept:  # a subset run: say which rows are this run's and which were kept from the file
+            result["note"] = (f"this run measured {', '.join(k for k in order if k in rows)} "
+                              f"(wall_seconds is its time); rows {', '.join(r['key'] for r in kept)} were kept from "
+                              f"{args.out} as they were (the same seeds; each row's row_seconds is its own time); "
+                              f"all rows together: {sum(r.get('row_seconds', 0) for r in result['rows']):.0f} s")
         problem = _write(args.out, result)
         if problem:
             return _fail(problem)

@@ -100,7 +100,7 @@ def tiny_checkpoints(tmp_path_factory):
     from genlib import train_family
 
     out = tmp_path_factory.mktemp("checkpoints")
-    for family, overrides in [("flow", ["n_layers=2", "hidden=8"]), ("diffusion", ["T=10", "width=4"]),
+    for family, overrides in [("flow", ["n_layers=2", "hidden=8"]), ("diffusion", ["T=10", "width=4", "fixed_epochs=1"]),
                               ("flow_matching", ["T=10", "width=4"])]:
         assert train_family.main([family, "epochs=1", *overrides, "--out", str(out)]) == 0
     return out
@@ -128,9 +128,14 @@ def test_chapter_7_and_8_rows_from_checkpoints(scoreboard, tiny_checkpoints, fam
         if family == "flow":
             expected = flows.evaluate_nll(trained.model, test, draws=10, generator=gen)
         else:
-            # every test image (the protocol), in the chunks of 150 the declaration uses
-            expected = float(torch.cat([trained.model.bound(test[i:i + 150], 17, generator=gen)["total"]
+            # chapter 8's stratified bound on every test image (the protocol), in the declaration's chunks of 150
+            from genlib import diffusion as dm
+
+            expected = float(torch.cat([trained.model.bound(test[i:i + 150], 17, t_samples=dm.BOUND_STRATA,
+                                                            generator=gen)["total"]
                                         for i in range(0, len(test), 150)]).mean())
+            assert trained.model.config.schedule == "snr"  # the chapter's fixed model, not its first one
+            assert any("stratified" in note for note in trained.notes)
     assert trained.test_nll == pytest.approx(expected, rel=1e-6) and trained.test_nll > 0
     assert scoreboard.FAMILIES[family](0, tiny_checkpoints / f"{family}.pt").test_nll == trained.test_nll
     assert scoreboard.FAMILIES[family](1, tiny_checkpoints / f"{family}.pt").test_nll != trained.test_nll
@@ -255,3 +260,17 @@ def test_a_family_missing_from_the_checkpoints_folder_is_announced(scoreboard, f
     assert scoreboard.main(["--families", "vae", "--seeds", "0", "--checkpoints", str(tmp_path / "ck"),
                             "--out", str(tmp_path / "s.json")]) == 0
     assert "vae, seed 0: no" in capsys.readouterr().out
+
+
+def test_rows_are_the_chapters_headline_models():
+    """Issue 25: the GAN row is chapter 5's unconditional DCGAN with R1; the DDPM row is chapter 8's fixed
+    (lattice-matched) model, its bound the chapter's stratified estimator."""
+    from genlib import diffusion as dm
+    from genlib import family, gan, params
+
+    assert not family.get("gan").labels
+    model = family.get("gan").build(params.GANParams())
+    assert model.config.n_classes == 0 and model.config == gan.digits_config()
+    chosen = params.DiffusionParams()
+    assert family.get("diffusion").build(chosen).config.schedule == "snr"
+    assert family.get("diffusion").budget == ("fixed_epochs",) and dm.BOUND_STRATA == chosen.bound_strata
