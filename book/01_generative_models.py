@@ -39,9 +39,12 @@
 # classifier's softmax layer already is one — ten non-negative numbers that sum to one,
 # $p_\theta(y \mid x)$ — and it is trained by maximising the log-probability of the observed label.
 # A generative model asks the network for a distribution over *images* instead: the parameters of
-# a Gaussian for every pixel (Chapter 4's decoder), a softmax over the next pixel's grey levels
-# (Chapter 6), or a sampler whose outputs have the right distribution without any formula for it
-# (Chapter 5). Each is again trained, directly or through a bound, by making the data probable.
+# a distribution for every pixel given a code (Chapter 4's decoder: on the digits, a softmax over
+# each pixel's grey levels), a softmax over the next pixel's grey levels (Chapter 6), or a sampler
+# whose outputs have the right distribution without any formula for it (Chapter 5). The first two
+# are trained, directly or through a bound, by making the data probable; the sampler has no
+# probability to raise, and is trained instead by a second network that learns to tell its outputs
+# from the data.
 #
 # This chapter sets up the vocabulary and the yardstick. We write probabilities carefully, compare
 # discriminative with generative models, see that the "randomness" of a generator is a set of latent
