@@ -539,6 +539,7 @@ def draw_bandwidth(fig, h):
     plot.curves(log_bandwidths, toy_curves, ax=right, marker="", xlabel="bandwidth, $\\log_{10} h$",
                 ylabel="nats per point", title="mean log-likelihood")
     right.axvline(log_bandwidths[i], color="k", lw=1)
+    right.legend(frameon=False, fontsize=8, loc="upper right")  # one place in every frame (large h: both curves low)
     right.set_xlim(log_bandwidths[0] - 0.1, log_bandwidths[-1] + 0.1)
     right.set_ylim(low, max(toy_curves["train"]) + 0.5)
     fig.subplots_adjust(left=0.06, right=0.98, bottom=0.14, top=0.9, wspace=0.3)
