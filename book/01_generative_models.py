@@ -44,7 +44,10 @@
 # whose outputs have the right distribution without any formula for it (Chapter 5). The first two
 # are trained, directly or through a bound, by making the data probable; the sampler has no
 # probability to raise, and is trained instead by a second network that learns to tell its outputs
-# from the data.
+# from the data. (Chapter 5 writes that network's output $D(x)$ as the probability that $x$ is real,
+# as {cite:t}`goodfellow2014gan` do; one of the source lectures {cite:p}`mit6s191generative` takes it
+# as the probability that $x$ is fake, which swaps $D$ and $1 - D$ in every formula but describes the
+# same game.)
 #
 # This chapter sets up the vocabulary and the yardstick. We write probabilities carefully, compare
 # discriminative with generative models, see that the "randomness" of a generator is a set of latent

@@ -729,7 +729,11 @@ plt.show()
 # using $\mathbb E_q[(z_j-\mu_j)^2]=\sigma_j^2$ and $\mathbb E_q[z_j^2]=\mu_j^2+\sigma_j^2$. Hence
 # $\mathrm{KL}=\tfrac12\sum_j(\mu_j^2+\sigma_j^2-1-\log\sigma_j^2)$: zero exactly when
 # $\mu_j=0,\sigma_j=1$. It pulls every code toward the prior — the price, in nats, of telling the
-# decoder something about $x$; hence the name *rate*.
+# decoder something about $x$; hence the name *rate*. (Lecture slides often show the negative,
+# $-\mathrm{KL}=\tfrac12\sum_j(1+\log\sigma_j^2-\mu_j^2-\sigma_j^2)$, the term the ELBO *adds*: the same
+# formula with the opposite sign, not a different result. One of them writes the diagonal entries of
+# the covariance squared where the variances $\sigma_j^2$ themselves belong
+# {cite:p}`johnson2022generative`.)
 
 # %%
 show(vae.kl_normal_std)
