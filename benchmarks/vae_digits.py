@@ -29,9 +29,10 @@ def run(seed: int, k: int, config: vae.VAEConfig, train_config: vae.TrainConfig)
                   batch_size=train_config.batch_size, lr=train_config.lr, patience=train_config.patience,
                   generator=gen, progress=False)
     seconds = time.perf_counter() - tic
-    nll = vae.evaluate_nll(model, test.x, k=k, batch_size=64, generator=gen, elbo_samples=10)
+    elbo = vae.evaluate_elbo(model, test.x, batch_size=64, generator=gen, samples=10)
+    iwae = vae.evaluate_nll(model, test.x, k=k, batch_size=64, generator=gen)
     return {"seconds": seconds, "epochs": history.epochs, "best_epoch": history.best_epoch + 1,
-            "elbo": nll["elbo"], "iwae": nll["iwae"], "bpd": metrics.nats_to_bpd(nll["iwae"], test.dims)}
+            "elbo": elbo.nats, "iwae": iwae.nats, "bpd": metrics.nats_to_bpd(iwae.nats, test.dims)}
 
 
 def main() -> None:

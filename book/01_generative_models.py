@@ -39,9 +39,15 @@
 # classifier's softmax layer already is one — ten non-negative numbers that sum to one,
 # $p_\theta(y \mid x)$ — and it is trained by maximising the log-probability of the observed label.
 # A generative model asks the network for a distribution over *images* instead: the parameters of
-# a Gaussian for every pixel (Chapter 4's decoder), a softmax over the next pixel's grey levels
-# (Chapter 6), or a sampler whose outputs have the right distribution without any formula for it
-# (Chapter 5). Each is again trained, directly or through a bound, by making the data probable.
+# a distribution for every pixel given a code (Chapter 4's decoder: on the digits, a softmax over
+# each pixel's grey levels), a softmax over the next pixel's grey levels (Chapter 6), or a sampler
+# whose outputs have the right distribution without any formula for it (Chapter 5). The first two
+# are trained, directly or through a bound, by making the data probable; the sampler has no
+# probability to raise, and is trained instead by a second network that learns to tell its outputs
+# from the data. (Chapter 5 writes that network's output $D(x)$ as the probability that $x$ is real,
+# as {cite:t}`goodfellow2014gan` do; one of the source lectures {cite:p}`mit6s191generative` takes it
+# as the probability that $x$ is fake, which swaps $D$ and $1 - D$ in every formula but describes the
+# same game.)
 #
 # This chapter sets up the vocabulary and the yardstick. We write probabilities carefully, compare
 # discriminative with generative models, see that the "randomness" of a generator is a set of latent
@@ -536,6 +542,7 @@ def draw_bandwidth(fig, h):
     plot.curves(log_bandwidths, toy_curves, ax=right, marker="", xlabel="bandwidth, $\\log_{10} h$",
                 ylabel="nats per point", title="mean log-likelihood")
     right.axvline(log_bandwidths[i], color="k", lw=1)
+    right.legend(frameon=False, fontsize=8, loc="upper right")  # one place in every frame (large h: both curves low)
     right.set_xlim(log_bandwidths[0] - 0.1, log_bandwidths[-1] + 0.1)
     right.set_ylim(low, max(toy_curves["train"]) + 0.5)
     fig.subplots_adjust(left=0.06, right=0.98, bottom=0.14, top=0.9, wspace=0.3)

@@ -590,8 +590,13 @@ def grid(params) -> tuple[tuple[str, int], ...]:
 GRID = tuple((c, K) for c in ("diag", "full") for K in sorted({*GRID_K, 8}))  # grid() at the book profile
 
 
-def _mixture_nll(model: GaussianMixture, y: torch.Tensor, levels: int) -> float:
-    return -float(metrics.discrete_log_prob(model.log_prob(y), y.shape[1], levels).mean())
+def evaluate_nll(model: GaussianMixture, y: torch.Tensor, levels: int) -> NLL:
+    """Test NLL of the integer images behind the dequantised ``y = (x + u) / levels`` in [0, 1)^D, in nats
+    per image: −E[log P(x)] ≤ −E_u[log p(y)] + D log levels, estimated with the given draws of u (one per
+    image), so an :class:`~genlib.family.NLL` of kind ``"bound"``; unpacks as ``nats, kind``."""
+    nats = -float(metrics.discrete_log_prob(model.log_prob(y), y.shape[1], levels).mean())
+    return NLL(nats, "bound", f"NLL: the dequantisation bound E_u[log p((x+u)/{levels})] - {y.shape[1]} log {levels}, "
+                              "one draw of u per image")
 
 
 def _build(params) -> GaussianMixture:
@@ -611,7 +616,7 @@ def _train(model: GaussianMixture, params, generator: torch.Generator, options: 
     tic = time.perf_counter()
     fits = {key: fit_em_restarts(y["train"], key[1], restarts=RESTARTS, covariance=key[0], iterations=params.epochs,
                                  tol=1e-4, generator=generator)[0] for key in grid(params)}
-    val = {key: _mixture_nll(fit, y["val"], levels) for key, fit in fits.items()}
+    val = {key: evaluate_nll(fit, y["val"], levels).nats for key, fit in fits.items()}
     best = min(fits, key=val.__getitem__)
     vars(model).update(vars(fits[best]))
     return History(train=[-fits[best].history[-1]], val=[val[best]], seconds=[time.perf_counter() - tic],
@@ -623,9 +628,7 @@ def _nll(model: GaussianMixture, x: torch.Tensor, generator: torch.Generator) ->
     # dequantised all three splits before fitting): drawn the same way here, the row's number is unchanged.
     for split in ("train", "val"):
         data.dequantize(data.digits(split).x, 17, generator=generator)
-    nats = _mixture_nll(model, data.dequantize(x, 17, generator=generator).double(), 17)
-    return NLL(nats, "bound", f"NLL: the dequantisation bound E_u[log p((x+u)/17)] - {x.shape[1]} log 17, "
-                              "one draw of u per image")
+    return evaluate_nll(model, data.dequantize(x, 17, generator=generator).double(), 17)
 
 
 FAMILY = Family(

@@ -82,10 +82,12 @@ def draw_taxonomy(ax=None):
 
 
 def draw_latent_variable_model(ax=None, latent: str = "z", observed: str = "x", plate: str = "N",
-                               params: tuple[str, ...] = ("\\theta",), inference: str | None = "\\phi"):
+                               params: tuple[str, ...] = ("\\theta",), inference: str | None = "\\phi",
+                               prior_params: tuple[str, ...] = ()):
     """The latent-variable model as a directed graphical model: ``z -> x`` inside a plate over the
-    ``N`` data points, the generative parameters outside; optionally the inference model
-    ``q_phi(z | x)`` as a dashed arrow from x back to z."""
+    ``N`` data points, the generative parameters outside (``params`` into x, ``prior_params`` into z,
+    e.g. a mixture's weights); optionally the inference model ``q_phi(z | x)`` as a dashed arrow from
+    x back to z."""
     ax = canvas(4.6, 3.2, ax, xlim=(0, 5.6), ylim=(0, 4))
     from matplotlib.patches import FancyBboxPatch
     ax.add_patch(FancyBboxPatch((0.7, 0.35), 3.0, 3.3, boxstyle="round,pad=0.05", fc="none", ec="0.4", lw=1))
@@ -99,6 +101,10 @@ def draw_latent_variable_model(ax=None, latent: str = "z", observed: str = "x", 
         ax.plot(4.6, 1.2 + 0.6 * i, "o", color="0.2", ms=4)
         ax.text(4.75, 1.2 + 0.6 * i, f"${name}$", va="center", fontsize=11)
         arrow(ax, (4.5, 1.2 + 0.6 * i), (2.7, 1.25))
+    for i, name in enumerate(prior_params):
+        ax.plot(0.25, 3.55 - 0.5 * i, "o", color="0.2", ms=4)
+        ax.text(0.25, 3.75 - 0.5 * i, f"${name}$", ha="center", va="bottom", fontsize=11)
+        arrow(ax, (0.35, 3.5 - 0.5 * i), (1.8, 3.2))
     if inference:
         ax.add_patch(FancyArrowPatch((2.6, 1.5), (2.6, 2.55), arrowstyle="-|>", mutation_scale=12, color="C3",
                                      lw=1.2, linestyle="--", connectionstyle="arc3,rad=-0.5"))
@@ -113,7 +119,7 @@ def draw_vae(ax=None):
     """The VAE's computation: encoder -> (mu, log sigma^2) -> z = mu + sigma * eps -> decoder ->
     p_theta(x | z), with the loss terms; the noise eps enters from the side, so gradients flow from
     the loss to mu and sigma (solid, blue) and never through a random draw."""
-    ax = canvas(12, 3.6, ax, xlim=(0, 16), ylim=(0, 4.8))
+    ax = canvas(12, 3.8, ax, xlim=(0, 16), ylim=(0, 5.1))
     box(ax, 1.0, 2.6, "$x$\nimage", width=1.3, height=1.0, kind="data")
     box(ax, 3.4, 2.6, "encoder\n$q_\\phi(z\\mid x)$", width=2.0, height=1.2, kind="net")
     box(ax, 6.0, 3.4, "$\\mu_\\phi(x)$", width=1.3, height=0.6, kind="latent")
@@ -130,12 +136,18 @@ def draw_vae(ax=None):
     arrow(ax, (6.65, 3.3), (7.5, 2.85))
     arrow(ax, (6.75, 1.9), (7.5, 2.35))
     arrow(ax, (8.6, 0.95), (8.6, 2.15), dashed=True, color="0.45")
-    ax.text(8.75, 1.55, "noise: no parameters", fontsize=8, color="0.35", ha="left")
+    ax.text(8.45, 1.15, "noise: no parameters", fontsize=8, color="0.35", ha="right")
     arrow(ax, (9.7, 2.6), (10.3, 2.6))
     arrow(ax, (12.3, 2.9), (12.85, 3.35))
-    arrow(ax, (6.75, 1.6), (12.8, 1.4), color="0.45")
-    ax.text(10.2, 1.25, "$\\mu, \\log\\sigma^2$: closed form", fontsize=8, color="0.35", ha="center", va="top")
-    ax.text(8.0, 4.55, "gradients flow back along the solid arrows: $z$ is a differentiable function of "
+    arrow(ax, (6.75, 1.6), (12.8, 1.3), color="0.45")  # rate <- log sigma^2
+    ax.add_patch(FancyArrowPatch((6.3, 3.1), (12.8, 1.6), arrowstyle="-|>", mutation_scale=12, color="0.45", lw=1.2,
+                                 shrinkA=2, shrinkB=2, connectionstyle="arc3,rad=0.3"))  # rate <- mu: both enter the KL
+    ax.text(10.2, 1.2, "$\\mu, \\log\\sigma^2$: closed form", fontsize=8, color="0.35", ha="center", va="top")
+    arrow(ax, (1.0, 3.1), (1.0, 4.3), color="0.45", style="-")  # the image is also the reconstruction's target
+    arrow(ax, (1.0, 4.3), (12.8, 3.95), color="0.45")
+    ax.text(6.9, 4.3, "$x$: the target of the reconstruction term", fontsize=8, color="0.35", ha="center",
+            va="bottom")
+    ax.text(8.0, 4.85, "gradients flow back along the solid arrows: $z$ is a differentiable function of "
             "$\\mu_\\phi, \\sigma_\\phi$ (the reparameterisation)", ha="center", fontsize=9, color="C0")
     return ax
 

@@ -70,7 +70,7 @@ class VAEParams:
     model: str = "mlp"
     epochs: int = 60
     latent_dim: int = 32
-    betas: list = field(default_factory=lambda: [0.5, 1.0, 4.0])
+    betas: list = field(default_factory=lambda: [0.5, 1.0, 4.0, 8.0])
     k_iwae: int = 1000
     n_images: int | None = None
     checkpoint: str = ""

@@ -282,3 +282,14 @@ def test_kde_cell_density_integrates_the_kde_over_each_cell():
     inside = kde.sample(20000, generator=torch.Generator().manual_seed(1))
     in_box = ((inside[:, 0] >= -4) & (inside[:, 0] <= 4) & (inside[:, 1] >= -3) & (inside[:, 1] <= 5)).float().mean()
     assert float(cells.sum() * area) == pytest.approx(float(in_box), abs=0.01)
+
+
+def test_evaluate_nll_is_the_dequantisation_bound_with_its_kind():
+    from genlib import metrics
+    from genlib.density import GaussianMixture, evaluate_nll
+
+    y = torch.rand(50, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    model = GaussianMixture(2, "diag").fit_em(y, iterations=5, generator=torch.Generator().manual_seed(0))
+    nats, kind = evaluate_nll(model, y, 17)
+    assert kind == "bound"
+    assert nats == pytest.approx(-float(metrics.discrete_log_prob(model.log_prob(y), 4, 17).mean()))

@@ -60,8 +60,7 @@ def test_chapter_models_load_from_checkpoints(scoreboard, checkpoints, family, d
     from genlib import vae
 
     iwae = vae.evaluate_nll  # k = 1000 on 447 images takes longer than this test should: k = 5 on 20
-    monkeypatch.setattr(vae, "evaluate_nll", lambda model, x, k, batch_size, generator: iwae(
-        model, x[:20], k=5, batch_size=batch_size, generator=generator))
+    monkeypatch.setattr(vae, "evaluate_nll", lambda model, x, k, generator: iwae(model, x[:20], k=5, generator=generator))
     trained = scoreboard.FAMILIES[family](0, checkpoints / "a" / f"{family}.pt")
     assert trained.density == density and (trained.test_nll is not None) == has_nll
     assert (trained.features is not None) == (family == "vae")

@@ -272,15 +272,23 @@ def test_evaluate_nll_averages_per_image_bounds_in_batches():
     seed_everything(0)
     model = vae.VAE(vae.VAEConfig(hidden=32, latent_dim=4)).eval()
     x, _ = fake_digits(n=10)
-    one = vae.evaluate_nll(model, x, k=200, batch_size=3, generator=torch.Generator().manual_seed(0),
-                           elbo_samples=200)
+    gen = torch.Generator().manual_seed(0)
+    one_elbo = vae.evaluate_elbo(model, x, batch_size=3, generator=gen, samples=200)
+    one = vae.evaluate_nll(model, x, k=(1, 10, 200), batch_size=3, generator=gen)
+    assert one_elbo.kind == "bound" and all(nll.kind == "estimate" for nll in one.values())
     with torch.no_grad():
         g = torch.Generator().manual_seed(1)
         elbo = -torch.stack([model.elbo(x, generator=g) for _ in range(200)]).mean()
         iwae = -model.iwae_bound(x, k=200, generator=g).mean()
-    assert one["elbo"] == pytest.approx(float(elbo), rel=0.01)
-    assert one["iwae"] == pytest.approx(float(iwae), rel=0.01)
-    assert one["iwae"] < one["elbo"]  # a tighter bound: lower negative log-likelihood
+        iwae10 = -torch.stack([model.iwae_bound(x, k=10, generator=g) for _ in range(100)]).mean()
+    assert one_elbo.nats == pytest.approx(float(elbo), rel=0.01)
+    assert one[200].nats == pytest.approx(float(iwae), rel=0.01)
+    assert one[10].nats == pytest.approx(float(iwae10), rel=0.01)  # 20 groups of 10 weights: L_10's estimate
+    assert one[200].nats < one[10].nats < one[1].nats  # tighter bounds: lower negative log-likelihoods
+    nats, kind = vae.evaluate_nll(model, x, k=20, generator=gen)  # one k: one NLL, unpacking as (nats, kind)
+    assert kind == "estimate" and nats > 0
+    with pytest.raises(ValueError, match="divide"):
+        vae.evaluate_nll(model, x, k=(3, 10))
 
 
 def test_gaussian_decoder_nll_counts_the_dequantisation_jacobian():
@@ -288,10 +296,10 @@ def test_gaussian_decoder_nll_counts_the_dequantisation_jacobian():
     config = vae.VAEConfig(hidden=32, latent_dim=4, likelihood="gaussian")
     model = vae.VAE(config).eval()
     x = vae.model_inputs(fake_digits(n=6)[0], config, torch.Generator().manual_seed(0))
-    nll = vae.evaluate_nll(model, x, k=10, generator=torch.Generator().manual_seed(0))
+    nll = vae.evaluate_elbo(model, x, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         density = -model.elbo(x, generator=torch.Generator().manual_seed(0)).mean()
-    assert nll["elbo"] == pytest.approx(float(density) + 64 * math.log(17), rel=1e-6)
+    assert nll.nats == pytest.approx(float(density) + 64 * math.log(17), rel=1e-6)
 
 
 # ----------------------------------------------------------------------------- gradient estimators, rate per latent
