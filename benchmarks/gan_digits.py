@@ -59,7 +59,12 @@ def ring_variants() -> dict[str, tuple[gan.RingExperiment, dict]]:
             "plain GAN (balanced)": (stable, ema),
             "R1": (stable, {"r1": gan.STABLE_RING_R1, **ema}),
             "spectral norm + hinge": (stable, {"spectral_norm": True, "loss": "hinge", **ema}),
-            "R1 + TTUR": (stable, {"r1": gan.STABLE_RING_R1, "lr_g": 2e-4, **ema})}
+            "R1 + TTUR": (stable, {"r1": gan.STABLE_RING_R1, "lr_g": 2e-4, **ema}),
+            # Gulrajani et al.'s settings: 5 critic steps per generator step, Adam(1e-4, β = (0, 0.9)), λ = 10
+            "WGAN-GP": (gan.RingExperiment(steps=gan.STABLE_RING_STEPS, lr_g=1e-4, lr_d=1e-4),
+                        {"loss": "wasserstein", "gp": 10.0, "k": 5, "betas": (0.0, 0.9), **ema}),
+            # the balanced plain GAN trained twice as long: what the high-quality fraction needs
+            "plain GAN (balanced, 2x steps)": (gan.RingExperiment(steps=2 * gan.STABLE_RING_STEPS, lr_d=1e-3), ema)}
 
 
 def ring(seeds: list[int], only: list[str] | None = None) -> dict:

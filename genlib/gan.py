@@ -29,6 +29,7 @@ label to both players. A GAN has ``sample`` but no ``log_prob``.
 """
 from __future__ import annotations
 
+import copy
 import math
 import time
 from dataclasses import dataclass
@@ -373,6 +374,24 @@ class AdversarialStep:
         if self.calls % c.k == 0:
             self._generator_step(model, n, y, d_loss, real_logits, fake_logits)
         return d_loss.detach()
+
+    def state_dict(self) -> dict:
+        """What a resumed run needs beyond the model's weights and the random states: both players'
+        Adam states, the generator's weight average, the step counters and the log."""
+        return copy.deepcopy({"opt_d": self.opt_d.state_dict(), "opt_g": self.opt_g.state_dict(), "ema": self._ema,
+                              "calls": self.calls, "steps": self.steps, "log": self.log})  # a copy, not live tensors
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore :meth:`state_dict`'s output (the optimisers must belong to a model of the same shape)."""
+        self.opt_d.load_state_dict(state["opt_d"])
+        self.opt_g.load_state_dict(state["opt_g"])
+        if (state["ema"] is None) != (self._ema is None):
+            raise ValueError("the saved step and this one disagree on the weight average (TrainConfig.ema)")
+        if self._ema is not None:
+            for key, value in state["ema"].items():
+                self._ema[key].copy_(value)
+        self.calls, self.steps = int(state["calls"]), int(state["steps"])
+        self.log = {k: list(v) for k, v in state["log"].items()}
 
     def discriminator_loss(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
         """The discriminator's loss of the configured game (without penalties)."""

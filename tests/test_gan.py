@@ -323,3 +323,29 @@ def test_mode_coverage_separates_a_collapsed_generator():
     collapsed = metrics.ring_centres()[[2]] + 0.01 * torch.randn(500, 2)
     out = metrics.mode_coverage(collapsed, metrics.ring_centres(), std=0.05)
     assert out["modes"] == 1 and out["high_quality"] == 1.0
+
+
+def test_adversarial_step_state_round_trip_continues_exactly():
+    # a resumed GAN needs both Adam states and the weight average, not only the weights
+    x = data.toy("8gaussians", 32)
+    torch.manual_seed(0)
+    model = gan.GAN(gan.GANConfig(hidden=8))
+    step = gan.AdversarialStep(model, gan.TrainConfig(ema=0.5))
+    for _ in range(2):
+        step(model, (x,))
+    weights = {k: v.clone() for k, v in model.state_dict().items()}
+    saved = step.state_dict()
+    torch.manual_seed(1)
+    step(model, (x,))
+    expected = _params(model)
+    resumed = gan.GAN(gan.GANConfig(hidden=8))
+    resumed.load_state_dict(weights)
+    again = gan.AdversarialStep(resumed, gan.TrainConfig(ema=0.5))
+    again.load_state_dict(saved)
+    torch.manual_seed(1)
+    again(resumed, (x,))
+    assert again.steps == step.steps == 3 and again.log == step.log
+    for a, b in zip(_params(resumed), expected):
+        assert torch.allclose(a, b)
+    with pytest.raises(ValueError, match="weight average"):
+        gan.AdversarialStep(resumed, gan.TrainConfig()).load_state_dict(saved)
