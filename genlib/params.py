@@ -145,7 +145,7 @@ class DiffusionParams:
     bin_fraction: float = 0.5
     guided_epochs: int = 10
     guidance_grid: list = field(default_factory=lambda: [0.0, 0.5, 1.0, 2.0, 4.0])
-    ode_images: int = 8
+    ode_images: int = 4
     ode_steps: int = 40
     checkpoint: str = ""
     seed: int = 0
