@@ -35,7 +35,10 @@
 # counts compared in section 10, each with `n_quality` samples; the likelihood bound of section 8
 # uses `bound_images` test images and at most `bound_strata` strata of timesteps per image (one random
 # step in each). `bin_fraction` sets the smallest noise of the lattice-matched schedule of section 8,
-# as a fraction of the distance between neighbouring grey levels. `checkpoint`
+# as a fraction of the distance between neighbouring grey levels. `guided_epochs` trains the
+# label-conditional model of section 12, sampled at each classifier-free guidance scale of
+# `guidance_grid`; `ode_images` and `ode_steps` set the test images and Heun steps of the
+# probability-flow ODE's likelihood in section 11. `checkpoint`
 # names a file written by `python -m genlib.train_family diffusion` (the same digits U-Net, trained
 # outside the notebook, e.g. on a GPU): section 5 then loads it instead of training it.
 
@@ -55,6 +58,10 @@ n_quality = 300         # samples per point of the quality curves
 bound_images = 64       # test images for the likelihood bound
 bound_strata = 64       # strata of timesteps for the bound (one random step each, per image)
 bin_fraction = 0.5      # lattice-matched schedule: smallest noise sigma_1 = bin_fraction * bin width
+guided_epochs = 10      # passes for the label-conditional model of section 12
+guidance_grid = [0.0, 0.5, 1.0, 2.0, 4.0]  # classifier-free guidance scales compared in section 12
+ode_images = 4          # test images for the probability-flow ODE likelihood of section 11
+ode_steps = 40          # Heun steps of that ODE
 checkpoint = ""         # a file from genlib.train_family: load the digits U-Net, skip its training
 seed = 0
 
@@ -79,10 +86,16 @@ dev = genlib.device(device)
 gen = genlib.seed_everything(seed)
 data.check_dataset(dataset, ("digits", "mnist5k", "mnist"))
 data.check_dataset(toy, data.TOYS)
-check_epochs(epochs), check_epochs(toy_epochs), check_epochs(fixed_epochs)
+check_epochs(epochs), check_epochs(toy_epochs), check_epochs(fixed_epochs), check_epochs(guided_epochs)
 for name, value in [("T", T), ("toy_T", toy_T), ("width", width), ("n_quality", n_quality),
-                    ("bound_images", bound_images), ("bound_strata", bound_strata)]:
+                    ("bound_images", bound_images), ("bound_strata", bound_strata), ("ode_images", ode_images),
+                    ("ode_steps", ode_steps)]:
     checks.positive_int(name, value)
+if not isinstance(guidance_grid, (list, tuple)) or not guidance_grid or any(
+        isinstance(g, bool) or not isinstance(g, (int, float)) or not 0 <= g < 100 for g in guidance_grid):
+    raise ValueError(f"guidance_grid must be a non-empty list of scales in [0, 100) (papermill: -y 'guidance_grid: [0, 2]'), "
+                     f"got {guidance_grid!r}")
+guidance_grid = sorted(set(float(g) for g in guidance_grid))
 checks.positive("bin_fraction", bin_fraction)
 checks.choice("schedule", schedule, dm.SCHEDULES)
 if not isinstance(steps_grid, (list, tuple)) or not steps_grid or any(
@@ -104,14 +117,14 @@ def toy_scatter(points, ax, bounds=(-3, 3, -3, 3), title=""):
 
 
 def train_model(model, train_data, val_data, n_epochs, batch_size, lr, note=""):
-    """Adam (genlib.train.fit) for n_epochs, then n_epochs/4 more at lr/10; one summary line."""
+    """Adam (genlib.train.fit) for n_epochs, then n_epochs/4 more at lr/10; one summary line; the history."""
     tic = time.process_time()
     history = dm.fit_with_cooldown(model, train_data, val_data, dm.TrainConfig(n_epochs, batch_size, lr),
                                    generator=gen, device=dev, progress=False)
     seconds = time.process_time() - tic
     print(f"{type(model).__name__} ({model.config.net}, {model.config.objective if isinstance(model, dm.Diffusion) else 'velocity'}{note}): "
           f"trained {history.epochs} epochs in {seconds:.1f} s of CPU time")
-    return seconds
+    return history
 
 
 # %% [markdown]
@@ -291,7 +304,7 @@ show(dm.Diffusion.loss)
 
 # %%
 stripped = dm.Diffusion(replace(toy_config, objective="x_prev"))
-seconds_stripped = train_model(stripped, x_toy, None, toy_epochs, 256, 5e-3)
+train_model(stripped, x_toy, None, toy_epochs, 256, 5e-3)
 toy_reference = data.toy(toy, 2000, seed=seed + 1) / raw.std()  # fresh points for comparisons
 
 
@@ -360,7 +373,7 @@ print("mean error = weighted noise error:", torch.allclose(lhs, rhs, rtol=1e-8))
 
 # %%
 toy_model = dm.Diffusion(toy_config)
-seconds_toy = train_model(toy_model, x_toy, None, toy_epochs, 256, 5e-3)
+train_model(toy_model, x_toy, None, toy_epochs, 256, 5e-3)
 toy_samples, toy_path = toy_model.sample(2000, generator=gen, trajectory=True)
 
 fig, axes = plt.subplots(1, 3, figsize=(11, 3.8))
@@ -399,15 +412,16 @@ print(f"k-NN precision on the 2-D points (higher is better): stripped-down {qual
 
 # %%
 show(dm.UNet.forward)
-if checkpoint:  # trained elsewhere (python -m genlib.train_family diffusion ...): load, do not train
-    unet, _ = train_family.load(checkpoint, "diffusion", device=dev,
-                                expect={"dataset": dataset, "T": T, "schedule": schedule, "width": width})
-    history = train_family.load_history(checkpoint)
-    seconds_unet = sum(history.seconds)
-    print(f"loaded {checkpoint}: {history.epochs} epochs trained elsewhere in {seconds_unet:.1f} s")
-else:
-    unet = dm.Diffusion(image_config)
-    seconds_unet = train_model(unet, x_train, None, epochs, 64, 2e-3)
+
+
+def train_unet():
+    model = dm.Diffusion(image_config)
+    return model, train_model(model, x_train, None, epochs, 64, 2e-3)
+
+
+# with a checkpoint from `python -m genlib.train_family diffusion ...` (e.g. trained on a GPU): load, do not train
+unet, _ = train_family.load_or_train(checkpoint, "diffusion", train_unet, device=dev,
+                                     expect={"dataset": dataset, "T": T, "schedule": schedule, "width": width})
 print(f"U-Net: {sum(p.numel() for p in unet.parameters()):,} parameters")
 
 # %% [markdown]
@@ -725,7 +739,7 @@ glue("predicted_naive", predicted_naive, display=False)
 # %%
 fixed_config = replace(image_config, schedule="snr", logsnr_max=dm.lattice_logsnr_max(levels, bin_fraction))
 fixed = dm.Diffusion(fixed_config)
-seconds_fixed = train_model(fixed, x_train, None, fixed_epochs, 64, 2e-3, note=", snr schedule")
+train_model(fixed, x_train, None, fixed_epochs, 64, 2e-3, note=", snr schedule")
 fixed_row = measure_bound(fixed, f"snr schedule, sigma_1 = {bin_fraction} bin")
 fixed_t, fixed_cum = cumulative_terms(fixed)
 
@@ -763,8 +777,20 @@ glue("fixed_gap", fixed_row["total"] - reference_nll["gated PixelCNN"], display=
 # where the digits' shapes are decided, and in $L_0$; what the literature uses to close it —
 # learned variances with a hybrid objective and importance-sampled $t$ {cite:p}`nichol2021improved`, a
 # learned schedule with Fourier features of the input {cite:p}`kingma2021variational` — is not measured
-# here. Likelihood and sample quality remain different questions (Chapter 1): section 10 samples the
-# naive model, which was trained for samples, not for the bound.
+# here. Of those, learned variances are the closest to this chapter's model: the network outputs, per
+# pixel, an interpolation $\sigma_t^2=\exp\big(u\log\beta_t+(1-u)\log\tilde\beta_t\big)$ between the two
+# natural choices, trained by the bound's own terms $L_{t-1}$ (with the mean held fixed) added with a
+# small weight to $L_{\text{simple}}$, the *hybrid* objective, and the steps $t$ are drawn in proportion to
+# the root mean square of their terms instead of uniformly {cite:p}`nichol2021improved`. genlib does not
+# implement them, and a line of algebra says why little is to be gained here. For a given mean, the
+# variance that minimises $L_{t-1}$ is $\sigma_t^2=\tilde\beta_t(1+r_t)$, where $r_t$ is the mean's squared
+# error per pixel in units of $\tilde\beta_t$ {cite:p}`bao2022analytic`, and it saves
+# $\tfrac12\big(r_t-\log(1+r_t)\big)\approx\tfrac14r_t^2$ nats per pixel against $\sigma_t^2=\tilde\beta_t$: second
+# order in $r_t$. With the lattice-matched schedule $r_t$ is the step's $\log\mathrm{SNR}$ decrement times the
+# noise error (the identity above), small at every one of the $T$ steps; with the naive schedule's
+# sawtooth steps it is not, and there learned variances would recover part of the loss (not measured
+# here). Likelihood and sample quality remain different questions
+# (Chapter 1): section 10 samples the naive model, which was trained for samples, not for the bound.
 #
 # ## 9. Flow matching: straight paths and velocities
 #
@@ -823,10 +849,10 @@ show(dm.FlowMatching.loss)
 show(dm.FlowMatching.sample)
 
 # %%
-toy_flow = dm.FlowMatching(toy_config)
-seconds_toy_flow = train_model(toy_flow, x_toy, None, toy_epochs, 256, 5e-3)
-flow = dm.FlowMatching(image_config)
-seconds_flow = train_model(flow, x_train, None, epochs, 64, 2e-3)
+toy_flow = dm.FlowMatching(dm.FlowMatchingConfig.from_diffusion(toy_config))
+train_model(toy_flow, x_toy, None, toy_epochs, 256, 5e-3)
+flow = dm.FlowMatching(dm.FlowMatchingConfig.from_diffusion(image_config))
+train_model(flow, x_train, None, epochs, 64, 2e-3)
 
 fig, axes = plt.subplots(1, 3, figsize=(11, 3.8))
 compare_steps = 20
@@ -1028,8 +1054,324 @@ for key, name in [("anc", "ancestral"), ("ddim", "DDIM"), ("heun", "Heun (DDIM O
 # distillation {cite:p}`salimans2022progressive` trains a student to take one step where its teacher
 # took two, repeatedly, and consistency models {cite:p}`song2023consistency` train a network to map
 # any point of a deterministic sampling trajectory (DDIM's ODE) straight to its end, for one- or few-step sampling.
+
+
+# %% [markdown]
+# ## 11. The continuous-time picture: SDEs, the probability-flow ODE and a likelihood
 #
-# ## 11. Interactive: the two chains, step by step
+# Let the number of steps grow, $T\to\infty$, with $\beta_t=\beta(\tau)\,\Delta\tau$ for a continuous
+# time $\tau=t/T\in[0,1]$ and a rate $\beta(\tau)$ (Chapter 7's $\tau$, the time of a continuous flow).
+# Since $\sqrt{1-\beta_t}=1-\tfrac12\beta_t+O(\beta_t^2)$, the forward step
+# $x_t=\sqrt{1-\beta_t}\,x_{t-1}+\sqrt{\beta_t}\,\varepsilon_t$ is, to first order, an Euler–Maruyama step
+# of the **variance-preserving SDE** {cite:p}`song2021score`
+#
+# $$
+# dx=-\tfrac12\beta(\tau)\,x\,d\tau+\sqrt{\beta(\tau)}\,dW_\tau ,
+# $$
+#
+# with $W_\tau$ a Brownian motion ($dW_\tau$ is Gaussian with variance $d\tau$). It is linear, so its
+# marginals are Gaussian: $x_\tau=e^{-\frac12\int_0^\tau\beta}\,x_0+\sqrt{1-e^{-\int_0^\tau\beta}}\,\varepsilon$,
+# the closed form of section 2 with $\bar\alpha_t\approx e^{-\sum_{s\le t}\beta_s}$ (the product
+# $\prod(1-\beta_s)$ and the exponential differ by $\tfrac12\sum\beta_s^2$ in the exponent, the first line of
+# the check below).
+#
+# **Running it backwards.** A diffusion run backwards in time is again a diffusion
+# {cite:p}`anderson1982reverse`; for this SDE the reverse is
+#
+# $$
+# dx=\big[-\tfrac12\beta(\tau)\,x-\beta(\tau)\,\nabla_x\log p_\tau(x)\big]\,d\tau+\sqrt{\beta(\tau)}\,d\bar W_\tau ,
+# $$
+#
+# integrated from $\tau=1$ down to $0$ ($d\tau<0$, $\bar W$ a Brownian motion in reversed time). The
+# only unknown is the score of the noisy marginal, which section 7 read off the noise predictor,
+# $\nabla\log p_\tau(x)\approx-\varepsilon_\theta(x,\tau)/\sqrt{1-\bar\alpha_\tau}$; an Euler–Maruyama
+# step of it is, to first order, DDPM's ancestral step. Among all processes with the same marginals
+# $p_\tau$ there is a deterministic one, the **probability-flow ODE** {cite:p}`song2021score`: drop the
+# noise and halve the score term,
+#
+# $$
+# \frac{dx}{d\tau}=-\tfrac12\beta(\tau)\big[x+\nabla_x\log p_\tau(x)\big] .
+# $$
+#
+# (Its Fokker–Planck equation is the SDE's: the diffusion term $\tfrac12\beta\,\Delta p$ is written as
+# the transport $-\nabla\cdot(p\cdot\tfrac12\beta\nabla\log p)$.) The check runs both, with many
+# small steps, on section 10's 1-D Gaussian oracle, where the answers are known: the reverse SDE
+# must return samples with the data's mean and variance, and the ODE must carry each $x_T$ to its
+# exact end point.
+#
+# **DDIM is an Euler solver of this ODE.** Substitute $\varepsilon$ for the score and change variables
+# to $y=x/\sqrt{\bar\alpha_\tau}$ and $\rho=\sqrt{(1-\bar\alpha_\tau)/\bar\alpha_\tau}$ (section 10's
+# pair; $\rho=1/\sqrt{\mathrm{SNR}}$). With $\beta=-d\log\bar\alpha/d\tau$,
+# $dy/d\tau=\tfrac12\beta\,\varepsilon/\sqrt{\bar\alpha(1-\bar\alpha)}$ and
+# $d\rho/d\tau=\tfrac12\beta/\sqrt{\bar\alpha(1-\bar\alpha)}$, so the ODE is simply
+#
+# $$
+# \frac{dy}{d\rho}=\varepsilon_\theta(x,\tau),
+# $$
+#
+# and an Euler step from $\rho_t$ to $\rho_s$, $y_s=y_t+(\rho_s-\rho_t)\,\varepsilon_\theta$, multiplied by
+# $\sqrt{\bar\alpha_s}$, is exactly the DDIM step $x_s=\sqrt{\bar\alpha_s}\,\hat x_0+\sqrt{1-\bar\alpha_s}\,\varepsilon_\theta$
+# {cite:p}`song2021ddim,karras2022elucidating` — the third check. That is why Heun's method applies
+# to it (section 10), and why DDIM's answer depends on the schedule only through the grid of
+# $\rho$ it visits.
+
+# %% tags=["nbval-check-output"]
+sum_beta = image_schedule.beta[1:].sum().item()
+print(f"log abar_T = {image_schedule.alpha_bar[T].log().item():.3f}; -sum beta = {-sum_beta:.3f}; "
+      f"their gap {image_schedule.alpha_bar[T].log().item() + sum_beta:.3f} vs -sum beta^2 / 2 = "
+      f"{-0.5 * (image_schedule.beta[1:] ** 2).sum().item():.3f}")
+step_gap = (torch.sqrt(1 - image_schedule.beta[1:]) - (1 - image_schedule.beta[1:] / 2)).abs().max().item()
+print(f"largest |sqrt(1 - beta_t) - (1 - beta_t / 2)| = {step_gap:.1e} (second order: max beta^2 / 8 = "
+      f"{(image_schedule.beta[1:] ** 2).max().item() / 8:.1e})")
+
+sde_gen = torch.Generator().manual_seed(3)
+x_sde, x_ode = x_T_1d.clone(), x_T_1d.clone()
+for t_ in range(T, 0, -1):  # T small steps of the reverse SDE and of the probability-flow ODE, beta(tau) dtau = beta_t
+    b_, sd_ = oracle.schedule.beta[t_].item(), math.sqrt(1 - oracle.schedule.alpha_bar[t_].item())
+    score_sde, score_ode = -oracle.eps(x_sde, t_) / sd_, -oracle.eps(x_ode, t_) / sd_
+    x_sde = x_sde + b_ * (0.5 * x_sde + score_sde) + math.sqrt(b_) * torch.randn(x_sde.shape, generator=sde_gen, dtype=x_sde.dtype)
+    x_ode = x_ode + 0.5 * b_ * (x_ode + score_ode)
+print(f"reverse SDE: mean {x_sde.mean().item():.3f}, variance {x_sde.var().item():.3f} (data: {oracle_m}, {oracle_s2})")
+print(f"probability-flow ODE: largest distance to the exact end point {(x_ode - exact_end).abs().max().item():.3f}, "
+      f"variance {x_ode.var().item():.3f}")
+
+ddim_gen = torch.Generator().manual_seed(4)
+x_chk, e_chk = torch.randn(5, 3, generator=ddim_gen, dtype=torch.float64), torch.randn(5, 3, generator=ddim_gen, dtype=torch.float64)
+t_a, s_a = 700, 400
+rho_ = lambda t_: math.sqrt((1 - image_schedule.alpha_bar[t_].item()) / image_schedule.alpha_bar[t_].item())
+euler_rho = math.sqrt(image_schedule.alpha_bar[s_a].item()) * (x_chk / math.sqrt(image_schedule.alpha_bar[t_a].item())
+                                                               + (rho_(s_a) - rho_(t_a)) * e_chk)
+print("DDIM step = Euler step of dy/drho = eps:",
+      torch.allclose(dm.reverse_step(x_chk, t_a, s_a, e_chk, image_schedule, eta=0.0), euler_rho, atol=1e-12))
+
+# %% [markdown]
+# **Four names for one regression.** Write the closed form as $x_t=a_t x_0+\sigma_t\varepsilon$ with
+# $a_t=\sqrt{\bar\alpha_t}$, $\sigma_t=\sqrt{1-\bar\alpha_t}$ and $\mathrm{SNR}_t=a_t^2/\sigma_t^2$. A network may
+# predict the noise $\varepsilon$, the clean image $x_0$, or the **velocity**
+# $v=a_t\varepsilon-\sigma_t x_0$ {cite:p}`salimans2022progressive` (with $a_t=\cos\phi$, $\sigma_t=\sin\phi$ it is
+# $dx_t/d\phi$, the velocity along a quarter circle, as flow matching's $v_\theta$ is along a straight
+# line). Given $x_t$ each determines the others,
+#
+# $$
+# \hat x_0=\frac{x_t-\sigma_t\hat\varepsilon}{a_t},\qquad
+# \hat v=a_t\hat\varepsilon-\sigma_t\hat x_0,\qquad
+# \hat\varepsilon=\sigma_t x_t+a_t\hat v,\qquad \hat x_0=a_t x_t-\sigma_t\hat v ,
+# $$
+#
+# and so do their errors: $\lVert\hat x_0-x_0\rVert^2=\lVert\hat\varepsilon-\varepsilon\rVert^2/\mathrm{SNR}_t$
+# and $\lVert\hat v-v\rVert^2=(1+1/\mathrm{SNR}_t)\,\lVert\hat\varepsilon-\varepsilon\rVert^2$. The
+# three losses have the same minimiser at every $t$ and differ only in how they weight the noise
+# levels — a function of $\mathrm{SNR}_t$, just as the bound's weight $\tfrac12(\mathrm{SNR}_{t-1}/\mathrm{SNR}_t-1)$
+# of section 8 is {cite:p}`kingma2021variational`. Predicting $x_0$ stresses the noisy end (small SNR),
+# predicting $\varepsilon$ the clean end, $v$ sits between. The check converts the lattice-matched
+# model's $\hat\varepsilon$ on test digits at four noise levels.
+
+# %% tags=["nbval-check-output"]
+param_gen = torch.Generator().manual_seed(5)
+x0_p = x_test[:64].double()
+print(f"{'t':>5} {'log SNR':>8} {'eps error':>10} {'x0 error':>9} {'v error':>8}   (mean squared error per image)")
+identities = True
+for t_p in (50, 300, 600, 900):
+    e_p = torch.randn(x0_p.shape, generator=param_gen, dtype=torch.float64)
+    ab_p = fixed.schedule.alpha_bar[t_p].item()
+    a_p, s_p = math.sqrt(ab_p), math.sqrt(1 - ab_p)
+    xt_p = a_p * x0_p + s_p * e_p
+    with torch.no_grad():
+        e_hat = fixed.eps(xt_p.float(), t_p).double()
+    x0_hat = (xt_p - s_p * e_hat) / a_p
+    v_true, v_hat = a_p * e_p - s_p * x0_p, a_p * e_hat - s_p * x0_hat
+    err = {k: (p_ - q_).pow(2).sum(1).mean().item() for k, (p_, q_) in
+           {"eps": (e_hat, e_p), "x0": (x0_hat, x0_p), "v": (v_hat, v_true)}.items()}
+    snr_p = ab_p / (1 - ab_p)
+    identities &= (torch.allclose(s_p * xt_p + a_p * v_hat, e_hat, atol=1e-9) and torch.allclose(a_p * xt_p - s_p * v_hat, x0_hat, atol=1e-9)
+                   and math.isclose(err["x0"], err["eps"] / snr_p, rel_tol=1e-9) and math.isclose(err["v"], err["eps"] * (1 + 1 / snr_p), rel_tol=1e-9))
+    print(f"{t_p:5d} {math.log(snr_p):8.1f} {err['eps']:10.1f} {err['x0']:9.2f} {err['v']:8.1f}")
+print("conversions and error identities hold at every t:", identities)
+
+# %% [markdown]
+# **A likelihood from the ODE.** The probability-flow ODE is a continuous normalising flow
+# (Chapter 7): it maps each $x$ to one $x_T$ and carries densities along, by the instantaneous change
+# of variables $\frac{d}{d\tau}\log p_\tau(x_\tau)=-\nabla\cdot f(x_\tau,\tau)$ for $dx/d\tau=f$
+# {cite:p}`grathwohl2019ffjord,song2021score`. In the $(y,\rho)$ coordinates above $f$ is $\varepsilon_\theta$,
+# and at $D$ = {glue:text}`ode_dims` the divergence $\sum_i\partial\varepsilon_{\theta,i}/\partial x_i$ is
+# exact and cheap: one pass of the network over $D$ copies of each image and one backward pass
+# (`Diffusion.ode_log_density`). The ODE's density is continuous, so to compare it with the bound of
+# section 8 on the same discrete scale genlib dequantises with the forward process's own first step:
+# $x_1\sim q(x_1\mid x_0)$, and
+#
+# $$
+# -\log P(x_0)\le\mathbb E_{q(x_1\mid x_0)}\big[-\log p^{\text{ODE}}_1(x_1)-\log P_\theta(x_0\mid x_1)\big]-H\big[q(x_1\mid x_0)\big],
+# $$
+#
+# with the same discretised decoder as $L_0$ (`Diffusion.ode_bound`). The integral is solved with
+# `ode_steps` Heun steps on a log-spaced grid of $\rho$ — and the answer depends on that number: a
+# coarse solver does not follow the flow, and its "likelihood" is no bound at all (too few steps can
+# even give a negative number of nats). The cell computes it on the first `ode_images` test images of
+# the lattice-matched model at half and at all of `ode_steps`, beside the variational bound of the same images.
+
+# %%
+show(dm.Diffusion.ode_bound)
+ode_x = test.x[:ode_images]
+ode_rows = {}
+for n_steps in sorted({max(1, ode_steps // 2), ode_steps}):
+    tic = time.process_time()
+    ode_terms = fixed.ode_bound(ode_x, levels, steps=n_steps, generator=torch.Generator().manual_seed(seed))
+    ode_rows[n_steps] = {"total": ode_terms["total"].mean().item(),
+                         "se": ode_terms["total"].std().item() / math.sqrt(ode_images),
+                         "seconds": time.process_time() - tic}
+bound_same = fixed.bound(ode_x, levels, t_samples=bound_strata, generator=gen)["total"]
+for n_steps, row in ode_rows.items():
+    print(f"ODE bound, {n_steps} Heun steps ({2 * n_steps} network passes over {D} copies of each image): "
+          f"{row['total']:.1f} ± {row['se']:.1f} nats per image, {row['seconds']:.1f} s of CPU time")
+# Heun is second order: doubling the steps divides the error by about four, so the limit is about
+# full + (full - half) / 3 (Richardson extrapolation)
+ode_half_, ode_full_ = ode_rows[min(ode_rows)]["total"], ode_rows[max(ode_rows)]["total"]
+ode_limit = ode_full_ + (ode_full_ - ode_half_) / 3
+print(f"extrapolated to infinitely many steps: {ode_limit:.1f}")
+print(f"variational bound on the same {ode_images} images: {bound_same.mean().item():.1f} ± "
+      f"{bound_same.std().item() / math.sqrt(ode_images):.1f}")
+
+# %% tags=["remove-input"]
+glue("ode_dims", D, display=False)
+glue("ode_steps_half", min(ode_rows), display=False)
+glue("ode_steps_full", max(ode_rows), display=False)
+glue("ode_half", ode_rows[min(ode_rows)]["total"], display=False)
+glue("ode_full", ode_rows[max(ode_rows)]["total"], display=False)
+glue("ode_full_se", ode_rows[max(ode_rows)]["se"], display=False)
+glue("ode_full_seconds", ode_rows[max(ode_rows)]["seconds"], display=False)
+glue("ode_bound_same", bound_same.mean().item(), display=False)
+glue("ode_images_n", ode_images, display=False)
+glue("ode_limit", ode_limit, display=False)
+
+# %% [markdown]
+# With {glue:text}`ode_steps_full` Heun steps the ODE gives {glue:text}`ode_full:.1f` ±
+# {glue:text}`ode_full_se:.1f` nats per image on these {glue:text}`ode_images_n` images
+# ({glue:text}`ode_full_seconds:.0f` s of CPU time), against {glue:text}`ode_half:.1f` with
+# {glue:text}`ode_steps_half` steps and the variational bound's {glue:text}`ode_bound_same:.1f` on the same
+# images. The change between the two step counts says how far the solver is from converged: for a
+# second-order method doubling the steps divides the error by about four, so the remaining error is
+# about a third of that change, and the extrapolated limit is {glue:text}`ode_limit:.1f` (the rule assumes the
+# solver is already in its second-order regime; `benchmarks/diffusion_digits.py --ode-images` checks it
+# over seeds on more images). Unlike the variational bound it needs no
+# sum over $T$ terms, but every evaluation costs $D$ network passes, and the ODE's density is that
+# of the *deterministic* sampler, not of the ancestral chain the bound describes: two different models
+# sharing one network {cite:p}`song2021score`.
+
+# %% [markdown]
+# ## 12. Conditioning and classifier-free guidance
+#
+# So far the models drew digits of whatever class came out. To ask for a *three*, give the network
+# the label as a second input, $\varepsilon_\theta(x_t,t,y)$: genlib's U-Net adds a learned embedding of
+# $y$ to its time embedding (`DiffusionConfig(classes=10)`). Trained on pairs $(x_0,y)$ with the same
+# $L_{\text{simple}}$, it is a model of $p(x\mid y)$, and the same samplers draw from it.
+#
+# Conditioning alone is often too weak: the samples of a class are as varied — and as often
+# ambiguous — as the model's $p(x\mid y)$. **Guidance** trades that variety for fidelity. In the score
+# view (section 7) Bayes' rule gives $\nabla\log p(x_t\mid y)=\nabla\log p(x_t)+\nabla\log p(y\mid x_t)$;
+# multiplying the classifier's term by $1+\gamma$ samples from a tilted distribution
+# $\propto p(x_t)\,p(y\mid x_t)^{1+\gamma}$, whose mass moves to the images a classifier is surest about.
+# **Classifier-free guidance** {cite:p}`ho2021classifierfree` needs no separate classifier: write
+# $\nabla\log p(y\mid x_t)=\nabla\log p(x_t\mid y)-\nabla\log p(x_t)$, and use one network for both
+# scores by replacing the label with a null label $\varnothing$ for a fraction of the training examples
+# (label dropout, `label_dropout` = 0.1). With the score $-\varepsilon/\sqrt{1-\bar\alpha_t}$ the guided
+# noise estimate is
+#
+# $$
+# \tilde\varepsilon_\theta(x_t,t,y)=(1+\gamma)\,\varepsilon_\theta(x_t,t,y)-\gamma\,\varepsilon_\theta(x_t,t,\varnothing),
+# $$
+#
+# with the guidance scale $\gamma\ge0$: $\gamma=0$ is the conditional model, the null label alone the
+# unconditional one (both tested in `tests/test_diffusion.py`). The cost is a second network
+# evaluation per step (genlib batches the two). The model below is the lattice-matched U-Net of
+# section 8 with labels, trained for `guided_epochs` epochs; we draw `n_quality` samples, the same number
+# of each class, by DDIM in 20 steps at every scale of `guidance_grid`, and measure the
+# Fréchet distance and precision/recall against the training images, and the **label accuracy**: how
+# often the feature network's classifier (the CNN whose features the Fréchet distance uses) names the
+# class that was asked for.
+
+# %%
+show(dm.Diffusion.eps)
+guided_config = replace(fixed_config, classes=10)
+guided = dm.Diffusion(guided_config)
+train_model(guided, (x_train, train.y), None, guided_epochs, 64, 2e-3, note=", snr schedule, labels")
+feature_classifier = metrics.classifier(dataset, verbose=False)
+guide_steps = min(20, T)
+guide_labels = torch.arange(n_quality) % 10  # the same number of each class
+guide_x_T = torch.randn(n_quality, D, generator=gen)  # one set of starting points for every scale
+guidance_quality, guidance_grids = {}, {}
+for scale in guidance_grid:
+    guided_samples = dm.from_unit_range(guided.sample(n_quality, y=guide_labels, steps=guide_steps, eta=0.0,
+                                                      x_T=guide_x_T, guidance=scale)).cpu()
+    with torch.no_grad():
+        predicted = feature_classifier(guided_samples).argmax(1)
+    guidance_quality[scale] = {**metrics.sample_quality(guided_samples, reference, dataset),
+                               "accuracy": (predicted == guide_labels).float().mean().item()}
+    order = torch.argsort(guide_labels[:40], stable=True)  # four of each class, sorted by class
+    guidance_grids[scale] = guided_samples[:40][order]
+
+fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
+scales = list(guidance_quality)
+axes[0].plot(scales, [guidance_quality[g]["frechet"] for g in scales], marker="o", color="C0")
+axes[0].axhline(floor["frechet"], color="grey", ls="--", lw=1, label="floor (train vs test)")
+axes[0].set_xlabel("guidance scale $\\gamma$"), axes[0].set_ylabel("Fréchet distance (classifier features)")
+axes[0].set_ylim(0, None), axes[0].legend(frameon=False, fontsize=8), axes[0].set_title("Quality", fontsize=10)
+for key, marker, ls in [("precision", "o", "-"), ("recall", "x", ":"), ("accuracy", "s", "--")]:
+    axes[1].plot(scales, [guidance_quality[g][key] for g in scales], marker=marker, ls=ls, label=key)
+axes[1].set_xlabel("guidance scale $\\gamma$"), axes[1].set_ylabel("fraction"), axes[1].set_ylim(0, 1.05)
+axes[1].legend(frameon=False, fontsize=8, loc="lower left"), axes[1].set_title("Fidelity against diversity", fontsize=10)
+fig.tight_layout()
+plt.show()
+
+# %% tags=["nbval-check-output"]
+for scale in scales:
+    q = guidance_quality[scale]
+    print(f"guidance {scale:3.1f}: Fréchet {q['frechet']:4.0f}, precision {q['precision']:.1f}, "
+          f"recall {q['recall']:.1f}, label accuracy {q['accuracy']:.1f}")
+
+# %% tags=["remove-input"]
+best_scale = min(scales, key=lambda g: guidance_quality[g]["frechet"])
+glue("guide_fd_zero", guidance_quality[scales[0]]["frechet"], display=False)
+glue("guide_fd_best", guidance_quality[best_scale]["frechet"], display=False)
+glue("guide_best_scale", best_scale, display=False)
+glue("guide_fd_top", guidance_quality[scales[-1]]["frechet"], display=False)
+glue("guide_top_scale", scales[-1], display=False)
+glue("guide_zero_scale", scales[0], display=False)
+for key in ("precision", "recall", "accuracy"):
+    glue(f"guide_{key}_zero", guidance_quality[scales[0]][key], display=False)
+    glue(f"guide_{key}_top", guidance_quality[scales[-1]][key], display=False)
+
+# %% [markdown]
+# In this run the label accuracy rises from {glue:text}`guide_accuracy_zero:.2f` at $\gamma$ =
+# {glue:text}`guide_zero_scale` to {glue:text}`guide_accuracy_top:.2f` at $\gamma$ = {glue:text}`guide_top_scale`,
+# and precision from {glue:text}`guide_precision_zero:.2f` to {glue:text}`guide_precision_top:.2f`, while recall
+# falls from {glue:text}`guide_recall_zero:.2f` to {glue:text}`guide_recall_top:.2f`: guided samples are more
+# recognisably the digit asked for and cover less of the data — the **quality–diversity trade-off**
+# {cite:p}`ho2021classifierfree`. The Fréchet distance, which penalises both missing fidelity and missing
+# variety, is lowest at $\gamma$ = {glue:text}`guide_best_scale` in this run ({glue:text}`guide_fd_best:.1f`,
+# against {glue:text}`guide_fd_zero:.1f` unguided and {glue:text}`guide_fd_top:.1f` at the largest scale):
+# some guidance helps this short-trained model, and too much costs the variety the distance also measures.
+# `benchmarks/diffusion_digits.py` repeats the sweep over seeds. Move the slider to see the samples
+# (four of each class, a row per class pair) at each scale; they were all drawn above, from the same
+# starting noise, so the slider only shows them.
+
+# %%
+def draw_guidance(fig, scale):
+    ax = fig.subplots()
+    q = guidance_quality[scale]
+    plot.image_grid(guidance_grids[scale], shape, nrow=8, ax=ax, vmax=1.0,
+                    title=f"guidance scale {scale}: Fréchet {q['frechet']:.1f}, precision {q['precision']:.2f}, "
+                          f"recall {q['recall']:.2f}, label accuracy {q['accuracy']:.2f}")
+    fig.tight_layout()
+
+
+widgets.live(draw_guidance, figsize=(7, 4.2),
+             scale=ipywidgets.SelectionSlider(options=scales, value=scales[len(scales) // 2], description="γ"))
+
+# %%
+widgets.animate(draw_guidance, scales, figsize=(7, 4.2), interval=900)
+
+# %% [markdown]
+# ## 13. Interactive: the two chains, step by step
 #
 # Move the slider to choose a time $t$ (as a fraction of $T$). Left: the forward chain — test
 # digits and the toy data noised to step $t$. Right: the reverse chain — the ancestral samples of
@@ -1088,6 +1430,14 @@ print("shapes: digit trajectory", len(digit_path), "states of", tuple(digit_path
 # * Fewer steps: every sampler pays for large steps, because large steps return conditional means
 #   and drop $\operatorname{Var}[x_0\mid x_t]$ — the samples under-disperse. Flow matching is
 #   Gaussian-path diffusion: its Euler step is DDIM's step on a straight path.
+# * In continuous time the forward process is the VP SDE; running it backwards needs only the score,
+#   and the probability-flow ODE has the same marginals without noise. DDIM is Euler's method on it,
+#   in $y=x/\sqrt{\bar\alpha}$ against $\rho=1/\sqrt{\mathrm{SNR}}$; the ODE also gives a likelihood, if it
+#   is solved finely enough. Predicting $\varepsilon$, $x_0$ or $v$ is one regression weighted
+#   differently over $\mathrm{SNR}$.
+# * Classifier-free guidance mixes a conditional and an unconditional noise estimate from one
+#   network trained with label dropout; its scale trades diversity (recall) for fidelity (precision,
+#   label accuracy).
 #
 # ## Exercises
 #

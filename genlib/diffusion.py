@@ -266,16 +266,21 @@ class ResBlock(nn.Module):
 
 
 class UNet(nn.Module):
-    """A small U-Net on flat images: x (B, H·W) and time s (B,) -> (B, H·W).
+    """A small U-Net on flat images: x (B, H·W), time s (B,) and, with ``classes``, labels y (B,) -> (B, H·W).
 
     Two resolutions down (H -> ⌈H/2⌉ -> ⌈H/4⌉: 8 -> 4 -> 2, 28 -> 14 -> 7) with ``base`` and
     2·``base`` channels, a middle block, and two up blocks that concatenate the skips."""
 
-    def __init__(self, shape: tuple[int, int], base: int = 32, emb_dim: int = 64, freqs: tuple[float, ...] = ()):
+    def __init__(self, shape: tuple[int, int], base: int = 32, emb_dim: int = 64, freqs: tuple[float, ...] = (),
+                 classes: int = 0):
         super().__init__()
         self.shape = tuple(shape)
         c1, c2 = base, 2 * base
         self.embed = TimeEmbedding(emb_dim)
+        # with ``classes`` = C > 0: a learned embedding of the label y in 0..C−1, or of the null label C (∅),
+        # added to the time embedding (classifier-free guidance trains both through label dropout)
+        self.classes = classes
+        self.label = nn.Embedding(classes + 1, emb_dim) if classes else None
         self.register_buffer("freqs", torch.tensor(freqs, dtype=torch.float32), persistent=False)
         self.inc = nn.Conv2d(1 + 2 * len(freqs), c1, 3, padding=1)
         self.down1, self.pool1 = ResBlock(c1, c1, emb_dim), nn.Conv2d(c1, c1, 3, stride=2, padding=1)
@@ -285,8 +290,11 @@ class UNet(nn.Module):
         self.up1 = ResBlock(c2 + c1, c1, emb_dim)
         self.out = nn.Sequential(nn.GroupNorm(_groups(c1), c1), nn.SiLU(), nn.Conv2d(c1, 1, 3, padding=1))
 
-    def forward(self, x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, s: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         e = self.embed(s)                                  # (B, emb)
+        if self.label is not None:                         # y (B,) labels, the null label C, or None (all C)
+            y = torch.full((len(x),), self.classes, device=x.device) if y is None else y
+            e = e + self.label(y)
         x = x.reshape(-1, 1, *self.shape)                  # (B, 1, H, W)
         if len(self.freqs):  # per-pixel Fourier features sin/cos(ω x) (Kingma et al. 2021)
             angles = x * self.freqs.to(x.dtype)[None, :, None, None]  # (B, K, H, W)
@@ -322,10 +330,16 @@ class DiffusionConfig:
     logsnr_max: float = 5.5                    # schedule "snr": log-SNR at t = 1 (5.5: σ_1 ≈ half a 17-level bin)
     logsnr_min: float = -10.0                  # schedule "snr": log-SNR at t = T
     freqs: tuple[float, ...] = ()              # U-Net: per-pixel Fourier features sin/cos(ω x) at these ω
+    classes: int = 0                           # U-Net: condition on labels 0..classes−1 (0: unconditional)
+    label_dropout: float = 0.1                 # training with labels: P(label replaced by the null label ∅)
 
     def __post_init__(self):
         checks.positive_int("dims", self.dims)
         checks.positive_int("T", self.T)
+        checks.non_negative_int("classes", self.classes)
+        checks.in_unit_interval("label_dropout", self.label_dropout)
+        if self.classes and self.net != "unet":
+            raise ValueError(f"classes > 0 needs net 'unet' (the MLP takes no labels), got net {self.net!r}")
         checks.choice("schedule", self.schedule, SCHEDULES)
         checks.choice("objective", self.objective, OBJECTIVES)
         checks.choice("net", self.net, NETS)
@@ -377,9 +391,10 @@ def lattice_freqs(levels: int) -> tuple[float, ...]:
     return tuple(2 * math.pi / p for p in (2 * delta, delta, delta / 2))
 
 
-def make_net(config: DiffusionConfig) -> nn.Module:
+def make_net(config) -> nn.Module:
+    """The network of a :class:`DiffusionConfig` or :class:`FlowMatchingConfig`."""
     if config.net == "unet":
-        return UNet(config.shape, config.width, freqs=config.freqs)
+        return UNet(config.shape, config.width, freqs=config.freqs, classes=getattr(config, "classes", 0))
     return MLPDenoiser(config.dims, config.width, config.layers, fourier=config.fourier)
 
 
@@ -415,45 +430,85 @@ class Diffusion(nn.Module):
     def _times(self, t, n: int, like: torch.Tensor) -> torch.Tensor:
         return torch.as_tensor(t, device=like.device).expand(n).long()
 
-    def eps(self, xt: torch.Tensor, t) -> torch.Tensor:
+    @property
+    def null_label(self) -> int:
+        """The index of the null label ∅ of a conditional model: ``classes`` (labels are 0..classes−1)."""
+        return self.config.classes
+
+    def _labels(self, y, n: int, like: torch.Tensor) -> torch.Tensor | None:
+        """``y`` checked: None for an unconditional model; else (n,) labels 0..C (C = ∅); None: all ∅."""
+        if not self.config.classes:
+            checks.no_labels(y, "the diffusion model (DiffusionConfig.classes = 0)")
+            return None
+        if y is None:
+            return torch.full((n,), self.null_label, dtype=torch.long, device=like.device)
+        return checks.labels("y", y, self.config.classes + 1, n).to(like.device)
+
+    def _net(self, xt: torch.Tensor, s: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+        return self.net(xt, s) if y is None else self.net(xt, s, y)
+
+    def eps(self, xt: torch.Tensor, t, y: torch.Tensor | None = None, guidance: float = 0.0) -> torch.Tensor:
         """ε_θ(x_t, t), (B, D). An ``"x_prev"`` network's output f_θ is turned into the noise
-        estimate that makes μ_θ = f_θ: ε̂ = (x_t − √α_t f_θ) √(1 − ᾱ_t)/β_t."""
+        estimate that makes μ_θ = f_θ: ε̂ = (x_t − √α_t f_θ) √(1 − ᾱ_t)/β_t.
+
+        A conditional model (``classes`` > 0) takes labels ``y`` (B,) (None: the null label ∅, the
+        unconditional model) and, with ``guidance`` w ≠ 0, returns classifier-free guidance's
+        ε̃ = (1 + w) ε_θ(x_t, t, y) − w ε_θ(x_t, t, ∅) (Ho & Salimans 2022), both in one batch."""
         t = self._times(t, len(xt), xt)
-        out = self.net(xt, t.float() / self.T)
+        y = self._labels(y, len(xt), xt)
+        checks.finite_number("guidance", guidance)
+        if guidance != 0 and y is not None and (y != self.config.classes).any():
+            null = torch.full_like(y, self.config.classes)
+            both = self._eps(torch.cat([xt, xt]), torch.cat([t, t]), torch.cat([y, null]))
+            cond, uncond = both.chunk(2)
+            return (1 + guidance) * cond - guidance * uncond
+        return self._eps(xt, t, y)
+
+    def _eps(self, xt: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+        out = self._net(xt, t.float() / self.T, y)
         if self.config.objective == "eps":
             return out
         beta, alpha, ab = (self.schedule.at(k, t, xt) for k in ("beta", "alpha", "alpha_bar"))
         return (xt - torch.sqrt(alpha) * out) * torch.sqrt(1 - ab) / beta
 
-    def mean(self, xt: torch.Tensor, t) -> torch.Tensor:
-        """μ_θ(x_t, t), the mean of p_θ(x_{t−1} | x_t)."""
-        return mean_from_eps(xt, self._times(t, len(xt), xt), self.eps(xt, t), self.schedule)
+    def mean(self, xt: torch.Tensor, t, y: torch.Tensor | None = None) -> torch.Tensor:
+        """μ_θ(x_t, t), the mean of p_θ(x_{t−1} | x_t) (of a conditional model: given ``y``, None: ∅)."""
+        return mean_from_eps(xt, self._times(t, len(xt), xt), self.eps(xt, t, y), self.schedule)
 
     def loss(self, x0: torch.Tensor, y: torch.Tensor | None = None, *,
              generator: torch.Generator | None = None) -> torch.Tensor:
         """Mean over the batch and the D coordinates, with t ~ U{1..T} per example:
         ``"eps"``: ‖ε_θ(x_t, t) − ε‖²;  ``"x_prev"``: ‖f_θ(x_t, t) − x_{t−1}‖², with x_{t−1} ~ q(x_{t−1} | x_0)
-        and x_t one forward step from it (the lecture's algorithm, one random t per example)."""
+        and x_t one forward step from it (the lecture's algorithm, one random t per example).
+
+        A conditional model takes the labels ``y`` (B,) and replaces each by the null label ∅ with
+        probability ``label_dropout`` (label dropout: one network learns ε_θ(x, t, y) and ε_θ(x, t, ∅));
+        ``y`` = None trains the unconditional branch only."""
         x0 = self._check(x0)
-        checks.no_labels(y, "the diffusion model")
+        y = self._labels(y, len(x0), x0)
         t = torch.randint(1, self.T + 1, (len(x0),), generator=generator).to(x0.device)  # (B,)
+        if y is not None and self.config.label_dropout > 0:
+            drop = (torch.rand(len(x0), generator=generator) < self.config.label_dropout).to(x0.device)
+            y = torch.where(drop, torch.full_like(y, self.config.classes), y)
         if self.config.objective == "eps":
             eps = _noise(x0, generator)
             xt = q_sample(x0, t, self.schedule, eps)
-            return (self.net(xt, t.float() / self.T) - eps).pow(2).mean()
+            return (self._net(xt, t.float() / self.T, y) - eps).pow(2).mean()
         x_prev = q_sample(x0, t - 1, self.schedule, generator=generator)
         xt = q_step(x_prev, t, self.schedule, generator=generator)
-        return (self.net(xt, t.float() / self.T) - x_prev).pow(2).mean()
+        return (self._net(xt, t.float() / self.T, y) - x_prev).pow(2).mean()
 
     @torch.no_grad()
     def sample(self, n: int, *, y: torch.Tensor | None = None, steps: int | None = None, eta: float = 1.0,
-               generator: torch.Generator | None = None, trajectory: bool = False, x_T: torch.Tensor | None = None):
+               generator: torch.Generator | None = None, trajectory: bool = False, x_T: torch.Tensor | None = None,
+               guidance: float = 0.0):
         """Draw x_T ~ N(0, I) and step back to x_0 along ``steps`` evenly spaced times (default T).
         η = 1: ancestral; η = 0: DDIM. Returns x_0 (n, D), and with ``trajectory`` also the list of
-        (t, x_t) pairs visited, starting at (T, x_T)."""
+        (t, x_t) pairs visited, starting at (T, x_T). A conditional model samples given labels ``y`` (n,)
+        (None: unconditional) with classifier-free ``guidance`` w (:meth:`eps`; 0: the conditional model)."""
         checks.positive_int("n", n)
         checks.non_negative("eta", eta)
-        checks.no_labels(y, "the diffusion model")
+        y = self._labels(y, n, next(self.parameters()))
         steps = self.T if steps is None else checks.positive_int("steps", steps)  # 0 is not "all T steps"
         if x_T is not None:
             checks.tensor("x_T", x_T, (n, self.config.dims), finite=True, floating=True)
@@ -463,7 +518,7 @@ class Diffusion(nn.Module):
         visited = [(path[0], x.cpu())]
         for t, s in zip(path[:-1], path[1:]):
             noise = torch.randn(x.shape, generator=generator).to(p.device)
-            x = reverse_step(x, t, s, self.eps(x, t), self.schedule, eta, noise, self.config.clip)
+            x = reverse_step(x, t, s, self.eps(x, t, y, guidance), self.schedule, eta, noise, self.config.clip)
             if trajectory:
                 visited.append((s, x.cpu()))
         return (x, visited) if trajectory else x
@@ -578,13 +633,7 @@ class Diffusion(nn.Module):
         t = torch.as_tensor(t).reshape(-1).long()
         if len(t) == 0 or t.min() < 2 or t.max() > self.T:
             raise ValueError(f"t must be non-empty with entries in 2..T = {self.T}, got {checks.short(t.tolist())}")
-        out = torch.zeros(len(x0), len(t), dtype=x0.dtype, device=x0.device)
-        for k, tk in enumerate(t.tolist()):
-            tt = torch.full((len(x0),), tk, device=x0.device)
-            xt = q_sample(x0, tt, self.schedule, generator=generator)
-            mu_q, var_q = q_posterior(x0, xt, tt, self.schedule)
-            out[:, k] = gaussian_kl(mu_q, var_q.expand_as(x0), self.mean(xt, tt), var_q.expand_as(x0)).sum(1)
-        return out
+        return self._kl(x0, t, generator)
 
     @torch.no_grad()
     def bound(self, x: torch.Tensor, levels: int, t_samples: int | None = None,
@@ -604,24 +653,52 @@ class Diffusion(nn.Module):
         Returns per-image tensors (B,) ``prior``, ``diffusion``, ``decoder`` and their sum ``total``."""
         checks.at_least("levels", levels, 2)  # one level has no bin width
         x0 = self._unit(x, levels)
-        sch = self.schedule
-        ab_T = sch.alpha_bar[-1].item()
-        prior = gaussian_kl(math.sqrt(ab_T) * x0, torch.full_like(x0, 1 - ab_T),
-                            torch.zeros_like(x0), torch.ones_like(x0)).sum(1)
-        if t_samples is None:
-            diffusion = self.kl_terms(x, levels, torch.arange(2, self.T + 1), generator).sum(1)
-        else:
-            edges = log_strata(self.T, checks.positive_int("t_samples", t_samples))
-            diffusion = torch.zeros(len(x0), dtype=x0.dtype, device=x0.device)
-            for lo, hi in zip(edges[:-1], edges[1:]):
-                t = torch.randint(lo, hi, (len(x0),), generator=generator).to(x0.device)
-                xt = q_sample(x0, t, sch, generator=generator)
-                mu_q, var_q = q_posterior(x0, xt, t, sch)
-                kl = gaussian_kl(mu_q, var_q.expand_as(x0), self.mean(xt, t), var_q.expand_as(x0)).sum(1)
-                diffusion += (hi - lo) * kl
-        x1 = q_sample(x0, 1, sch, generator=generator)
-        decoder = -discretized_gaussian_log_prob(x0, self.mean(x1, 1), math.sqrt(sch.beta[1].item()), levels).sum(1)
+        if t_samples is not None:
+            checks.positive_int("t_samples", t_samples)
+        prior = self.prior_term(x0)
+        diffusion = self.diffusion_term(x0, t_samples, generator)
+        decoder = self.decoder_term(x0, levels, generator)
         return {"prior": prior, "diffusion": diffusion, "decoder": decoder, "total": prior + diffusion + decoder}
+
+    # the bound's three terms, on images x0 (B, D) already scaled to [−1, 1]; each returns (B,) nats
+
+    def prior_term(self, x0: torch.Tensor) -> torch.Tensor:
+        """L_T = KL(q(x_T | x_0) ‖ N(0, I)) in closed form."""
+        ab_T = self.schedule.alpha_bar[-1].item()
+        return gaussian_kl(math.sqrt(ab_T) * x0, torch.full_like(x0, 1 - ab_T),
+                           torch.zeros_like(x0), torch.ones_like(x0)).sum(1)
+
+    def diffusion_term(self, x0: torch.Tensor, t_samples: int | None = None,
+                       generator: torch.Generator | None = None) -> torch.Tensor:
+        """Σ_{t=2}^T L_{t−1}: every t with one x_t each (``t_samples`` None), or the stratified estimate over
+        :func:`log_strata` (one uniform t per stratum and image, weighted by the stratum's size)."""
+        if t_samples is None:
+            return self._kl(x0, torch.arange(2, self.T + 1), generator).sum(1)
+        edges = log_strata(self.T, t_samples)
+        diffusion = torch.zeros(len(x0), dtype=x0.dtype, device=x0.device)
+        for lo, hi in zip(edges[:-1], edges[1:]):
+            t = torch.randint(lo, hi, (len(x0),), generator=generator).to(x0.device)
+            diffusion += (hi - lo) * self._kl_at(x0, t, generator)
+        return diffusion
+
+    def decoder_term(self, x0: torch.Tensor, levels: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """L_0 = −log P_θ(x_0 | x_1): N(μ_θ(x_1, 1), β_1) integrated over each pixel's bin, one draw of x_1."""
+        x1 = q_sample(x0, 1, self.schedule, generator=generator)
+        sigma_1 = math.sqrt(self.schedule.beta[1].item())
+        return -discretized_gaussian_log_prob(x0, self.mean(x1, 1), sigma_1, levels).sum(1)
+
+    def _kl_at(self, x0: torch.Tensor, t: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        """L_{t−1} per image (B,) at per-image times ``t`` (B,), one draw of x_t each."""
+        xt = q_sample(x0, t, self.schedule, generator=generator)
+        mu_q, var_q = q_posterior(x0, xt, t, self.schedule)
+        return gaussian_kl(mu_q, var_q.expand_as(x0), self.mean(xt, t), var_q.expand_as(x0)).sum(1)
+
+    def _kl(self, x0: torch.Tensor, t: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        """L_{t−1} (B, K) at each time of ``t`` (K,) for every image."""
+        out = torch.zeros(len(x0), len(t), dtype=x0.dtype, device=x0.device)
+        for k, tk in enumerate(t.tolist()):
+            out[:, k] = self._kl_at(x0, torch.full((len(x0),), tk, device=x0.device), generator)
+        return out
 
 
 def alpha_bar_at(schedule: NoiseSchedule, t: float) -> float:
@@ -683,13 +760,50 @@ def discretized_gaussian_log_prob(y: torch.Tensor, mu: torch.Tensor, sigma: floa
 # ----------------------------------------------------------------------------- flow matching
 
 
+@dataclass(frozen=True)
+class FlowMatchingConfig:
+    """Flow matching's network (it has no schedule, no T and no objective to choose). Defaults: digits."""
+
+    dims: int = 64                             # D
+    shape: tuple[int, int] | None = (8, 8)     # image shape for the U-Net (None: vectors)
+    net: str = "unet"                          # "unet" | "mlp"
+    width: int = 32                            # U-Net base channels or MLP hidden units
+    layers: int = 3                            # hidden layers of the MLP
+    fourier: int = 0                           # MLP: Fourier features of x at this many frequencies
+    clip: float | None = 1.0                   # sampling: clip the end point to [−clip, clip] (None: no clipping)
+    freqs: tuple[float, ...] = ()              # U-Net: per-pixel Fourier features sin/cos(ω x) at these ω
+
+    def __post_init__(self):
+        # the shared fields are checked by DiffusionConfig's rules (one place for them)
+        DiffusionConfig(**{k: getattr(self, k) for k in _SHARED_FIELDS})
+
+    @classmethod
+    def for_dataset(cls, name: str, **overrides) -> "FlowMatchingConfig":
+        """:meth:`DiffusionConfig.for_dataset`'s network for ``name`` (U-Net and clipping for images, an MLP
+        with Fourier features for 2-D toys)."""
+        return cls.from_diffusion(DiffusionConfig.for_dataset(name, **overrides))
+
+    @classmethod
+    def from_diffusion(cls, config: DiffusionConfig) -> "FlowMatchingConfig":
+        """The network fields of a :class:`DiffusionConfig` (its schedule, T and objective dropped)."""
+        return cls(**{k: getattr(config, k) for k in _SHARED_FIELDS})
+
+
+_SHARED_FIELDS = ("dims", "shape", "net", "width", "layers", "fourier", "clip", "freqs")
+
+
 class FlowMatching(nn.Module):
     """Flow matching with straight paths: x_t = (1 − t) x_0 + t ε, t ∈ [0, 1], whose velocity
     dx_t/dt = ε − x_0 a network v_θ(x_t, t) regresses; sampling integrates dx/dt = v_θ from t = 1
-    (noise) to t = 0 (data) with Euler steps. Same networks as :class:`Diffusion`."""
+    (noise) to t = 0 (data) with Euler steps. Same networks as :class:`Diffusion`. A
+    :class:`DiffusionConfig` is accepted too and converted (:meth:`FlowMatchingConfig.from_diffusion`)."""
 
-    def __init__(self, config: DiffusionConfig):
+    def __init__(self, config: FlowMatchingConfig):
         super().__init__()
+        if isinstance(config, DiffusionConfig):
+            config = FlowMatchingConfig.from_diffusion(config)
+        if not isinstance(config, FlowMatchingConfig):
+            raise TypeError(f"config must be a FlowMatchingConfig, got {type(config).__name__}")
         self.config = config
         self.net = make_net(config)
 
@@ -729,8 +843,9 @@ class FlowMatching(nn.Module):
 
 
 def batch_loss(model: nn.Module, batch) -> torch.Tensor:
-    """``model.loss`` on a batch tuple ``(x,)``: the loss that :func:`genlib.train.fit` takes."""
-    return model.loss(batch[0])
+    """``model.loss`` on a batch tuple ``(x,)`` or ``(x, y)`` (labels, for a conditional model): the loss
+    that :func:`genlib.train.fit` takes."""
+    return model.loss(batch[0], batch[1] if len(batch) > 1 else None)
 
 
 # ----------------------------------------------------------------------------- training
@@ -755,14 +870,18 @@ class TrainConfig:
 def fit_with_cooldown(model: nn.Module, train, val=None, settings: TrainConfig = TrainConfig(),
                       generator: torch.Generator | None = None, **options):
     """Train with :func:`genlib.train.fit` in the two phases of ``settings``; ``options`` (device,
-    progress, precision, compile) go to both. Returns one :class:`~genlib.train.History` of all epochs."""
+    progress, precision, compile) go to both. ``train`` is x or (x, y) (labels for a conditional model).
+    If the first phase is interrupted (KeyboardInterrupt), the cool-down does not run. Returns one
+    :class:`~genlib.train.History` of all epochs."""
     from genlib.train import History, fit
 
     first = fit(model, batch_loss, train, val, epochs=settings.epochs, batch_size=settings.batch_size,
                 lr=settings.lr, generator=generator, **options)
-    second = History() if first.interrupted else fit(  # stopped in the first phase: no cool-down
-        model, batch_loss, train, val, epochs=settings.cooldown_epochs, batch_size=settings.batch_size,
-        lr=settings.lr * settings.cooldown_lr, generator=generator, **options)
+    if first.interrupted:  # stopped by hand (a notebook's interrupt): no cool-down after a cut first phase
+        second = History()
+    else:
+        second = fit(model, batch_loss, train, val, epochs=settings.cooldown_epochs, batch_size=settings.batch_size,
+                     lr=settings.lr * settings.cooldown_lr, generator=generator, **options)
     joined = History(train=first.train + second.train, val=first.val + second.val,
                      seconds=first.seconds + second.seconds, interrupted=first.interrupted or second.interrupted)
     curve = joined.val or joined.train

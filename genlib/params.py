@@ -146,6 +146,10 @@ class DiffusionParams:
     bound_images: int = 64
     bound_strata: int = 64
     bin_fraction: float = 0.5
+    guided_epochs: int = 10
+    guidance_grid: list = field(default_factory=lambda: [0.0, 0.5, 1.0, 2.0, 4.0])
+    ode_images: int = 4
+    ode_steps: int = 40
     checkpoint: str = ""
     seed: int = 0
 

@@ -514,3 +514,101 @@ def test_ode_bound_runs_on_the_unet_and_adds_its_terms():
     out = model.ode_bound(x, 17, steps=4, generator=gen(5))
     assert out["total"].shape == (3,) and torch.isfinite(out["total"]).all()
     assert torch.allclose(out["total"], out["ode"] - out["entropy"] + out["decoder"])
+
+
+# ----------------------------------------------------------------------------- issue 25: layout; issue 19: guidance
+
+
+def test_fit_with_cooldown_skips_the_cool_down_after_an_interrupted_first_phase(monkeypatch):
+    import genlib.train
+    from genlib.train import History
+
+    calls = []
+
+    def interrupted_fit(*args, **kwargs):
+        calls.append(kwargs["epochs"])
+        return History(train=[1.0], seconds=[0.1], interrupted=True)
+
+    monkeypatch.setattr(genlib.train, "fit", interrupted_fit)
+    model = d.FlowMatching(d.FlowMatchingConfig(dims=2, shape=None, net="mlp", width=8, layers=1, clip=None))
+    history = d.fit_with_cooldown(model, torch.zeros(4, 2), settings=d.TrainConfig(epochs=6))
+    assert calls == [6] and history.interrupted and history.epochs == 1
+
+
+def test_bound_is_the_sum_of_its_three_term_functions():
+    torch.manual_seed(0)
+    model = d.Diffusion(d.DiffusionConfig(dims=4, shape=(2, 2), T=30, width=8))
+    x = torch.randint(0, 17, (5, 4))
+    x0 = d.to_unit_range(x, 17)
+    for t_samples in (None, 6):
+        terms = model.bound(x, 17, t_samples, generator=gen(3))
+        g = gen(3)  # the same draws in the same order: L_T (none), the L_(t-1), then L_0
+        with torch.no_grad():
+            parts = {"prior": model.prior_term(x0), "diffusion": model.diffusion_term(x0, t_samples, g),
+                     "decoder": model.decoder_term(x0, 17, g)}
+        for name, value in parts.items():
+            assert torch.equal(terms[name], value), name
+        assert torch.allclose(terms["total"], sum(parts.values()))
+    assert torch.allclose(model.kl_terms(x, 17, torch.arange(2, 31), gen(1)).sum(1),
+                          model.bound(x, 17, generator=gen(1))["diffusion"])
+
+
+def test_flow_matching_has_its_own_config_and_still_takes_a_diffusion_config():
+    fm = d.FlowMatchingConfig.for_dataset("digits", width=8)
+    assert not hasattr(fm, "T") and not hasattr(fm, "schedule") and not hasattr(fm, "objective")
+    assert fm == d.FlowMatchingConfig.from_diffusion(d.DiffusionConfig.for_dataset("digits", width=8, T=10))
+    assert d.FlowMatching(d.DiffusionConfig.for_dataset("digits", width=8)).config == fm
+    with pytest.raises(ValueError, match="shape"):
+        d.FlowMatchingConfig(dims=10, shape=(8, 8))
+    with pytest.raises(TypeError, match="FlowMatchingConfig"):
+        d.FlowMatching({"dims": 2})
+    toy = d.FlowMatchingConfig.for_dataset("moons")
+    assert toy.net == "mlp" and toy.clip is None
+
+
+def conditional_model(**overrides):
+    torch.manual_seed(0)
+    return d.Diffusion(d.DiffusionConfig(dims=16, shape=(4, 4), T=20, width=8, classes=3, **overrides))
+
+
+def test_guidance_at_zero_is_the_conditional_model_and_the_null_label_the_unconditional_one():
+    model = conditional_model()
+    with torch.no_grad():  # a trained-looking network: random label embeddings, so labels matter
+        model.net.label.weight.normal_()
+    x, t = torch.randn(6, 16, generator=gen()), torch.tensor([1, 5, 9, 13, 17, 20])
+    y = torch.tensor([0, 1, 2, 0, 1, 2])
+    null = torch.full_like(y, 3)
+    cond, uncond = model.eps(x, t, y), model.eps(x, t, None)
+    assert torch.equal(model.eps(x, t, y, guidance=0.0), cond)
+    assert torch.allclose(uncond, model.eps(x, t, null)) and not torch.allclose(cond, uncond)
+    for w in (0.5, 3.0):  # ε̃ = (1 + w) ε(x, y) − w ε(x, ∅); with y = ∅ every w gives the unconditional model
+        assert torch.allclose(model.eps(x, t, y, guidance=w), (1 + w) * cond - w * uncond, atol=1e-6)
+        assert torch.allclose(model.eps(x, t, None, guidance=w), uncond)
+    x_T = torch.randn(6, 16, generator=gen(1))
+    same = [model.sample(6, y=y, steps=5, eta=0.0, x_T=x_T, guidance=w) for w in (0.0, 0.0)]
+    assert torch.equal(*same)
+    assert torch.equal(model.sample(6, steps=5, eta=0.0, x_T=x_T, guidance=2.0),
+                       model.sample(6, y=null, steps=5, eta=0.0, x_T=x_T))
+
+
+def test_label_dropout_trains_both_branches_and_labels_are_checked():
+    model = conditional_model(label_dropout=0.5)
+    seen = []
+    original = model.net.forward
+    model.net.forward = lambda x, s, y=None: (seen.append(y.clone()), original(x, s, y))[1]
+    y = torch.zeros(400, dtype=torch.long)
+    model.loss(torch.rand(400, 16) * 2 - 1, y, generator=gen()).backward()
+    dropped = (seen[0] == 3).float().mean().item()
+    assert 0.4 < dropped < 0.6 and set(seen[0].tolist()) == {0, 3}
+    assert model.net.label.weight.grad[[0, 3]].abs().sum(1).min() > 0
+    history = d.fit_with_cooldown(conditional_model(), (torch.rand(16, 16) * 2 - 1, torch.arange(16) % 3),
+                                  settings=d.TrainConfig(epochs=1, batch_size=8), progress=False)
+    assert history.epochs == 2 and all(math.isfinite(v) for v in history.train)
+    with pytest.raises(ValueError, match="y"):
+        model.sample(2, y=torch.tensor([0, 4]))
+    with pytest.raises(ValueError, match="unconditional"):
+        d.Diffusion(d.DiffusionConfig(dims=16, shape=(4, 4), T=20, width=8)).loss(torch.zeros(2, 16), torch.zeros(2).long())
+    with pytest.raises(ValueError, match="classes"):
+        d.DiffusionConfig(dims=2, shape=None, net="mlp", classes=3)
+    with pytest.raises(ValueError, match="label_dropout"):
+        d.DiffusionConfig(classes=10, label_dropout=1.5)
