@@ -47,7 +47,7 @@ def run(name: str, seed: int, epochs: int) -> dict[str, float]:
                       patience=epochs, generator=gen, progress=False)
     nll = ar.evaluate_nll(model, test.x)
     return {"seconds": timer.seconds, "cpu": time.process_time() - cpu,
-            "best_epoch": history.best_epoch + 1, "nats": nll["nats"], "bpd": nll["bpd"]}
+            "best_epoch": history.best_epoch + 1, "nats": nll.nats, "bpd": metrics.nats_to_bpd(nll.nats, 64)}
 
 
 def sampling(side: int, repeats: int) -> dict[str, list[float]]:

@@ -363,23 +363,18 @@ def train_model(arch):
     tic = time.perf_counter()
     history = fit(net, ar.batch_loss, train.x, val.x, epochs=epochs, batch_size=64, lr=3e-3,
                   patience=epochs, device=dev, generator=gen, progress=False)
-    seconds = time.perf_counter() - tic
-    result = ar.evaluate_nll(net, test.x)
     print(f"{arch:>8}: {sum(p.numel() for p in net.parameters()):,} parameters, {history.epochs} epochs in "
-          f"{seconds:.1f} s; test NLL {result['nats']:.2f} nats/image = {result['bpd']:.3f} bits/dim")
-    return net, history, result
+          f"{time.perf_counter() - tic:.1f} s")
+    return net, history
 
 
-if checkpoint:  # trained elsewhere (python -m genlib.train_family pixelcnn ...): load, do not train
-    gated, saved = train_family.load(checkpoint, "pixelcnn", device=device)
-    train_family.check_params(checkpoint, saved, dataset=dataset, channels=channels, n_layers=n_layers)
-    gated_history = train_family.load_history(checkpoint)
-    gated_nll = ar.evaluate_nll(gated, test.x)
-    print(f"loaded {checkpoint}: gated PixelCNN, {gated_history.epochs} epochs; "
-          f"test NLL {gated_nll['nats']:.2f} nats/image = {gated_nll['bpd']:.3f} bits/dim")
-else:
-    gated, gated_history, gated_nll = train_model("gated")
-plain, plain_history, plain_nll = train_model("pixelcnn")
+# trained elsewhere (python -m genlib.train_family pixelcnn ...) when `checkpoint` is given: loaded, not trained
+gated, gated_history = train_family.load_or_train(checkpoint, "pixelcnn", lambda: train_model("gated"), device=device,
+                                                  expect={"dataset": dataset, "channels": channels, "n_layers": n_layers})
+plain, plain_history = train_model("pixelcnn")
+gated_nll, plain_nll = ar.evaluate_nll(gated, test.x), ar.evaluate_nll(plain, test.x)
+for name, nll in (("gated", gated_nll), ("plain", plain_nll)):
+    print(f"{name:>8}: test NLL {nll.nats:.2f} nats/image = {metrics.nats_to_bpd(nll.nats, D):.3f} bits/dim ({nll.kind})")
 
 # %%
 fig, ax = plt.subplots(figsize=(6, 3.4))
@@ -394,13 +389,13 @@ ax.legend(frameon=False, fontsize=8)
 plt.show()
 
 # %% tags=["nbval-check-output"]
-print(f"test NLL: gated {gated_nll['nats']:.0f} nats/image (misses {int(missed_gated.sum())} dependencies), "
-      f"plain {plain_nll['nats']:.0f} nats/image (misses {int(missed_plain.sum())}) (rounded); "
+print(f"test NLL: gated {gated_nll.nats:.0f} nats/image (misses {int(missed_gated.sum())} dependencies), "
+      f"plain {plain_nll.nats:.0f} nats/image (misses {int(missed_plain.sum())}) (rounded); "
       f"uniform {metrics.uniform_nats(D, train.levels):.0f}")
-print("gated and plain within 3 nats of each other:", abs(gated_nll["nats"] - plain_nll["nats"]) < 3)
-glue("gated_test_nll", gated_nll["nats"], display=False)
-glue("plain_test_nll", plain_nll["nats"], display=False)
-glue("nll_gap", abs(gated_nll["nats"] - plain_nll["nats"]), display=False)
+print("gated and plain within 3 nats of each other:", abs(gated_nll.nats - plain_nll.nats) < 3)
+glue("gated_test_nll", gated_nll.nats, display=False)
+glue("plain_test_nll", plain_nll.nats, display=False)
+glue("nll_gap", abs(gated_nll.nats - plain_nll.nats), display=False)
 
 # %% [markdown]
 # The numbers are exact log-likelihoods of the integer images, not bounds: they can be compared with
@@ -463,8 +458,8 @@ dilated_seconds = time.perf_counter() - tic
 dilated_nll = ar.evaluate_nll(dilated.to(dev), test.x)
 print(f"dilated causal model: {sum(p.numel() for p in dilated.parameters()):,} parameters, reach "
       f"{dilated.config.receptive_field} pixels, {dilated_history.epochs} epochs in {dilated_seconds:.1f} s; "
-      f"test NLL {dilated_nll['nats']:.2f} nats/image")
-glue("dilated_test_nll", dilated_nll["nats"], display=False)
+      f"test NLL {dilated_nll.nats:.2f} nats/image")
+glue("dilated_test_nll", dilated_nll.nats, display=False)
 glue("dilated_reach", dilated.config.receptive_field, display=False)
 
 # %% [markdown]
@@ -520,8 +515,8 @@ made_history = fit(made, ar.batch_loss, train.x, val.x, epochs=4 * epochs, batch
 made_seconds = time.perf_counter() - tic
 made_nll = ar.evaluate_nll(made.to(dev), test.x)
 print(f"MADE: {sum(p.numel() for p in made.parameters()):,} parameters, {made_history.epochs} epochs in "
-      f"{made_seconds:.1f} s; test NLL {made_nll['nats']:.2f} nats/image")
-glue("made_test_nll", made_nll["nats"], display=False)
+      f"{made_seconds:.1f} s; test NLL {made_nll.nats:.2f} nats/image")
+glue("made_test_nll", made_nll.nats, display=False)
 glue("made_seconds", made_seconds, display=False)
 
 # %% [markdown]
@@ -599,13 +594,13 @@ cond_history = fit(cond, ar.batch_loss, (train.x, train.y), (val.x, val.y), epoc
                    patience=epochs, device=dev, generator=gen, progress=False)
 cond_nll = ar.evaluate_nll(cond, test.x, test.y)
 print(f"conditional PixelCNN: {cond_history.epochs} epochs in {time.perf_counter() - tic:.1f} s; "
-      f"test NLL given the label {cond_nll['nats']:.2f} nats/image")
+      f"test NLL given the label {cond_nll.nats:.2f} nats/image")
 labels = torch.arange(10).repeat_interleave(4)
 cond_samples = cond.sample(40, y=labels.to(dev), generator=gen, fast=True)
 ax = plot.image_grid(cond_samples, train.shape, nrow=8, title="conditional samples: two digits per row, 0 to 9")
 ax.figure.set_size_inches(4.6, 3.2)
 plt.show()
-glue("cond_test_nll", cond_nll["nats"], display=False)
+glue("cond_test_nll", cond_nll.nats, display=False)
 
 # %% [markdown]
 # Each row shows two classes, four samples each; at this size and training budget the samples follow
@@ -631,7 +626,7 @@ known = torch.zeros(n_complete, H, W, dtype=torch.bool)
 known[:, : H // 2] = True
 known = known.reshape(n_complete, D)
 originals = test.x[:n_complete]
-completions = [gated.sample(observed=originals, known=known, generator=gen, fast=True) for _ in range(3)]
+completions = [gated.complete(originals, known, generator=gen, fast=True) for _ in range(3)]
 occluded = torch.where(known, originals, torch.zeros_like(originals))
 rows = torch.stack([occluded, *completions, originals], 1).reshape(-1, D)  # (n_complete * 5, D)
 ax = plot.image_grid(rows, train.shape, nrow=5, title="top half given | three completions | original")

@@ -122,11 +122,21 @@ def test_completion_keeps_the_known_pixels_and_samples_the_rest():
     known = torch.zeros(4, 4, dtype=torch.bool)
     known[:2] = True  # the top half is given
     known = known.flatten().expand(50, 16)
-    out = net.sample(observed=observed, known=known, generator=torch.Generator().manual_seed(10))
+    out = net.complete(observed, known, generator=torch.Generator().manual_seed(10))
     assert torch.equal(out[:, :8], observed[:, :8])
     assert not torch.equal(out[:, 8:], observed[:, 8:])
-    fast = net.sample(observed=observed, known=known, generator=torch.Generator().manual_seed(10), fast=True)
+    fast = net.complete(observed, known, generator=torch.Generator().manual_seed(10), fast=True)
     assert torch.equal(out, fast)
+
+
+def test_samplers_leave_the_train_mode_as_it_was():
+    net = model("gated", shape=(3, 3), n_layers=2).train()
+    net.sample(2, generator=torch.Generator().manual_seed(0))
+    net.complete(torch.zeros(2, 9, dtype=torch.long), torch.zeros(2, 9, dtype=torch.bool))
+    ar.evaluate_nll(net, torch.zeros(2, 9, dtype=torch.long))
+    assert net.training
+    net.eval().sample(1)
+    assert not net.training
 
 
 def test_sample_frequencies_match_exp_log_prob():
@@ -179,7 +189,8 @@ def test_one_training_step_on_digits(arch, n_classes):
     history = fit(net, ar.batch_loss, batch, epochs=1, batch_size=64, lr=1e-2, progress=False)
     assert history.epochs == 1 and math.isfinite(history.train[0])
     assert float(ar.batch_loss(net, batch)) < before
-    assert 0 < ar.evaluate_nll(net, *batch)["bpd"] < math.log2(17) + 1
+    nats, kind = ar.evaluate_nll(net, *batch)
+    assert kind == "exact" and 0 < nats < 64 * math.log(17) + 64
 
 
 def test_char_model_chain_rule_and_one_training_step():
