@@ -21,11 +21,19 @@ together see every earlier pixel.
 Contents: the masks (:func:`mask_a`, :func:`mask_b`, :func:`mask_vertical`,
 :func:`mask_horizontal`), :class:`MaskedConv2d`, the models :class:`PixelCNN` (``arch="pixelcnn"``
 or ``"gated"``, chosen by :class:`PixelCNNConfig`; optional class conditioning), their verbs
-``log_prob``/``loss``/``sample`` (pixel by pixel, with completions and a faster sampler that only
+``log_prob``/``loss``/``sample``/``complete`` (pixel by pixel, and a faster sampler that only
 recomputes the window each pixel depends on), :func:`dependency` (which input pixels an output
 depends on, by gradients), MADE (Germain et al. 2015: :class:`MADE`, a masked MLP that outputs every
 conditional in one pass, in any order — the conditioner of Chapter 7's autoregressive flows — and
-:class:`CategoricalMADE`, its image model), and a tiny next-character model (:class:`CharModel`).
+:class:`CategoricalMADE`, its image model), dilated causal convolutions (:class:`DilatedCausalModel`),
+colour images with masks that order R, G, B (:class:`ColourPixelCNN`), PixelCNN++'s discretised logistic
+mixture as an output head (``PixelCNNConfig(output="logistic")``, :func:`logistic_mixture_log_probs`), and
+two next-character models of text: an MLP over a window (:class:`CharModel`) and a causal transformer
+with a KV cache (:class:`CharTransformer`).
+
+Layout: ``pixelcnn`` (masks, PixelCNN, receptive fields), ``colour``, ``logistic``, ``made``, ``sequence``
+(dilated convolutions, text), ``common`` (inverse-CDF draws, the loss, the exact test NLL); every public
+name is importable from ``genlib.autoregressive``; the family's declaration is at the end of this file.
 """
 from __future__ import annotations
 
@@ -33,13 +41,17 @@ import torch
 
 from genlib import data
 from genlib.autoregressive.common import batch_loss, categorical_inverse_cdf, evaluate_nll
+from genlib.autoregressive.colour import (COLOURS, ColourConfig, ColourPixelCNN, colour_dependency, colour_groups,
+                                          colour_mask)
+from genlib.autoregressive.logistic import logistic_mixture_direct, logistic_mixture_log_probs
 from genlib.autoregressive.made import (ORDERS, MADE, CategoricalMADE, MADEConfig, MaskedLinear, made_degrees,
                                         made_masks)
-from genlib.autoregressive.pixelcnn import (ARCHS, MaskedConv2d, PixelCNN, PixelCNNConfig, cone, dependency,
+from genlib.autoregressive.pixelcnn import (ARCHS, OUTPUTS, MaskedConv2d, PixelCNN, PixelCNNConfig, cone, dependency,
                                             mask_a, mask_b, mask_horizontal, mask_vertical, raster_before,
                                             sampling_seconds)
-from genlib.autoregressive.sequence import (CausalConv1d, CharModel, DilatedCausalModel, DilatedConfig, Vocabulary,
-                                            char_loss, text_corpus, windows)
+from genlib.autoregressive.sequence import (Block, CausalConv1d, CausalSelfAttention, CharModel, CharTransformer,
+                                            DilatedCausalModel, DilatedConfig, Vocabulary, char_loss, chunks,
+                                            text_corpus, transformer_loss, windows)
 from genlib.family import NLL, Family
 
 # ----------------------------------------------------------------------------- the family's declaration

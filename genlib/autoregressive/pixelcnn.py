@@ -12,8 +12,10 @@ from torch import nn
 
 from genlib import checks, metrics
 from genlib.autoregressive.common import categorical_inverse_cdf
+from genlib.autoregressive.logistic import logistic_mixture_log_probs
 
 ARCHS = ("pixelcnn", "gated")
+OUTPUTS = ("softmax", "logistic")
 
 
 # ----------------------------------------------------------------------------- masks
@@ -52,13 +54,14 @@ def mask_horizontal(k: int, first: bool) -> torch.Tensor:
 
 
 class MaskedConv2d(nn.Conv2d):
-    """A convolution whose kernel is multiplied by a fixed 0/1 ``mask`` (kh, kw) on every call,
-    so masked weights never act (and get zero gradient). Padding keeps the spatial size."""
+    """A convolution whose kernel is multiplied by a fixed 0/1 ``mask`` on every call, so masked
+    weights never act (and get zero gradient). ``mask`` (kh, kw) acts on every pair of channels;
+    (out, in, kh, kw) per pair (the colour masks of :func:`colour_mask`). Padding keeps the size."""
 
     def __init__(self, in_channels: int, out_channels: int, mask: torch.Tensor):
-        kh, kw = mask.shape
+        kh, kw = mask.shape[-2:]
         super().__init__(in_channels, out_channels, (kh, kw), padding=(kh // 2, kw // 2))
-        self.register_buffer("mask", mask.clone()[None, None])  # (1, 1, kh, kw)
+        self.register_buffer("mask", mask.clone() if mask.dim() == 4 else mask.clone()[None, None])
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         return F.conv2d(h, self.weight * self.mask, self.bias, padding=self.padding)
@@ -81,6 +84,8 @@ class PixelCNNConfig:
     kernel_a: int = 3  # kernel size of the plain PixelCNN's first (mask A) layer
     head: int = 128  # hidden width of the 1x1 output network
     n_classes: int = 0  # > 0: a class-conditional model p(x | y)
+    output: str = "softmax"  # "softmax" (V logits per pixel) or "logistic" (PixelCNN++'s discretised mixture)
+    mixtures: int = 5  # M, logistic components per pixel (output="logistic")
 
     def __post_init__(self):
         if len(self.shape) != 2:
@@ -97,6 +102,8 @@ class PixelCNNConfig:
             if k < 3 or k % 2 == 0:
                 raise ValueError(f"{name} must be an odd integer >= 3, got {k}")
         checks.non_negative_int("n_classes", self.n_classes)
+        checks.choice("output", self.output, OUTPUTS)
+        checks.positive_int("mixtures", self.mixtures)
 
     @property
     def dims(self) -> int:
@@ -138,7 +145,8 @@ class PixelCNN(nn.Module):
             self.h_out = nn.ModuleList(nn.Conv2d(C, C, 1) for _ in range(c.n_layers))
             self.gate = _Gate()
             width = [2 * C] * c.n_layers
-        self.out = nn.Sequential(nn.ReLU(), nn.Conv2d(C, c.head, 1), nn.ReLU(), nn.Conv2d(c.head, V, 1))
+        n_out = V if c.output == "softmax" else 3 * c.mixtures
+        self.out = nn.Sequential(nn.ReLU(), nn.Conv2d(C, c.head, 1), nn.ReLU(), nn.Conv2d(c.head, n_out, 1))
         if c.n_classes:
             self.embed = nn.ModuleList(nn.Embedding(c.n_classes, w) for w in width)
 
@@ -159,7 +167,7 @@ class PixelCNN(nn.Module):
             h = self.first(h) + self._cond(0, y)  # (B, C, H, W)
             for l, conv in enumerate(self.layers):
                 h = h + conv(F.relu(h)) + self._cond(l + 1, y)  # residual mask-B layers
-            return self.out(h)
+            return self._head(self.out(h))
         v = h_row = h
         for l in range(self.config.n_layers):
             v_pre = self.v[l](v)  # (B, 2C, H, W): rows above only
@@ -168,7 +176,14 @@ class PixelCNN(nn.Module):
             v = self.gate(v_pre + cond)  # (B, C, H, W)
             h_new = self.h_out[l](self.gate(h_pre + cond))
             h_row = h_new if l == 0 else h_row + h_new  # residual from the second layer on
-        return self.out(h_row)
+        return self._head(self.out(h_row))
+
+    def _head(self, out: torch.Tensor) -> torch.Tensor:
+        """The output layer's numbers -> logits (B, V, H, W): themselves (softmax), or the normalised
+        level log-probabilities of the discretised logistic mixture (output="logistic")."""
+        if self.config.output == "softmax":
+            return out
+        return logistic_mixture_log_probs(out, self.config.levels)
 
     def one_hot(self, x: torch.Tensor) -> torch.Tensor:
         """Integer images (B, H, W) -> one-hot (B, V, H, W) in the model's dtype."""

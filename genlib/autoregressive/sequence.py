@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from genlib import checks, nets
+from genlib.autoregressive.common import categorical_inverse_cdf
 
 # ----------------------------------------------------------------------------- dilated causal convolutions
 
@@ -165,3 +166,134 @@ def char_loss(model: CharModel, batch) -> torch.Tensor:
     """``fit``'s loss: mean cross-entropy (nats per character) of a batch (contexts, targets)."""
     contexts, targets = batch
     return F.cross_entropy(model(contexts), targets)
+
+
+# ----------------------------------------------------------------------------- a causal transformer
+
+
+class CausalSelfAttention(nn.Module):
+    """Multi-head self-attention in which position t attends to positions ≤ t only. With a ``cache``
+    (a dict, filled on the first call) the keys and values of earlier positions are kept and only the
+    new positions are computed: the KV cache of autoregressive generation."""
+
+    def __init__(self, width: int, heads: int):
+        super().__init__()
+        if width % heads:
+            raise ValueError(f"width must be a multiple of heads, got width={width}, heads={heads}")
+        self.heads = heads
+        self.qkv, self.proj = nn.Linear(width, 3 * width), nn.Linear(width, width)
+
+    def forward(self, h: torch.Tensor, cache: dict | None = None) -> torch.Tensor:
+        B, T, E = h.shape
+        q, k, v = (t.view(B, T, self.heads, E // self.heads).transpose(1, 2) for t in self.qkv(h).chunk(3, dim=2))
+        past = 0
+        if cache is not None:
+            if "k" in cache:
+                past = cache["k"].shape[2]
+                k, v = torch.cat([cache["k"], k], 2), torch.cat([cache["v"], v], 2)  # (B, heads, past + T, E/heads)
+            cache["k"], cache["v"] = k, v
+        scores = q @ k.transpose(2, 3) / math.sqrt(E // self.heads)  # (B, heads, T, past + T)
+        later = torch.arange(past + T, device=h.device)[None, :] > past + torch.arange(T, device=h.device)[:, None]
+        att = torch.softmax(scores.masked_fill(later, float("-inf")), dim=-1)
+        return self.proj((att @ v).transpose(1, 2).reshape(B, T, E))
+
+
+class Block(nn.Module):
+    """Pre-norm transformer block: h + attention(LN(h)), then h + MLP(LN(h))."""
+
+    def __init__(self, width: int, heads: int):
+        super().__init__()
+        self.ln1, self.ln2 = nn.LayerNorm(width), nn.LayerNorm(width)
+        self.attn = CausalSelfAttention(width, heads)
+        self.mlp = nets.mlp(width, width, 4 * width, 1)
+
+    def forward(self, h: torch.Tensor, cache: dict | None = None) -> torch.Tensor:
+        h = h + self.attn(self.ln1(h), cache)
+        return h + self.mlp(self.ln2(h))
+
+
+class CharTransformer(nn.Module):
+    """p_θ(c_t | c_{<t}) from a small decoder-only transformer (token and learned position embeddings,
+    ``n_layers`` causal blocks, a linear read-out): every position of a sequence in one pass, like
+    PixelCNN; each output sees every earlier character up to ``max_len``. Sequences start with the
+    start code 0, which is never predicted."""
+
+    def __init__(self, vocab_size: int, max_len: int = 256, width: int = 64, heads: int = 4, n_layers: int = 2):
+        super().__init__()
+        self.vocab_size = checks.positive_int("vocab_size", vocab_size)
+        self.max_len = checks.positive_int("max_len", max_len)
+        self.embed = nn.Embedding(vocab_size, checks.positive_int("width", width))
+        self.position = nn.Embedding(max_len, width)
+        self.blocks = nn.ModuleList(Block(width, checks.positive_int("heads", heads))
+                                    for _ in range(checks.positive_int("n_layers", n_layers)))
+        self.ln = nn.LayerNorm(width)
+        self.read_out = nn.Linear(width, vocab_size)
+
+    def forward(self, codes: torch.Tensor, caches: list[dict] | None = None) -> torch.Tensor:
+        """Logits (B, T, A) of the character after each position of ``codes`` (B, T). With ``caches``
+        (one dict per block, from :meth:`new_caches`), ``codes`` continue the cached positions."""
+        past = 0 if not caches or "k" not in caches[0] else caches[0]["k"].shape[2]
+        T = codes.shape[1]
+        if past + T > self.max_len:
+            raise ValueError(f"at most max_len={self.max_len} positions, got {past + T}")
+        h = self.embed(codes) + self.position(torch.arange(past, past + T, device=codes.device))
+        for l, block in enumerate(self.blocks):
+            h = block(h, None if caches is None else caches[l])
+        return self.read_out(self.ln(h))
+
+    def new_caches(self) -> list[dict]:
+        return [{} for _ in self.blocks]
+
+    def log_prob(self, codes: torch.Tensor) -> torch.Tensor:
+        """log p(c_t | c_{<t}) of each character of one encoded text (T,), T < max_len, after the
+        start code: (T,) nats, sum it for the whole string (as :meth:`CharModel.log_prob`)."""
+        checks.support("codes", codes, "categorical", self.vocab_size)
+        inputs = torch.cat([torch.zeros(1, dtype=torch.long, device=codes.device), codes[:-1]])
+        return torch.log_softmax(self(inputs[None])[0], 1).gather(1, codes[:, None])[:, 0]
+
+    @torch.no_grad()
+    def sample(self, prompt: torch.Tensor, n_chars: int, generator: torch.Generator | None = None,
+               temperature: float = 1.0, cache: bool = True,
+               callback: Callable[[int, torch.Tensor], None] | None = None) -> torch.Tensor:
+        """Continue the encoded ``prompt`` (T,) by ``n_chars`` characters. ``cache=True``: one pass over the
+        prompt, then one position per step (keys and values of the past kept); ``cache=False``: the whole
+        sequence again at every step. ``callback(step, logits)`` sees each step's logits (A,)."""
+        checks.positive("temperature", temperature)
+        n_chars = checks.positive_int("n_chars", n_chars)
+        device = self.read_out.weight.device
+        codes = torch.cat([torch.zeros(1, dtype=torch.long), prompt.long().cpu()]).to(device)
+        if len(codes) + n_chars - 1 > self.max_len:
+            raise ValueError(f"prompt + n_chars must fit in max_len={self.max_len}, got {len(codes) + n_chars - 1}")
+        u = torch.rand(n_chars, generator=generator, dtype=torch.float64,
+                       device=None if generator is None else generator.device).to(device)
+        was_training = self.training
+        self.eval()
+        caches = self.new_caches() if cache else None
+        new = codes
+        try:
+            for step in range(n_chars):
+                logits = self(new[None], caches)[0, -1] if cache else self(codes[None])[0, -1]
+                if callback is not None:
+                    callback(step, logits)
+                probs = torch.softmax(logits.double() / temperature, 0)
+                nxt = categorical_inverse_cdf(probs[None], u[step : step + 1])
+                codes = torch.cat([codes, nxt])
+                new = nxt
+        finally:
+            self.train(was_training)
+        return codes[1:].cpu()
+
+
+def chunks(codes: torch.Tensor, length: int) -> torch.Tensor:
+    """Non-overlapping pieces (N, length + 1) of an encoded text, each the start code 0 and ``length``
+    characters: the transformer reads piece[:, :-1] and predicts piece[:, 1:]."""
+    n = len(codes) // checks.positive_int("length", length)
+    body = codes[: n * length].view(n, length)
+    return torch.cat([torch.zeros(n, 1, dtype=torch.long), body], 1)
+
+
+def transformer_loss(model: CharTransformer, batch) -> torch.Tensor:
+    """``fit``'s loss: mean cross-entropy (nats per character) over the pieces of a batch (from :func:`chunks`)."""
+    (pieces,) = batch
+    logits = model(pieces[:, :-1])  # (B, T, A)
+    return F.cross_entropy(logits.transpose(1, 2), pieces[:, 1:])
