@@ -41,8 +41,8 @@ import torch
 
 from genlib import data
 from genlib.autoregressive.common import batch_loss, categorical_inverse_cdf, evaluate_nll
-from genlib.autoregressive.colour import (COLOURS, ColourConfig, ColourPixelCNN, colour_dependency, colour_groups,
-                                          colour_mask)
+from genlib.autoregressive.colour import (COLOURS, ColourConfig, ColourPixelCNN, colour_dependency, colour_grid,
+                                          colour_groups, colour_mask)
 from genlib.autoregressive.logistic import logistic_mixture_direct, logistic_mixture_log_probs
 from genlib.autoregressive.made import (ORDERS, MADE, CategoricalMADE, MADEConfig, MaskedLinear, made_degrees,
                                         made_masks)

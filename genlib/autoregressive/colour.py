@@ -159,3 +159,18 @@ def colour_dependency(model: ColourPixelCNN, i: int, j: int, colour: int, n: int
         out = model.net(h)[:, colour, :, i, j]  # (n, V)
         (grad,) = torch.autograd.grad((out * r.to(out)).sum(), h)
     return grad.abs().view(n, COLOURS, c.levels, *c.shape).sum((0, 2))  # (3, H, W)
+
+
+def colour_grid(x: torch.Tensor, levels: int, shape: tuple[int, int] = (8, 8), nrow: int = 8, pad: int = 1):
+    """Tile colour images x (N, 3·H·W) (R, G, B planes of integers in [0, levels)) into one RGB array
+    (rows, cols, 3) in [0, 1] on a black background, ``nrow`` images per row, for ``plt.imshow``."""
+    import numpy as np
+
+    H, W = shape
+    images = (x.reshape(-1, COLOURS, H, W).permute(0, 2, 3, 1).double() / (levels - 1)).numpy()  # (N, H, W, 3)
+    rows = -(-len(images) // nrow)
+    canvas = np.full((rows * (H + pad) + pad, nrow * (W + pad) + pad, 3), 0.35)
+    for k, image in enumerate(images):
+        r, c = divmod(k, nrow)
+        canvas[pad + r * (H + pad): pad + r * (H + pad) + H, pad + c * (W + pad): pad + c * (W + pad) + W] = image
+    return canvas
