@@ -592,12 +592,12 @@ with torch.no_grad():  # one pixel's predicted distribution under the two heads
     p_soft = torch.softmax(gated.logits(x0)[0], 0).cpu()      # (V, H, W)
     p_logi = torch.softmax(logistic.logits(x0)[0], 0).cpu()
 entropy = -(p_soft * p_soft.clamp_min(1e-12).log()).sum(0)   # the most uncertain pixel of this image
-i0, j0 = divmod(int(entropy.argmax()), W)
-fig, axes = plt.subplots(1, 2, figsize=(8, 2.6), sharey=True)
+i0, j0 = divmod(int(entropy.argmax()), train.shape[1])
+fig, axes = plt.subplots(1, 2, figsize=(8, 2.9), sharey=True)
 for ax, probs, name in ((axes[0], p_soft, "17-way softmax"), (axes[1], p_logi, "logistic mixture, K = 5")):
     ax.bar(range(train.levels), probs[:, i0, j0].numpy(), color="#4a7fb5")
-    ax.axvline(int(test.x[0].view(H, W)[i0, j0]), color="#d62728", ls="--", label="true level")
-    ax.set(xlabel="grey level v", title=f"{name}: pixel ({i0}, {j0}) of a test digit")
+    ax.axvline(int(test.x[0].view(*train.shape)[i0, j0]), color="#d62728", ls="--", label="true level")
+    ax.set(xlabel="grey level v", title=f"{name}\npixel ({i0}, {j0}) of a test digit, its most uncertain")
     ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
 axes[0].set_ylabel("p(x_d = v | earlier pixels)")
 axes[1].legend(frameon=False, fontsize=8)
@@ -986,11 +986,10 @@ glue("cache_longest", cache_lengths[-1], display=False)
 glue("text_epochs_glue", text_epochs, display=False)
 
 # %% [markdown]
-# At length {glue:text}`cache_longest` the cache makes sampling {glue:text}`cache_speedup:.1f` times faster.
-# At these sizes the network is small enough that fixed per-call costs dominate each step, so the measured
-# times bend below the $T^2$ and $T$ reference slopes (a step of the uncached sampler only starts to cost
-# in proportion to $t$ once the sequence is long); the gap between the two grows with the length, as the
-# counting above says. The cache costs memory instead: two vectors per layer and position.
+# At length {glue:text}`cache_longest` the cache makes sampling {glue:text}`cache_speedup:.1f` times faster,
+# and the gap between the two samplers widens with the length, as the counting above says. Read the slopes
+# only as a guide: the network is small, so fixed per-call costs weigh on every step of both samplers, and
+# these are timings on a shared CPU. The cache costs memory instead: a key and a value per layer and position.
 #
 # In this run, after the same {glue:text}`text_epochs_glue` passes over the training text, the transformer's
 # held-out cross-entropy is {glue:text}`transformer_val:.2f` nats per character against the MLP's

@@ -1,14 +1,14 @@
 r"""The discretised logistic mixture of PixelCNN++ (Salimans et al. 2017): an output distribution over
 V ordered levels from 3M numbers instead of V logits.
 
-Level k of V is the bin of width 2δ, δ = 1 / (V − 1), centred at c_k = 2k/(V − 1) − 1 in [−1, 1]. A
-mixture of M logistic densities with weights π_m = softmax(w)_m, means μ_m and scales s_m = exp(log s_m)
+Level v of V is the bin of width 2δ, δ = 1 / (V − 1), centred at c_v = 2v/(V − 1) − 1 in [−1, 1]. A
+mixture of K logistic densities with weights π_k = softmax(w)_k, means μ_k and scales b_k = exp(log b_k)
 puts on it the mass of the bin, the edge bins stretched to ±∞ so that the V masses sum to one:
 
-    P(k) = Σ_m π_m [σ((c_k + δ − μ_m)/s_m) − σ((c_k − δ − μ_m)/s_m)],   σ((c_0 − δ − μ)/s) := 0,
-                                                                         σ((c_{V−1} + δ − μ)/s) := 1.
+    P(v) = Σ_k π_k [σ((c_v + δ − μ_k)/b_k) − σ((c_v − δ − μ_k)/b_k)],   σ((c_0 − δ − μ)/b) := 0,
+                                                                         σ((c_{V−1} + δ − μ)/b) := 1.
 
-Neighbouring levels share parameters, so mass given to level k spills onto k ± 1: the head knows the
+Neighbouring levels share parameters, so mass given to level v spills onto v ± 1: the head knows the
 levels are ordered, which a V-way softmax must learn from data.
 """
 from __future__ import annotations
@@ -25,14 +25,14 @@ def _log_sigmoid_difference(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 def logistic_mixture_log_probs(params: torch.Tensor, levels: int) -> torch.Tensor:
-    """log P(k) for every level k = 0..V−1 of the mixture with ``params`` (B, 3M, ...), the M weight
-    logits, M means and M log-scales along dim 1 (log-scales clamped below at −7 as in PixelCNN++).
+    """log P(v) for every level v = 0..V−1 of the mixture with ``params`` (B, 3K, ...), the K weight
+    logits, K means and K log-scales along dim 1 (log-scales clamped below at −7 as in PixelCNN++).
     Returns (B, V, ...): normalised log-probabilities, usable wherever logits are."""
     V = checks.positive_int("levels", levels)
     if V < 2:
         raise ValueError(f"levels must be at least 2, got {V}")
     if params.shape[1] % 3:
-        raise ValueError(f"params must hold 3M numbers along dim 1 (weights, means, log-scales), got {params.shape[1]}")
+        raise ValueError(f"params must hold 3K numbers along dim 1 (weights, means, log-scales), got {params.shape[1]}")
     w, mu, log_s = params.unsqueeze(1).chunk(3, dim=2)  # each (B, 1, M, ...)
     log_s = log_s.clamp(min=-7.0)
     shape = (1, V, 1) + (1,) * (params.dim() - 2)
@@ -44,7 +44,7 @@ def logistic_mixture_log_probs(params: torch.Tensor, levels: int) -> torch.Tenso
     log_mass = torch.cat([F.logsigmoid(upper[:, :1]),            # k = 0: σ(upper) − 0
                           log_mass[:, 1:-1],
                           F.logsigmoid(-lower[:, -1:])], dim=1)  # k = V − 1: 1 − σ(lower)
-    return torch.logsumexp(torch.log_softmax(w, dim=2) + log_mass, dim=2)  # Σ_m π_m P_m(k), (B, V, ...)
+    return torch.logsumexp(torch.log_softmax(w, dim=2) + log_mass, dim=2)  # Σ_k π_k P_k(v), (B, V, ...)
 
 
 def logistic_mixture_direct(weights: torch.Tensor, means: torch.Tensor, scales: torch.Tensor, levels: int) -> torch.Tensor:
