@@ -1,15 +1,13 @@
 """MADE (Germain et al. 2015): a masked MLP that outputs every conditional of the chain rule in one pass."""
 from __future__ import annotations
 
-import math
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from genlib import checks, metrics
+from genlib import checks
 from genlib.autoregressive.common import categorical_inverse_cdf
 
 # ----------------------------------------------------------------------------- MADE

@@ -2,7 +2,6 @@
 receptive field measured by gradients."""
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
