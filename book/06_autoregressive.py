@@ -597,10 +597,11 @@ fig, axes = plt.subplots(1, 2, figsize=(8, 2.9), sharey=True)
 for ax, probs, name in ((axes[0], p_soft, "17-way softmax"), (axes[1], p_logi, "logistic mixture, K = 5")):
     ax.bar(range(train.levels), probs[:, i0, j0].numpy(), color="#4a7fb5")
     ax.axvline(int(test.x[0].view(*train.shape)[i0, j0]), color="#d62728", ls="--", label="true level")
-    ax.set(xlabel="grey level v", title=f"{name}\npixel ({i0}, {j0}) of a test digit, its most uncertain")
+    ax.set(xlabel="grey level v", title=name)
     ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
 axes[0].set_ylabel("p(x_d = v | earlier pixels)")
 axes[1].legend(frameon=False, fontsize=8)
+fig.suptitle(f"p(x_d = v | earlier pixels) at pixel ({i0}, {j0}) of a test digit, its most uncertain pixel", fontsize=10)
 plt.tight_layout()
 plt.show()
 
