@@ -161,6 +161,21 @@ def digits(split: str = "train") -> Images:
     return Images(x=x, y=y, levels=17, shape=(8, 8))
 
 
+def coloured_digits(split: str = "train", levels: int = 4) -> Images:
+    """The digits in colour (Chapter 6's colour PixelCNN): each image gets one random ink colour
+    c in {0..levels−1}^3 (its largest channel set to levels − 1, so the ink is never black) and pixel
+    channel k = round(t · c_k), t = grey / 16 the digit's intensity. ``x`` (N, 3·64): the R plane, then
+    G, then B, integers in [0, levels). The colours are drawn from a fixed seed per split."""
+    grey = digits(split)
+    checks.positive_int("levels", levels)
+    gen = torch.Generator().manual_seed(("train", "val", "test").index(split) + 1)
+    colour = torch.randint(0, levels, (len(grey), 3), generator=gen)
+    colour[torch.arange(len(grey)), colour.argmax(1)] = levels - 1
+    t = grey.x.double() / 16  # (N, 64) in [0, 1]
+    x = torch.round(t[:, None, :] * colour[:, :, None]).long()  # (N, 3, 64)
+    return Images(x=x.flatten(1), y=grey.y, levels=levels, shape=(8, 8))
+
+
 def dequantize(x: torch.Tensor, levels: int, generator: torch.Generator | None = None) -> torch.Tensor:
     """Uniform dequantisation: integer levels ``x`` -> ``(x + u) / levels`` with ``u ~ U[0, 1)``.
 

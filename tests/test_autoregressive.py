@@ -122,11 +122,21 @@ def test_completion_keeps_the_known_pixels_and_samples_the_rest():
     known = torch.zeros(4, 4, dtype=torch.bool)
     known[:2] = True  # the top half is given
     known = known.flatten().expand(50, 16)
-    out = net.sample(observed=observed, known=known, generator=torch.Generator().manual_seed(10))
+    out = net.complete(observed, known, generator=torch.Generator().manual_seed(10))
     assert torch.equal(out[:, :8], observed[:, :8])
     assert not torch.equal(out[:, 8:], observed[:, 8:])
-    fast = net.sample(observed=observed, known=known, generator=torch.Generator().manual_seed(10), fast=True)
+    fast = net.complete(observed, known, generator=torch.Generator().manual_seed(10), fast=True)
     assert torch.equal(out, fast)
+
+
+def test_samplers_leave_the_train_mode_as_it_was():
+    net = model("gated", shape=(3, 3), n_layers=2).train()
+    net.sample(2, generator=torch.Generator().manual_seed(0))
+    net.complete(torch.zeros(2, 9, dtype=torch.long), torch.zeros(2, 9, dtype=torch.bool))
+    ar.evaluate_nll(net, torch.zeros(2, 9, dtype=torch.long))
+    assert net.training
+    net.eval().sample(1)
+    assert not net.training
 
 
 def test_sample_frequencies_match_exp_log_prob():
@@ -179,7 +189,8 @@ def test_one_training_step_on_digits(arch, n_classes):
     history = fit(net, ar.batch_loss, batch, epochs=1, batch_size=64, lr=1e-2, progress=False)
     assert history.epochs == 1 and math.isfinite(history.train[0])
     assert float(ar.batch_loss(net, batch)) < before
-    assert 0 < ar.evaluate_nll(net, *batch)["bpd"] < math.log2(17) + 1
+    nats, kind = ar.evaluate_nll(net, *batch)
+    assert kind == "exact" and 0 < nats < 64 * math.log(17) + 64
 
 
 def test_char_model_chain_rule_and_one_training_step():
@@ -319,3 +330,127 @@ def test_dilated_model_sums_to_one_and_trains():
     history = fit(ar.DilatedCausalModel(ar.DilatedConfig(channels=16, n_layers=3)), ar.batch_loss, train.x[:64],
                   epochs=1, batch_size=32, progress=False)
     assert math.isfinite(history.train[-1])
+
+
+# ----------------------------------------------------------------------------- colour, R then G then B
+
+
+def colour_model(shape=(4, 4), levels=3, n_layers=2, seed=0):
+    torch.manual_seed(seed)
+    net = ar.ColourPixelCNN(ar.ColourConfig(shape=shape, levels=levels, channels=12, n_layers=n_layers, head=12))
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    return net.double()
+
+
+def test_colour_masks_order_the_channels_at_the_centre():
+    m_a, m_b = ar.colour_mask("A", 3, 3, 6), ar.colour_mask("B", 3, 6, 3)
+    assert m_a[:, :, 1, 1].tolist() == [[0, 0, 0]] * 2 + [[1, 0, 0]] * 2 + [[1, 1, 0]] * 2  # G sees R; B sees R, G
+    assert m_b[:, :, 1, 1].tolist() == [[1, 1, 0, 0, 0, 0], [1, 1, 1, 1, 0, 0], [1] * 6]
+    assert torch.equal(m_a[:, :, 0], torch.ones(6, 3, 3)) and not m_a[:, :, 2].any()  # the row above: all; below: none
+
+
+def test_colour_pixelcnn_has_no_leak_each_channel_sees_exactly_the_allowed_inputs():
+    """The leak test: the logits of colour c at (i, j) depend on every colour of the earlier pixels in
+    the cone of the stacked 3x3 masks, on the colours before c of the same pixel, and on nothing else."""
+    net = colour_model(n_layers=2)
+    gen = torch.Generator().manual_seed(0)
+    for i, j in itertools.product(range(4), range(4)):
+        cone = ar.cone((4, 4), i, j, 3)  # mask A and two mask-B layers
+        for c in range(3):
+            seen = ar.colour_dependency(net, i, j, c, n=8, generator=gen) > 0  # (3, H, W)
+            for c_in in range(3):
+                expected = cone.clone()
+                expected[i, j] = c_in < c
+                assert torch.equal(seen[c_in], expected), (i, j, c, c_in)
+
+
+def test_colour_pixelcnn_probabilities_sum_to_one_and_samples_follow_them():
+    net = colour_model(shape=(1, 2), levels=2, n_layers=1)
+    every = torch.tensor(list(itertools.product([0, 1], repeat=6)))  # (64, 6): R plane, G plane, B plane
+    with torch.no_grad():
+        assert math.isclose(float(torch.logsumexp(net.log_prob(every), 0).exp()), 1.0, abs_tol=1e-10)
+    one = colour_model(shape=(1, 1), levels=2, n_layers=1)
+    with torch.no_grad():
+        p = one.log_prob(torch.tensor(list(itertools.product([0, 1], repeat=3)))).exp()  # (8,)
+    x = one.train().sample(20_000, generator=torch.Generator().manual_seed(1))
+    assert one.training  # the mode is restored
+    freq = torch.bincount((x * torch.tensor([4, 2, 1])).sum(1), minlength=8).double() / len(x)
+    assert torch.all((freq - p).abs() <= 4 * torch.sqrt(p * (1 - p) / len(x)) + 1e-3)
+
+
+def test_coloured_digits_are_the_digits_in_one_colour_per_image():
+    grey, colour = data.digits("val"), data.coloured_digits("val", levels=4)
+    assert colour.x.shape == (len(grey), 192) and colour.levels == 4 and int(colour.x.max()) == 3
+    planes = colour.x.view(-1, 3, 64)
+    assert bool(((planes.sum(1) > 0) <= (grey.x > 0)).all())  # ink only where the digit has ink
+    full = grey.x == 16  # full-intensity pixels show the image's colour, whose largest channel is 3
+    assert bool((planes.amax(1)[full] == 3).all())
+    assert torch.equal(data.coloured_digits("val", levels=4).x, colour.x)  # fixed seed per split
+
+
+# ----------------------------------------------------------------------------- the discretised logistic mixture
+
+
+def test_logistic_mixture_sums_to_one_and_matches_the_direct_computation():
+    gen = torch.Generator().manual_seed(0)
+    params = torch.randn(7, 15, 2, 3, generator=gen, dtype=torch.float64)  # M = 5, (B, 3M, H, W)
+    params[:, 10:] -= 2.0  # narrow and wide components
+    for V in (2, 17, 256):
+        log_p = ar.logistic_mixture_log_probs(params, V)  # (B, V, H, W)
+        assert log_p.shape == (7, V, 2, 3)
+        assert torch.allclose(torch.logsumexp(log_p, 1), torch.zeros(7, 2, 3, dtype=torch.float64), atol=1e-10)
+        w, mu, log_s = params[3, :, 1, 2].chunk(3)
+        direct = ar.logistic_mixture_direct(torch.softmax(w, 0), mu, log_s.exp(), V)
+        assert torch.allclose(log_p[3, :, 1, 2].exp(), direct, atol=1e-12)
+    sharp = torch.tensor([[0.0, 0.4, -12.0]], dtype=torch.float64)  # one component, tiny scale: all mass on one level
+    assert float(ar.logistic_mixture_log_probs(sharp, 11)[0].exp().max()) > 0.999
+
+
+@pytest.mark.parametrize("arch", ar.ARCHS)
+def test_pixelcnn_with_the_logistic_head_is_causal_and_normalised(arch):
+    net = model(arch, shape=(2, 2), levels=3, n_layers=2, output="logistic", mixtures=2)
+    every = torch.tensor(list(itertools.product(range(3), repeat=4)))  # (81, 4)
+    with torch.no_grad():
+        assert math.isclose(float(torch.logsumexp(net.log_prob(every), 0).exp()), 1.0, abs_tol=1e-10)
+    big = model(arch, shape=(4, 4), levels=5, n_layers=2, output="logistic", mixtures=3)
+    for i, j in ((0, 0), (2, 1), (3, 3)):
+        seen = ar.dependency(big, i, j, n=3, generator=torch.Generator().manual_seed(0)) > 0
+        assert not bool((seen & ~ar.raster_before((4, 4), i, j)).any())
+
+
+# ----------------------------------------------------------------------------- the causal transformer
+
+
+def test_transformer_kv_cache_gives_the_uncached_logits_and_samples():
+    torch.manual_seed(0)
+    net = ar.CharTransformer(11, max_len=40, width=16, heads=2, n_layers=2).double()
+    prompt = torch.tensor([3, 1, 4, 1, 5])
+    logged = {True: [], False: []}
+    out = {cache: net.sample(prompt, 20, generator=torch.Generator().manual_seed(2), cache=cache,
+                             callback=lambda step, logits, c=cache: logged[c].append(logits))
+           for cache in (True, False)}
+    assert torch.equal(out[True], out[False]) and torch.equal(out[True][:5], prompt) and len(out[True]) == 25
+    assert torch.allclose(torch.stack(logged[True]), torch.stack(logged[False]), atol=1e-10, rtol=0)
+    # the logits of the last step are those of one parallel pass over the whole sequence
+    full = net(torch.cat([torch.zeros(1, dtype=torch.long), out[True][:-1]])[None])[0, -1]
+    assert torch.allclose(logged[True][-1], full, atol=1e-10, rtol=0)
+
+
+def test_transformer_is_causal_and_trains():
+    torch.manual_seed(0)
+    net = ar.CharTransformer(11, max_len=16, width=16, heads=2, n_layers=1).double()
+    codes = torch.randint(0, 11, (1, 12))
+    changed = codes.clone()
+    changed[0, 7:] = (changed[0, 7:] + 1) % 11
+    assert torch.allclose(net(codes)[0, :7], net(changed)[0, :7]) and not torch.allclose(net(codes)[0, 7:], net(changed)[0, 7:])
+    text = ar.text_corpus(2000)
+    vocab = ar.Vocabulary(text)
+    pieces = ar.chunks(vocab.encode(text), 15)
+    assert pieces.shape == (2000 // 15, 16) and bool((pieces[:, 0] == 0).all())
+    net = ar.CharTransformer(len(vocab), max_len=16, width=16, heads=2, n_layers=1)
+    history = fit(net, ar.transformer_loss, pieces, epochs=2, batch_size=32, lr=3e-3, progress=False)
+    assert history.train[-1] < history.train[0] < math.log(len(vocab)) + 1
+    terms = net.log_prob(vocab.encode("Once upon"))
+    assert terms.shape == (9,) and bool((terms < 0).all())
