@@ -60,7 +60,7 @@ def run(name: str, seed: int, epochs: int) -> dict[str, float]:
                       batch_size=settings.batch_size, lr=settings.lr, weight_decay=settings.weight_decay,
                       patience=settings.patience, generator=gen, progress=False)
     cpu_seconds = time.process_time() - cpu
-    nll = flows.evaluate_nll(model, test.x, draws=10, generator=gen)
+    nll = flows.evaluate_nll(model, test.x, draws=10, generator=gen).nats
     with bench.Timer() as sampling:
         model.sample(1000, generator=gen)
     return {"seconds": timer.seconds, "cpu": cpu_seconds, "epochs": history.epochs,

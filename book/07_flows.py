@@ -125,7 +125,7 @@ show(flows.MonotoneWarp.forward)
 x1d = data.toy("8gaussians", 2000, seed=seed)[:, :1]  # (2000, 1)
 x1d_val = data.toy("8gaussians", 1000, seed=seed + 1)[:, :1]
 warp_flow = flows.Flow(layers=[flows.MonotoneWarp(1, n_bumps=8)])
-warp_untrained = flows.evaluate_nll(warp_flow, x1d_val)  # before any step: the identity map, p_X = N(0, 1)
+warp_untrained = flows.evaluate_nll(warp_flow, x1d_val).nats  # before any step: the identity map, p_X = N(0, 1)
 warp_history = fit(warp_flow, flows.batch_loss, x1d, x1d_val, epochs=150, batch_size=500, lr=0.05,
                    generator=gen, progress=False)
 print(f"1-D flow: validation NLL {warp_untrained:.2f} nats per point before training (the identity map), "
@@ -352,7 +352,7 @@ with torch.no_grad():
 cell = (gx[0, 1] - gx[0, 0]) * (gy[1, 0] - gy[0, 0])
 print(f"integral of the learned density over [-8, 8]^2: {float(grid_density.sum()) * cell:.3f}")
 with torch.no_grad():
-    nll = {name: flows.evaluate_nll(model, x_toy_val) for name, model in
+    nll = {name: flows.evaluate_nll(model, x_toy_val).nats for name, model in
            (("standard normal (no layers)", flows.Flow(layers=[])), ("alternating masks", toy_flow),
             ("same mask in every layer", fixed_flow))}
 for name, value in nll.items():
@@ -514,8 +514,8 @@ cheat_history = fit(cheat, no_noise_loss, train.x.to(dev), epochs=min(epochs, 8)
 with torch.no_grad():
     cheat.eval()
     cheat_score = float(-cheat.log_density(train.x.float().to(dev) / V).mean()) + D * math.log(V)
-    cheat_train_bound = flows.evaluate_nll(cheat, train.x.to(dev), draws=4, generator=gen)
-    cheat_val = flows.evaluate_nll(cheat, val.x.to(dev), draws=4, generator=gen)
+    cheat_train_bound = flows.evaluate_nll(cheat, train.x.to(dev), draws=4, generator=gen).nats
+    cheat_val = flows.evaluate_nll(cheat, val.x.to(dev), draws=4, generator=gen).nats
 print(f"trained without noise ({cheat_history.epochs} epochs, {time.perf_counter() - tic:.1f} s):")
 print(f"  -log p(x/V) + D log V on the noiseless training images: {cheat_score:.0f} nats")
 print(f"  dequantised bound, same model: training images {cheat_train_bound:.0f} nats, "
@@ -578,7 +578,7 @@ plt.show()
 
 # %%
 tic = time.perf_counter()
-test_nll = flows.evaluate_nll(digit_flow, test.x.to(dev), draws=10, generator=gen)
+test_nll = flows.evaluate_nll(digit_flow, test.x.to(dev), draws=10, generator=gen).nats
 eval_seconds = time.perf_counter() - tic
 glue("flow_test_nll", test_nll, display=False)
 glue("flow_train_seconds", train_seconds, display=False)
@@ -774,7 +774,7 @@ maf_history = fit(maf, flows.batch_loss, train.x.to(dev), val.x.to(dev), epochs=
                   patience=settings.patience, device=dev, generator=gen, progress=False)
 maf_seconds = time.perf_counter() - tic
 maf = maf.cpu().eval()
-maf_nll = flows.evaluate_nll(maf, test.x, draws=10, generator=gen)
+maf_nll = flows.evaluate_nll(maf, test.x, draws=10, generator=gen).nats
 iaf = autoregressive_flow(iaf=True).eval()
 
 
@@ -869,8 +869,8 @@ deq_history = fit(deq_flow, flows.batch_loss, train.x, val.x, epochs=min(epochs,
 deq_seconds = time.perf_counter() - tic
 for p_ in digit_flow.parameters():
     p_.requires_grad_(True)
-deq_nll = flows.evaluate_nll(deq_flow, test.x, draws=10, generator=gen)
-uniform_nll = flows.evaluate_nll(digit_flow.cpu().eval(), test.x, draws=10, generator=gen)
+deq_nll = flows.evaluate_nll(deq_flow, test.x, draws=10, generator=gen).nats
+uniform_nll = flows.evaluate_nll(digit_flow.cpu().eval(), test.x, draws=10, generator=gen).nats
 print(f"the section 6 flow's test bound: uniform noise {uniform_nll:.2f}, learned q(u | x) {deq_nll:.2f} nats/image "
       f"(dequantiser trained {deq_history.epochs} epochs in {deq_seconds:.1f} s)")
 glue("deq_gain", uniform_nll - deq_nll, display=False)
