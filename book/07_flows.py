@@ -546,19 +546,19 @@ glue("cheat_val", cheat_val, display=False)
 # that in check.
 
 # %%
-if checkpoint:  # trained elsewhere (python -m genlib.train_family flow ...): load, do not train
-    digit_flow, _ = train_family.load(checkpoint, "flow", device=dev, expect={
-        "dataset": dataset, "n_layers": n_layers, "hidden": hidden, "coupling": coupling})
-    history = train_family.load_history(checkpoint)
-    train_seconds = sum(history.seconds)
-    print(f"loaded {checkpoint}: {history.epochs} epochs trained elsewhere in {train_seconds:.1f} s")
-else:
-    digit_flow = flows.Flow(config)
-    tic = time.perf_counter()
-    history = fit(digit_flow, flows.batch_loss, train.x.to(dev), val.x.to(dev), epochs=settings.epochs,
-                  batch_size=settings.batch_size, lr=settings.lr, weight_decay=settings.weight_decay,
-                  patience=settings.patience, device=dev, generator=gen, progress=False)
-    train_seconds = time.perf_counter() - tic
+def train_digit_flow():
+    model = flows.Flow(config)
+    return model, fit(model, flows.batch_loss, train.x.to(dev), val.x.to(dev), epochs=settings.epochs,
+                      batch_size=settings.batch_size, lr=settings.lr, weight_decay=settings.weight_decay,
+                      patience=settings.patience, device=dev, generator=gen, progress=False)
+
+
+tic = time.perf_counter()
+# trained elsewhere (python -m genlib.train_family flow ...) when `checkpoint` is set: load, do not train
+digit_flow, history = train_family.load_or_train(checkpoint, "flow", train_digit_flow, device=dev, expect={
+    "dataset": dataset, "n_layers": n_layers, "hidden": hidden, "coupling": coupling})
+train_seconds = sum(history.seconds) if checkpoint else time.perf_counter() - tic
+if not checkpoint:
     print(f"trained: {history.epochs} epochs in {train_seconds:.1f} s")
 print(f"{sum(p.numel() for p in digit_flow.parameters()):,} parameters; best validation bound {history.best:.1f} nats "
       f"(epoch {history.best_epoch + 1})")
