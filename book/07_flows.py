@@ -127,7 +127,7 @@ show(flows.MonotoneWarp.forward)
 x1d = data.toy("8gaussians", 2000, seed=seed)[:, :1]  # (2000, 1)
 x1d_val = data.toy("8gaussians", 1000, seed=seed + 1)[:, :1]
 warp_flow = flows.Flow(layers=[flows.MonotoneWarp(1, n_bumps=8)])
-warp_untrained = flows.evaluate_nll(warp_flow, x1d_val)  # before any step: the identity map, p_X = N(0, 1)
+warp_untrained = flows.evaluate_nll(warp_flow, x1d_val).nats  # before any step: the identity map, p_X = N(0, 1)
 warp_history = fit(warp_flow, flows.batch_loss, x1d, x1d_val, epochs=150, batch_size=500, lr=0.05,
                    generator=gen, progress=False)
 print(f"1-D flow: validation NLL {warp_untrained:.2f} nats per point before training (the identity map), "
@@ -354,7 +354,7 @@ with torch.no_grad():
 cell = (gx[0, 1] - gx[0, 0]) * (gy[1, 0] - gy[0, 0])
 print(f"integral of the learned density over [-8, 8]^2: {float(grid_density.sum()) * cell:.3f}")
 with torch.no_grad():
-    nll = {name: flows.evaluate_nll(model, x_toy_val) for name, model in
+    nll = {name: flows.evaluate_nll(model, x_toy_val).nats for name, model in
            (("standard normal (no layers)", flows.Flow(layers=[])), ("alternating masks", toy_flow),
             ("same mask in every layer", fixed_flow))}
 for name, value in nll.items():
@@ -516,8 +516,8 @@ cheat_history = fit(cheat, no_noise_loss, train.x.to(dev), epochs=min(epochs, 8)
 with torch.no_grad():
     cheat.eval()
     cheat_score = float(-cheat.log_density(train.x.float().to(dev) / V).mean()) + D * math.log(V)
-    cheat_train_bound = flows.evaluate_nll(cheat, train.x.to(dev), draws=4, generator=gen)
-    cheat_val = flows.evaluate_nll(cheat, val.x.to(dev), draws=4, generator=gen)
+    cheat_train_bound = flows.evaluate_nll(cheat, train.x.to(dev), draws=4, generator=gen).nats
+    cheat_val = flows.evaluate_nll(cheat, val.x.to(dev), draws=4, generator=gen).nats
 print(f"trained without noise ({cheat_history.epochs} epochs, {time.perf_counter() - tic:.1f} s):")
 print(f"  -log p(x/V) + D log V on the noiseless training images: {cheat_score:.0f} nats")
 print(f"  dequantised bound, same model: training images {cheat_train_bound:.0f} nats, "
@@ -548,19 +548,19 @@ glue("cheat_val", cheat_val, display=False)
 # that in check.
 
 # %%
-if checkpoint:  # trained elsewhere (python -m genlib.train_family flow ...): load, do not train
-    digit_flow, _ = train_family.load(checkpoint, "flow", device=dev, expect={
-        "dataset": dataset, "n_layers": n_layers, "hidden": hidden, "coupling": coupling})
-    history = train_family.load_history(checkpoint)
-    train_seconds = sum(history.seconds)
-    print(f"loaded {checkpoint}: {history.epochs} epochs trained elsewhere in {train_seconds:.1f} s")
-else:
-    digit_flow = flows.Flow(config)
-    tic = time.perf_counter()
-    history = fit(digit_flow, flows.batch_loss, train.x.to(dev), val.x.to(dev), epochs=settings.epochs,
-                  batch_size=settings.batch_size, lr=settings.lr, weight_decay=settings.weight_decay,
-                  patience=settings.patience, device=dev, generator=gen, progress=False)
-    train_seconds = time.perf_counter() - tic
+def train_digit_flow():
+    model = flows.Flow(config)
+    return model, fit(model, flows.batch_loss, train.x.to(dev), val.x.to(dev), epochs=settings.epochs,
+                      batch_size=settings.batch_size, lr=settings.lr, weight_decay=settings.weight_decay,
+                      patience=settings.patience, device=dev, generator=gen, progress=False)
+
+
+tic = time.perf_counter()
+# trained elsewhere (python -m genlib.train_family flow ...) when `checkpoint` is set: load, do not train
+digit_flow, history = train_family.load_or_train(checkpoint, "flow", train_digit_flow, device=dev, expect={
+    "dataset": dataset, "n_layers": n_layers, "hidden": hidden, "coupling": coupling})
+train_seconds = sum(history.seconds) if checkpoint else time.perf_counter() - tic
+if not checkpoint:
     print(f"trained: {history.epochs} epochs in {train_seconds:.1f} s")
 print(f"{sum(p.numel() for p in digit_flow.parameters()):,} parameters; best validation bound {history.best:.1f} nats "
       f"(epoch {history.best_epoch + 1})")
@@ -580,7 +580,7 @@ plt.show()
 
 # %%
 tic = time.perf_counter()
-test_nll = flows.evaluate_nll(digit_flow, test.x.to(dev), draws=10, generator=gen)
+test_nll = flows.evaluate_nll(digit_flow, test.x.to(dev), draws=10, generator=gen).nats
 eval_seconds = time.perf_counter() - tic
 glue("flow_test_nll", test_nll, display=False)
 glue("flow_train_seconds", train_seconds, display=False)
@@ -776,7 +776,7 @@ maf_history = fit(maf, flows.batch_loss, train.x.to(dev), val.x.to(dev), epochs=
                   patience=settings.patience, device=dev, generator=gen, progress=False)
 maf_seconds = time.perf_counter() - tic
 maf = maf.cpu().eval()
-maf_nll = flows.evaluate_nll(maf, test.x, draws=10, generator=gen)
+maf_nll = flows.evaluate_nll(maf, test.x, draws=10, generator=gen).nats
 iaf = autoregressive_flow(iaf=True).eval()
 
 
@@ -871,8 +871,8 @@ deq_history = fit(deq_flow, flows.batch_loss, train.x, val.x, epochs=min(epochs,
 deq_seconds = time.perf_counter() - tic
 for p_ in digit_flow.parameters():
     p_.requires_grad_(True)
-deq_nll = flows.evaluate_nll(deq_flow, test.x, draws=10, generator=gen)
-uniform_nll = flows.evaluate_nll(digit_flow.cpu().eval(), test.x, draws=10, generator=gen)
+deq_nll = flows.evaluate_nll(deq_flow, test.x, draws=10, generator=gen).nats
+uniform_nll = flows.evaluate_nll(digit_flow.cpu().eval(), test.x, draws=10, generator=gen).nats
 print(f"the section 6 flow's test bound: uniform noise {uniform_nll:.2f}, learned q(u | x) {deq_nll:.2f} nats/image "
       f"(dequantiser trained {deq_history.epochs} epochs in {deq_seconds:.1f} s)")
 glue("deq_gain", uniform_nll - deq_nll, display=False)
@@ -881,8 +881,31 @@ glue("deq_nll", deq_nll, display=False)
 # %% [markdown]
 # The learned noise tightens the bound of the *same* flow by {glue:text}`deq_gain:.1f` nats per image,
 # to {glue:text}`deq_nll:.1f`. Training the flow and the dequantiser together, as Flow++ does, lets
-# the flow also stop spending capacity on modelling uniform noise; `benchmarks/flows_digits.py`
-# measures that, with the Glow pieces, over seeds.
+# the flow also stop spending capacity on modelling uniform noise. We train the MAF of the previous
+# section again, from the start, with the same recipe and the same number of epochs, but jointly with a
+# dequantiser, and compare it with the MAF trained on uniform noise:
+
+# %%
+gen_joint = torch.Generator().manual_seed(seed)
+maf_deq = flows.Flow(config, layers=autoregressive_flow(iaf=False).layers,
+                     dequantizer=flows.VariationalDequantizer(D, V, hidden=64, n_layers=4))
+tic = time.perf_counter()
+maf_deq_history = fit(maf_deq, flows.batch_loss, train.x.to(dev), val.x.to(dev), epochs=maf_history.epochs,
+                      batch_size=settings.batch_size, lr=settings.lr, weight_decay=settings.weight_decay,
+                      patience=settings.patience, device=dev, generator=gen_joint, progress=False)
+maf_deq_seconds = time.perf_counter() - tic
+maf_deq_nll = flows.evaluate_nll(maf_deq.cpu(), test.x, draws=10, generator=gen).nats
+print(f"MAF, {maf_history.epochs} epochs each: uniform noise {maf_nll:.2f} nats/image ({maf_seconds:.1f} s); "
+      f"trained with q(u | x) {maf_deq_nll:.2f} ({maf_deq_seconds:.1f} s)")
+glue("maf_deq_nll", maf_deq_nll, display=False)
+glue("maf_deq_gain", maf_nll - maf_deq_nll, display=False)
+glue("maf_deq_seconds", maf_deq_seconds, display=False)
+
+# %% [markdown]
+# Trained jointly, the MAF's bound moves by {glue:text}`maf_deq_gain:.1f` nats per image, to
+# {glue:text}`maf_deq_nll:.1f`, at the price of {glue:text}`maf_deq_seconds:.0f` s of training instead
+# of {glue:text}`maf_seconds:.0f` s (one seed, at this chapter's short budget; `benchmarks/flows_digits.py`
+# measures the dequantiser with longer training, the coupling flows and Glow's pieces, over seeds).
 #
 # ## 8. Where flows sit
 #

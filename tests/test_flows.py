@@ -268,7 +268,7 @@ def test_one_step_training_dry_run(config):
     history = fit(model, flows.batch_loss, x, x, epochs=1, batch_size=32, progress=False)
     assert history.epochs == 1 and math.isfinite(history.train[0]) and math.isfinite(history.val[0])
     assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
-    assert math.isfinite(flows.evaluate_nll(model, x, draws=2))
+    assert math.isfinite(flows.evaluate_nll(model, x, draws=2).nats)
 
 
 def test_a_trained_toy_flow_beats_the_standard_normal():
@@ -277,7 +277,7 @@ def test_a_trained_toy_flow_beats_the_standard_normal():
     model = flows.Flow(flows.FlowConfig.toy(n_layers=4, hidden=32))
     fit(model, flows.batch_loss, x, epochs=40, batch_size=128, lr=3e-3, progress=False)
     base = -flows.std_normal_log_prob(x).mean().item()
-    assert flows.evaluate_nll(model, x) < base - 1.0
+    assert flows.evaluate_nll(model, x).nats < base - 1.0
 
 
 def test_flow_diagrams_draw():
@@ -433,3 +433,74 @@ def test_variational_bound_stays_below_the_exact_discrete_probability():
     # and exp of one draw is an unbiased importance-sampling estimate of P(x) = E_q[p V^-D / q]
     estimate = torch.logsumexp(draws, 0) - math.log(len(draws))
     assert torch.allclose(estimate, exact, atol=0.2)  # importance weights p/q are heavy-tailed: a loose tolerance
+
+
+# ----------------------------------------------------------------------------- the NLL record
+
+
+def test_evaluate_nll_returns_a_bound_for_images_and_an_exact_value_for_continuous_data():
+    torch.manual_seed(0)
+    images = flows.evaluate_nll(flows.Flow(flows.FlowConfig(n_layers=2, hidden=8)), data.digits("test").x[:8], draws=2)
+    toy = flows.evaluate_nll(flows.Flow(flows.FlowConfig.toy(n_layers=2, hidden=8)), data.toy("moons", 16))
+    assert images.kind == "bound" and toy.kind == "exact"
+    nats, kind = toy  # unpacks as (nats, kind)
+    assert kind == "exact" and math.isfinite(nats) and math.isfinite(images.nats)
+    assert nats == pytest.approx(-flows.Flow(flows.FlowConfig.toy(n_layers=2, hidden=8)).eval()
+                                 .log_prob(data.toy("moons", 16)).mean().item(), rel=1e-6)  # identity at the start
+
+
+# ----------------------------------------------------------------------------- flows as VAE posteriors
+
+
+def _posterior_vae(n_flows=2):
+    from genlib import vae
+
+    torch.manual_seed(0)
+    model = flows.FlowPosteriorVAE(vae.VAEConfig(latent_dim=5, hidden=32, dropout=0.0), n_flows=n_flows,
+                                   hidden=16, context=8)
+    _randomize(model.posterior, seed=3)  # the flow's last layers start at zero (the identity): randomise them
+    return model.eval()  # float32: VAE.features scales the pixels to float32
+
+
+def test_iaf_posterior_log_q_is_the_change_of_variables_of_its_noise():
+    model = _posterior_vae()
+    x = data.digits("train").x[:2]
+    with torch.no_grad():
+        mu, log_var, c = model._q(x, None)
+    eps = torch.randn(2, 5, generator=torch.Generator().manual_seed(1))
+    z, log_q = model.posterior(mu, log_var, c, eps)
+    for i in range(2):
+        J = jacobian(lambda e: model.posterior(mu[i:i + 1], log_var[i:i + 1], c[i:i + 1], e[None])[0][0], eps[i])
+        expected = stats.norm.logpdf(eps[i].numpy()).sum() - torch.linalg.slogdet(J)[1].item()
+        assert log_q[i].item() == pytest.approx(expected, abs=1e-3)
+
+
+def test_iaf_step_is_autoregressive_in_its_order_and_sees_the_context():
+    step = _randomize(flows.ContextIAFStep(5, 3, hidden=16, order=torch.tensor([2, 0, 4, 1, 3]))).double()
+    z, c = torch.randn(1, 5, dtype=torch.float64), torch.randn(1, 3, dtype=torch.float64)
+    J = jacobian(lambda v: step(v[None], c)[0][0], z[0])  # J[i, j] = ∂out_i / ∂z_j
+    position = {d: k for k, d in enumerate([2, 0, 4, 1, 3])}
+    for i in range(5):
+        for j in range(5):
+            if position[j] > position[i]:
+                assert J[i, j] == 0  # never a later coordinate
+    assert not torch.allclose(step(z, c)[0], step(z, c + 1)[0])
+
+
+def test_flow_posterior_vae_without_flows_estimates_the_plain_vaes_kl_and_trains():
+    from genlib import vae
+
+    plain = _posterior_vae(n_flows=0)  # q = the encoder's Gaussian: the KL estimate's mean is the closed form
+    x = data.digits("train").x[:4]
+    with torch.no_grad():
+        mu, log_var, c = plain._q(x, None)
+        eps = torch.randn(4000, *mu.shape, generator=torch.Generator().manual_seed(2))
+        z, log_q = plain.posterior(mu, log_var, c, eps)
+        kl = (log_q - flows.std_normal_log_prob(z)).mean(0)
+    assert torch.allclose(kl, vae.kl_normal_std(mu, log_var), atol=0.15)
+    model = flows.FlowPosteriorVAE(vae.VAEConfig(latent_dim=4, hidden=16), n_flows=2, hidden=8, context=4)
+    x = data.digits("train").x[:16]
+    history = fit(model, vae.batch_loss, x, x, epochs=1, batch_size=8, progress=False)
+    assert math.isfinite(history.train[0])
+    nll = vae.evaluate_nll(model, x, k=5, generator=torch.Generator().manual_seed(0))
+    assert math.isfinite(nll["elbo"]) and math.isfinite(nll["iwae"])
