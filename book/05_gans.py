@@ -38,8 +38,8 @@
 # 11. what makes GANs hard to train and evaluate: the losses, the Fréchet distance's dependence on
 #    the sample size, seed variance, memorisation, and discrete data.
 #
-# The framing follows the GAN parts of the lectures of {cite:t}`isola2024dgm` (generators as direct
-# samplers) and {cite:t}`ororbia2024generative` (GANs as distribution transformers, the objective and
+# The framing follows the GAN parts of the lectures of {cite:t}`isola2024dgm1` (generators as direct
+# samplers) and {cite:t}`ororbia2025generative` (GANs as distribution transformers, the objective and
 # algorithm, conditional GANs, DCGAN, the problems with GANs and their evaluation).
 
 # %% tags=["parameters"]

@@ -16,7 +16,7 @@
 # product of one-dimensional conditionals, and learn each conditional with a classifier. That is
 # the probability chain rule, and it is how language models generate text one token at a time and
 # how PixelRNN and PixelCNN {cite:p}`vandenoord2016pixel,vandenoord2016conditional` generate images
-# one pixel at a time. We follow the framing of two lectures {cite:p}`isola2024dgm1,johnson2022lecture19`:
+# one pixel at a time. We follow the framing of two lectures {cite:p}`isola2024dgm1,johnson2022generative`:
 #
 # 1. the chain rule, and next-token prediction as classification ("Once upon a time");
 # 2. images as sequences: PixelRNN's recurrence and its $2H-1$ sequential steps;
@@ -789,7 +789,7 @@ widgets.animate(draw_step, [len(trace)] + list(range(1, len(trace) + 1, max(3, l
 # | sampling | $D$ sequential network calls | one decoder pass |
 # | latent code | none | $z$, usable for editing and features |
 #
-# The lectures' summary {cite:p}`johnson2022lecture19`: the explicit likelihood gives a good
+# The lectures' summary {cite:p}`johnson2022generative`: the explicit likelihood gives a good
 # evaluation metric and a simple, stable training objective, and the samples are good; sequential
 # generation is slow. Improvements that this chapter did not implement include the discretised
 # logistic mixture output and multi-scale structure of PixelCNN++ {cite:p}`salimans2017pixelcnnpp`.

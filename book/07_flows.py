@@ -15,7 +15,7 @@
 # integer images their score is the same dequantisation bound as this chapter's flows); the VAE of
 # Chapter 4 is flexible but only bounds its own likelihood; the autoregressive models of Chapter 6
 # compute $\log p(x)$ exactly but generate one pixel at a time. The taxonomy of the lectures
-# {cite:p}`johnson2022lecture19,goodfellow2016nips` puts a second kind of model next to the
+# {cite:p}`johnson2022generative,goodfellow2016nips` puts a second kind of model next to the
 # autoregressive ones among the densities that *can be computed*: NICE, RealNVP, Glow and FFJORD,
 # the **normalizing flows** {cite:p}`dinh2015nice,dinh2017realnvp,kingma2018glow,papamakarios2021normalizing`.
 #

@@ -19,7 +19,7 @@
 # of that corruption, applied over and over to pure noise, produces new images.
 #
 # The framing of this chapter follows the MIT 6.7960 lecture on deep generative models
-# {cite:p}`isola2024generative1`: the forward and reverse processes, the stripped-down training
+# {cite:p}`isola2024dgm1`: the forward and reverse processes, the stripped-down training
 # algorithm ("train a denoiser to reverse these sequences"), and generative modelling as a
 # *sequence of supervised problems*. We then meet the parts that make diffusion work in practice:
 # predicting the noise instead of the image, the score view, a likelihood bound in nats, fewer
