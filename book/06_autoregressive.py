@@ -2,6 +2,11 @@
 # jupyter:
 #   jupytext:
 #     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -785,7 +790,7 @@ widgets.animate(draw_step, [len(trace)] + list(range(1, len(trace) + 1, max(3, l
 # | | autoregressive (PixelRNN/PixelCNN) | VAE (Chapter 4) |
 # | --- | --- | --- |
 # | likelihood | exact $\log p_\theta(x)$, one pass | lower bound (ELBO, IWAE) |
-# | training | parallel (PixelCNN) or $2N-1$ steps (PixelRNN) | parallel |
+# | training | parallel (PixelCNN) or $2H-1$ steps (PixelRNN) | parallel |
 # | sampling | $D$ sequential network calls | one decoder pass |
 # | latent code | none | $z$, usable for editing and features |
 #
@@ -872,18 +877,18 @@ for temperature, key in ((0.2, "ex5_ll_02"), (1.0, "ex5_ll_1"), (2.0, "ex5_ll_2"
 #
 # **4. The fast sampler's window.** `PixelCNN.reach()` says how many rows and columns a pixel may
 # depend on. For the chapter's gated model and for one with `n_layers = 10`, how many pixels does the
-# window of the last pixel hold at $N=8$ and at $N=28$, compared with the $N^2$ pixels of a naive
+# window of the last pixel hold at $H=8$ and at $H=28$, compared with the $H^2$ pixels of a naive
 # pass? What does that predict for the speed-up of the fast sampler?
 #
 # ```{admonition} Solution
 # :class: dropdown
 # With 3x3 kernels the gated model's reach is $m$ = `n_layers` rows up and $m$ columns to each side,
 # so the window of pixel $(i,j)$ is at most $(m+1)\times(2m+1)$ pixels, clipped to the image. For
-# $m=5$ the last pixel's window is $6\times6=36$ of 64 pixels at $N=8$ (it is clipped at the right
-# edge) and $6\times6=36$ of 784 at $N=28$; for $m=10$ it is $8\times8$, the whole image, at $N=8$ and
-# $11\times11=121$ of 784 at $N=28$. (A pixel in the middle of a row has the full $(m+1)\times(2m+1)$
-# window: $66$ and $231$ pixels at $N=28$.) So at $N=8$ the window saves little, and on a CPU the fixed
-# cost of each network call dominates such small inputs anyway; at $N=28$ each call sees roughly
+# $m=5$ the last pixel's window is $6\times6=36$ of 64 pixels at $H=8$ (it is clipped at the right
+# edge) and $6\times6=36$ of 784 at $H=28$; for $m=10$ it is $8\times8$, the whole image, at $H=8$ and
+# $11\times11=121$ of 784 at $H=28$. (A pixel in the middle of a row has the full $(m+1)\times(2m+1)$
+# window: $66$ and $231$ pixels at $H=28$.) So at $H=8$ the window saves little, and on a CPU the fixed
+# cost of each network call dominates such small inputs anyway; at $H=28$ each call sees roughly
 # $784/66$ times fewer pixels for $m=5$ and $784/231$ times fewer for $m=10$. A
 # deeper network pays twice: more work per call and a larger window. Check the windows with
 # `net.reach()` and the times with `ar.sampling_seconds`; the test

@@ -2,6 +2,11 @@
 # jupyter:
 #   jupytext:
 #     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -108,7 +113,7 @@ show = genlib.show_source  # prints a genlib function's source, to read next to 
 #
 # genlib's `MonotoneWarp` is such a map, built by hand: a line plus a few $\tanh$ bumps with
 # non-negative heights,
-# $f(x) = a x + b + \sum_{j=1}^{J} \gamma_j \tanh\big((x - \kappa_j)/\lambda_j\big)$ with $a>0$, $\gamma_j\ge 0$, $\lambda_j > 0$. Its derivative
+# $f(x) = a x + b + \sum_{j=1}^{J} \gamma_j \tanh\big((x - c_j)/w_j\big)$ with $a>0$, $\gamma_j\ge 0$, $w_j > 0$. Its derivative
 # is positive everywhere, and its log-derivative is the log-determinant of the map:
 
 # %%
@@ -452,8 +457,8 @@ widgets.animate(draw_layers, list(range(M + 1)), figsize=(8, 4), interval=700)
 # squeezed pixel, itself a bijection whose log-determinant must be counted:
 #
 # $$
-# \tilde y_d = \operatorname{logit}(\bar y_d),\quad \bar y_d = \alpha + (1-2\alpha)\,y_d,\qquad
-# \log\Big|\det\frac{\partial \tilde y}{\partial y}\Big| = \sum_d \big[\log(1-2\alpha) - \log \bar y_d - \log(1-\bar y_d)\big].
+# \tilde y_d = \operatorname{logit}(\bar y_d),\quad \bar y_d = \xi + (1-2\xi)\,y_d,\qquad
+# \log\Big|\det\frac{\partial \tilde y}{\partial y}\Big| = \sum_d \big[\log(1-2\xi) - \log \bar y_d - \log(1-\bar y_d)\big].
 # $$
 #
 # So the number we report for one image is, with every term spelled out,
@@ -466,7 +471,7 @@ widgets.animate(draw_layers, list(range(M + 1)), figsize=(8, 4), interval=700)
 # averaged over draws of $u$ (a sample of the bound). The logit is the first layer of genlib's image
 # flows, so `Flow.log_density` includes its Jacobian, and `Flow.log_prob` adds the noise and the
 # $-D\log V$ (through `genlib.metrics.discrete_log_prob`). The logit maps $[0,1]$ onto
-# $[\operatorname{logit}\alpha, \operatorname{logit}(1-\alpha)]$, so the Gaussian mass beyond that range
+# $[\operatorname{logit}\xi, \operatorname{logit}(1-\xi)]$, so the Gaussian mass beyond that range
 # is wasted: the discrete model then sums to less than one, which only makes the bound conservative.
 
 # %%

@@ -2,6 +2,11 @@
 # jupyter:
 #   jupytext:
 #     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -184,7 +189,7 @@ print("the file agrees with the classes:", all(live[k] == by_key[k]["capabilitie
 # one in one direction (section 4). Third, "has latents" is a property of the model *and* of the code
 # we wrote: a flow's $z=f(x)$ and a mixture's responsibilities are codes; the diffusion model's $x_T$
 # is a latent of the same size as the image, but reaching it from an image needs the deterministic
-# sampler (DDIM, $\eta=0$ in chapter 8) run backwards, which genlib does not do; and the GAN has
+# sampler (DDIM without added noise, chapter 8) run backwards, which genlib does not do; and the GAN has
 # latents but no encoder to reach them.
 
 # %% [markdown]
