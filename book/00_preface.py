@@ -79,7 +79,7 @@ dataset = "digits"  # the image data set shown below: "digits", "mnist5k", "mnis
 epochs = 1  # nothing is trained on this page; validated like everywhere else
 seed = 0
 
-# %%
+# %% tags=["hide-input"]
 import matplotlib.pyplot as plt
 import torch
 
@@ -107,7 +107,7 @@ epochs = check_epochs(epochs)
 # **Two-dimensional toys.** Densities you can see: two moons, concentric rings, eight Gaussians
 # on a circle, a spiral and a swiss roll, each generated from a seed.
 
-# %%
+# %% tags=["hide-input"]
 fig, axes = plt.subplots(1, len(data.TOYS), figsize=(3 * len(data.TOYS), 3))
 for ax, name in zip(axes, data.TOYS):
     plot.scatter(data.toy(name, n=1000, seed=seed), ax=ax, title=name)

@@ -75,7 +75,7 @@ n_bandwidths = 25  # bandwidths tried in each sweep
 n_images = None  # at most this many images per split (None: the whole split)
 n_steps = 40  # S, the river's number of turns (random bits)
 
-# %%
+# %% tags=["hide-input"]
 import inspect
 import math
 
@@ -275,7 +275,7 @@ plt.show()
 # any seed of the dice. In the static book, the animation after it plays twelve precomputed draws
 # (use its buttons to step through them).
 
-# %%
+# %% tags=["hide-input"]
 def draw_seed(fig, seed):
     z = procedural.sample_latents(config, generator=torch.Generator().manual_seed(seed))
     draw_landscape(fig.add_subplot(1, 1, 1), z, f"seed {seed}: bits below")
@@ -283,7 +283,7 @@ def draw_seed(fig, seed):
 
 widgets.live(draw_seed, figsize=(3.2, 3.4), seed=(0, 200, 1))
 
-# %%
+# %% tags=["hide-input"]
 widgets.animate(draw_seed, list(range(seed, seed + 12)), figsize=(3.2, 3.4), interval=900)
 
 # %% [markdown]
@@ -485,7 +485,7 @@ print(f"log-likelihood (nats per point): train {toy_curves['train'][best]:.2f}, 
       f"validation {toy_curves['validation'][best]:.2f}, test {toy_test:.2f}")
 print(f"smallest h = {bandwidths[0]:.4f}: train {toy_curves['train'][0]:.2f}, validation {toy_curves['validation'][0]:.1f}")
 
-# %%
+# %% tags=["hide-input"]
 fig, ax = plt.subplots(figsize=(6, 3.4))
 plot.curves(bandwidths, toy_curves, ax=ax, logx=True, xlabel="bandwidth $h$",
             ylabel="mean log-likelihood (nats)", title=f"KDE on {dataset}: over- and under-smoothing")
@@ -550,7 +550,7 @@ widgets.live(draw_bandwidth, figsize=(10, 3.8),
              h=ipywidgets.SelectionSlider(options=[(f"{h:.3f}", h) for h in bandwidths], value=h_toy,
                                           description="h"))
 
-# %%
+# %% tags=["hide-input"]
 widgets.animate(draw_bandwidth, bandwidths[::2], figsize=(10, 3.8), interval=600)
 
 # %% [markdown]
@@ -638,7 +638,7 @@ print(f"nats per image: train {image_curves['train'][best_image]:.1f}, "
       f"validation {image_curves['validation'][best_image]:.1f}, test {image_test:.1f} (uniform: {uniform:.1f})")
 print(f"test: {metrics.nats_to_bpd(-image_test, dims):.3f} bits/dim (uniform: {metrics.nats_to_bpd(-uniform, dims):.3f})")
 
-# %%
+# %% tags=["hide-input"]
 fig, ax = plt.subplots(figsize=(6, 3.4))
 plot.curves(image_bandwidths, image_curves, ax=ax, logx=True, xlabel="bandwidth $h$ (pixel values in [0, 1])",
             ylabel="log-likelihood (nats per image)", title=f"KDE on {image_dataset}")

@@ -52,7 +52,7 @@ epochs = 100  # passes over the training set: EM iterations or gradient-ascent s
 n_components = 8  # K, the number of mixture components
 seed = 0
 
-# %%
+# %% tags=["hide-input"]
 import inspect
 import math
 
@@ -135,7 +135,7 @@ print("Sigma is the biased sample covariance:", np.allclose(gaussian.cov.cpu().n
 print(f"train log-likelihood: {mean_log_prob(gaussian, x_train):.2f} nats per point")
 print(f"validation log-likelihood: {mean_log_prob(gaussian, x_val):.2f} nats per point")
 
-# %%
+# %% tags=["hide-input"]
 fig, axes = plt.subplots(1, 2, figsize=(8, 4))
 plot.scatter(x_train, ax=axes[0], bounds=bounds, title=f"training data ({dataset})")
 plot.density(gaussian.log_prob, ax=axes[1], bounds=bounds, title="maximum-likelihood Gaussian")
@@ -613,7 +613,7 @@ print(f"chosen by validation: {best_key[0]} covariance, K = {best_key[1]} "
       f"({best.n_parameters} parameters for {len(images['train'])} training images)")
 print("the chosen K is the largest K tried:", best_key[1] == max(K_images))
 
-# %%
+# %% tags=["hide-input"]
 fig, ax = plt.subplots(figsize=(6.5, 3.8))
 for covariance, color in (("diag", "C0"), ("full", "C1")):
     ax.plot(K_images, [nll[covariance, K]["train"] for K in K_images], "--", color=color, marker="o", ms=3,

@@ -52,7 +52,7 @@ k_iwae = 1000           # importance samples for the test log-likelihood
 checkpoint = ""         # a file from genlib.train_family: load the main VAE (section 7), skip its training
 seed = 0
 
-# %%
+# %% tags=["hide-input"]
 import math
 import time
 from dataclasses import replace
@@ -428,7 +428,7 @@ def draw_tricks(fig, k):
 slider_ks = [1, 3, 10, 30, 100, 300, 1000]
 widgets.live(draw_tricks, figsize=(11, 3.8), k=ipywidgets.SelectionSlider(options=slider_ks, value=10))
 
-# %%
+# %% tags=["hide-input"]
 widgets.animate(draw_tricks, slider_ks, figsize=(11, 3.8), interval=900)
 
 # %% [markdown]
@@ -635,7 +635,7 @@ print(f"d/dmu E[z^2] = 2 mu = {2 * mu_1.item():.2f}; per-draw estimates over {le
 for name, g in per_draw.items():
     print(f"  {name:26s} mean {g.mean().item():5.2f}, standard deviation {g.std().item():5.1f}")
 
-# %%
+# %% tags=["hide-input"]
 fig, ax = plt.subplots(figsize=(6.5, 3.2))
 bins = np.linspace(-25, 25, 101)
 for (name, g), style in zip(per_draw.items(), ("-", "--", ":")):
@@ -940,7 +940,7 @@ plt.show()
 # a circle of radius $1.5$ in the same plane.
 
 
-# %%
+# %% tags=["hide-input"]
 def draw_latent(fig, z1, z2):
     ax = fig.subplots()
     with torch.no_grad():
@@ -1094,7 +1094,7 @@ plt.show()
 # same 16 prior draws decoded by each β-VAE.
 
 
-# %%
+# %% tags=["hide-input"]
 def draw_beta(fig, beta):
     ax = fig.subplots()
     rate, distortion = rate_distortion[beta]
@@ -1105,7 +1105,7 @@ def draw_beta(fig, beta):
 
 widgets.live(draw_beta, figsize=(3.6, 3.8), beta=list(beta_models))
 
-# %%
+# %% tags=["hide-input"]
 widgets.animate(draw_beta, list(beta_models), figsize=(3.6, 3.8), interval=900)
 
 # %% [markdown]

@@ -63,7 +63,7 @@ hidden = 32             # channels of the first conv layer of the image GAN
 checkpoint = ""         # a file from genlib.train_family: load the main model, skip its training
 seed = 0
 
-# %%
+# %% tags=["hide-input"]
 import json
 import math
 import time
@@ -556,7 +556,7 @@ fig.suptitle("samples (colour) over the data (grey) at the end of training")
 plt.tight_layout()
 plt.show()
 
-# %%
+# %% tags=["hide-input"]
 fig, axes = plt.subplots(1, 2, figsize=(10, 3.9))
 for name, results in runs.items():
     for i, result in enumerate(results):
@@ -672,12 +672,12 @@ def draw_replay(fig, index):
     fig.subplots_adjust(left=0.07, right=0.99, bottom=0.16, top=0.8, wspace=0.35)  # fixed: no layout search per redraw
 
 
-# %% tags=["nbval-ignore-output"]
+# %% tags=["nbval-ignore-output", "hide-input"]
 widgets.live(draw_replay, figsize=(9, 3.4),
              index=ipywidgets.IntSlider(min=0, max=len(snapshot_steps) - 1, value=len(snapshot_steps) - 1,
                                         description="snapshot"))
 
-# %%
+# %% tags=["hide-input"]
 widgets.animate(draw_replay, list(range(0, len(snapshot_steps), 2)), figsize=(9, 3.4), interval=400)
 
 # %% [markdown]
@@ -1054,7 +1054,7 @@ glue("inversion_verdict", Markdown(
 # loss $-\log D(G(z))$ would be $\log 2$ (dotted lines; the discriminator's loss plotted is the
 # game's, without the R1 penalty).
 
-# %%
+# %% tags=["hide-input"]
 def smooth(values, width=25):
     values = np.asarray(values)
     return np.convolve(values, np.ones(width) / width, mode="valid")

@@ -45,7 +45,7 @@ made_hidden = 512       # hidden units of MADE (its output layer has made_hidden
 checkpoint = ""         # a file from genlib.train_family: load the main model, skip its training
 seed = 0
 
-# %%
+# %% tags=["hide-input"]
 import itertools
 import math
 import time
@@ -386,7 +386,7 @@ else:
     gated, gated_history, gated_nll = train_model("gated")
 plain, plain_history, plain_nll = train_model("pixelcnn")
 
-# %%
+# %% tags=["hide-input"]
 fig, ax = plt.subplots(figsize=(6, 3.4))
 for (name, h), color in zip([("gated PixelCNN", gated_history), ("PixelCNN (blind spot)", plain_history)],
                             ["tab:blue", "tab:orange"]):
@@ -693,7 +693,7 @@ for k, side in enumerate(timing_sides):
     print(f"{side:>5}{side * side:>8}{timing['train step'][k]:>28.3f}{timing['naive sampler'][k]:>22.2f}"
           f"{timing['fast sampler'][k]:>21.2f}")
 
-# %%
+# %% tags=["hide-input"]
 fig, ax = plt.subplots(figsize=(6, 3.8))
 for (name, seconds), marker in zip(timing.items(), "so^"):
     ax.loglog(timing_sides, seconds, marker + "-", label=name)
@@ -733,7 +733,7 @@ glue("smallest_side", timing_sides[0], display=False)
 # blue, the earlier pixels it cannot see hatched in orange (the plain model's blind spot, or beyond
 # either model's reach), the later pixels white. In the book, the animation walks through several pixels.
 
-# %%
+# %% tags=["hide-input"]
 def draw_dependency_pair(fig, row, col):
     axes = fig.subplots(1, 2)
     for ax, (name, net) in zip(axes, [("PixelCNN", plain), ("gated PixelCNN", gated)]):
@@ -779,7 +779,7 @@ def draw_step(fig, step):
 
 widgets.live(draw_step, figsize=(5.6, 2.4), step=(1, len(trace), 1))
 
-# %%
+# %% tags=["hide-input"]
 # the first frame shows the finished sample, so that the static page opens on a picture, not a blank grid
 widgets.animate(draw_step, [len(trace)] + list(range(1, len(trace) + 1, max(3, len(trace) // 21))),
                 figsize=(5.6, 2.4), interval=250)

@@ -57,7 +57,7 @@ temperatures = [1.0, 0.7]  # σ_z: samples start from z ~ N(0, σ_z² I); σ_z <
 checkpoint = ""         # a file from genlib.train_family: load the digits flow, skip its training
 seed = 0
 
-# %%
+# %% tags=["hide-input"]
 import math
 import time
 from dataclasses import replace
@@ -202,7 +202,7 @@ print("inverse by bisection recovers x:", torch.allclose(x_back, grid1, atol=1e-
 # *normalizes* the data (turns them into a standard normal), and the inverse *flows* the
 # Gaussian into the data.
 
-# %%
+# %% tags=["hide-input"]
 fig, ax = plt.subplots(figsize=(9, 2.6))
 diagrams.draw_flow_chain(ax)
 plt.show()
@@ -422,7 +422,7 @@ glue("toy_z_std_max", float(z_toy.std(0).max()), display=False)
 # after $m$ layers, $h_m$; the right panel shows Gaussian samples after $m$ inverse layers. (In
 # JupyterLab the slider is live; the book shows the same frames as an animation.)
 
-# %% tags=["nbval-ignore-output"]
+# %% tags=["nbval-ignore-output", "hide-input"]
 def draw_layers(fig, m):
     axes = fig.subplots(1, 2)
     for ax, path, colour, title in ((axes[0], forward_path, colour_data, f"data after {m} layers: $h_{{{m}}}$"),
@@ -436,7 +436,7 @@ def draw_layers(fig, m):
 
 widgets.live(draw_layers, figsize=(8, 4), m=ipywidgets.IntSlider(min=0, max=M, step=1, value=0))
 
-# %%
+# %% tags=["hide-input"]
 widgets.animate(draw_layers, list(range(M + 1)), figsize=(8, 4), interval=700)
 
 # %% [markdown]

@@ -63,7 +63,7 @@ bin_fraction = 0.5      # lattice-matched schedule: smallest noise sigma_1 = bin
 checkpoint = ""         # a file from genlib.train_family: load the digits U-Net, skip its training
 seed = 0
 
-# %%
+# %% tags=["hide-input"]
 import json
 import math
 import time
@@ -1065,7 +1065,7 @@ def draw_chains(fig, fraction):
 widgets.live(draw_chains, figsize=(13, 3.4),
              fraction=ipywidgets.SelectionSlider(options=slider_fractions, value=0.25, description="t / T"))
 
-# %%
+# %% tags=["hide-input"]
 # first frame: data and finished samples; then the chain from noise (t = T) back to t = 0
 widgets.animate(draw_chains, [0.0] + slider_fractions, figsize=(13, 3.4), interval=700)
 

@@ -44,7 +44,7 @@ dataset = "digits"      # the scoreboard's data: the book's split of the 8x8 dig
 results = "../results/scoreboard.json"  # the scoreboard file (relative to book/), written by benchmarks/scoreboard.py
 seed = 0                # the seed whose samples are shown (one of the file's seeds)
 
-# %%
+# %% tags=["hide-input"]
 import math
 
 import matplotlib.pyplot as plt
@@ -312,7 +312,7 @@ if "gmm" in by_key:
 # %% [markdown]
 # ## 5. Sampling: quality against time
 
-# %%
+# %% tags=["hide-input"]
 def label_points(ax, xs, ys, labels, step=10, size=8):
     """Write each label to the right of its point; a label whose box (estimated from its length) would
     overlap a marker or a label already written is moved up or down in steps of ``step`` points, with a
