@@ -681,8 +681,8 @@ show(vae.kl_normal_std)
 # pixels (they are independent given $z$):
 #
 # * *Bernoulli* (binary pixels), decoder logits $o_d$:
-#   $\log p_\theta(x\mid z)=\sum_d x_d\log s(o_d)+(1-x_d)\log(1-s(o_d))
-#   =\sum_d x_d o_d-\log(1+e^{o_d})$ with $s(o)=1/(1+e^{-o})$ the logistic sigmoid — the binary cross-entropy.
+#   $\log p_\theta(x\mid z)=\sum_d x_d\log \sigma(o_d)+(1-x_d)\log(1-\sigma(o_d))
+#   =\sum_d x_d o_d-\log(1+e^{o_d})$ with $\sigma(o)=1/(1+e^{-o})$ the logistic sigmoid — the binary cross-entropy.
 # * *Gaussian*, decoder mean $m_d$ and log-variance $v_d$:
 #   $\log p_\theta(x\mid z)=-\tfrac12\sum_d\big[\log 2\pi+v_d+(x_d-m_d)^2e^{-v_d}\big]$; with a fixed
 #   variance this is the squared error of an autoencoder, scaled, plus a constant.
