@@ -88,9 +88,9 @@ PAGE_PROBE = r"""
       out.wideEquations.push(`${eq.scrollWidth}px in ${eq.clientWidth}px: ` +
           (eq.querySelector("mjx-assistive-mml") || eq).textContent.slice(0, 60));
   });
-  // a code block whose text is wider than its box: a line is cut off at the column (behind a scrollbar)
+  // a code block whose text is wider than its box: a line is cut off at the column (behind a scrollbar);
+  // collapsed (hide-input) cells count too: the reader who opens one sees the same column
   (document.querySelector("main") || document.body).querySelectorAll("div.highlight pre").forEach(pre => {
-    if (pre.offsetParent === null) return;  // collapsed (hide-input) cells are not laid out
     if (pre.scrollWidth > pre.clientWidth + 1) {
       const longest = pre.textContent.split("\n").reduce((a, b) => (b.length > a.length ? b : a), "");
       out.wideCode.push(`${pre.scrollWidth}px in ${pre.clientWidth}px: ${longest.trim().slice(0, 60)}`);
