@@ -210,10 +210,10 @@ print(f"uniform model: {baseline:.2f} nats per image = {metrics.nats_to_bpd(base
 # | $\varepsilon$ | standard normal noise, and nothing else (the code name `eps` means this noise only) | `eps` | all |
 # | $\eta$ | a step size: Langevin dynamics (Chapters 1, 3, 8), gradient descent (Chapter 5), an Euler step of an ODE (Chapter 7) | `step_size` | 1, 3, 5, 7, 8 |
 # | $\rho$ | the floor added to a covariance's diagonal | `reg` | 2 |
-# | $\omega$ | the river generator's turn angle | `angle` | 1 |
+# | $\omega$ | the river generator's turn angle | `turn_degrees` | 1 |
 # | $\beta$ | a weight on a KL term (Chapter 4); $\beta_t$, with a subscript, a noise level (Chapter 8) | `beta` | all |
 # | $N$ | number of data points (or of the points in a set of samples being compared); $N_\text{test}$ in a test set | `n`, `len(x)` | all |
-# | $\hat N$ | number of samples drawn from a model or a proposal | `n_samples` | 2, 3 |
+# | $\hat N$ | number of samples drawn from a model or a proposal | `len(x_hat)` | 2, 3 |
 # | $D$ | dimensions of a data point (pixels of an image) | `dims` | all |
 # | $L$ | dimensions of the latent $z$ | `latent_dim` | all |
 # | $V$ | grey levels a pixel can take (17 for the digits) | `levels` | all |
@@ -228,7 +228,7 @@ print(f"uniform model: {baseline:.2f} nats per image = {metrics.nats_to_bpd(base
 # | $o_d$ | a decoder's output (logit) for pixel $d$ (Chapter 4) | `logits` | all |
 # | $E_\theta(x)$, $Z(\theta)$ | an energy and its normaliser $\int e^{-E_\theta(x)}dx$ (Chapter 3) | `model.energy(x)`, `GridDensity.log_z()` | all |
 # | $T$, $t$ | the number of steps of a chain and the step index: Langevin steps (Chapter 3), diffusion steps (Chapter 8) | `n_steps`, `T`, `t` | all |
-# | $\lambda$ | the weight of a regulariser in a loss: the energy regulariser (Chapter 3), the gradient penalty (Chapter 5) | `reg`, `gp_weight` | 3, 5 |
+# | $\lambda$ | the weight of a regulariser in a loss: the energy regulariser (Chapter 3), the gradient penalty (Chapter 5) | `reg`, `gp` | 3, 5 |
 # | $\kappa(y \mid x)$ | a Metropolis–Hastings proposal density | — | 3 |
 # | $\nu$, $p_\text{n}$ | noise-contrastive estimation's noise-to-data ratio and noise distribution | — | 3 |
 # | $v$, $h$, $W$ | a restricted Boltzmann machine's visible and hidden units and weights (Chapter 3); $h$ is a hidden state in general: PixelRNN's (Chapter 6), a flow's state after layer $m$ (Chapter 7) | `v`, `h`, `W` | 3, 6, 7 |
