@@ -92,7 +92,9 @@ PAGE_PROBE = r"""
   // collapsed (hide-input) cells count too: the reader who opens one sees the same column
   (document.querySelector("main") || document.body).querySelectorAll("div.highlight pre").forEach(pre => {
     if (pre.scrollWidth > pre.clientWidth + 1) {
-      const longest = pre.textContent.split("\n").reduce((a, b) => (b.length > a.length ? b : a), "");
+      const blocks = Array.from(pre.querySelectorAll("span.genlib-line"), b => b.textContent);
+      const lines = blocks.length ? blocks : pre.textContent.split("\n");
+      const longest = lines.reduce((a, b) => (b.length > a.length ? b : a), "");
       out.wideCode.push(`${pre.scrollWidth}px in ${pre.clientWidth}px: ${longest.trim().slice(0, 60)}`);
     }
   });
