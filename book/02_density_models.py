@@ -895,9 +895,9 @@ for rho, name in ((1e-6, "6"), (1e-4, "4"), (1e-3, "3"), (1e-2, "2")):
 #
 # ```python
 # from genlib.density import KDE
-# h, N = 0.2, len(x_train)
-# as_mixture = GaussianMixture.from_params(torch.full((N,), 1 / N), x_train, h**2 * torch.eye(2).expand(N, 2, 2))
-# print(torch.allclose(as_mixture.log_prob(x_val), KDE(bandwidth=h).fit(x_train).log_prob(x_val)))
+# sigma, N = 0.2, len(x_train)
+# as_mixture = GaussianMixture.from_params(torch.full((N,), 1 / N), x_train, sigma**2 * torch.eye(2).expand(N, 2, 2))
+# print(torch.allclose(as_mixture.log_prob(x_val), KDE(bandwidth=sigma).fit(x_train).log_prob(x_val)))
 # ```
 #
 # Nothing is fitted by likelihood: the means are the training points themselves and the weights are
