@@ -2,6 +2,11 @@
 # jupyter:
 #   jupytext:
 #     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -74,7 +79,7 @@ dataset = "digits"  # the image data set shown below: "digits", "mnist5k", "mnis
 epochs = 1  # nothing is trained on this page; validated like everywhere else
 seed = 0
 
-# %%
+# %% tags=["hide-input"]
 import matplotlib.pyplot as plt
 import torch
 
@@ -102,7 +107,7 @@ epochs = check_epochs(epochs)
 # **Two-dimensional toys.** Densities you can see: two moons, concentric rings, eight Gaussians
 # on a circle, a spiral and a swiss roll, each generated from a seed.
 
-# %%
+# %% tags=["hide-input"]
 fig, axes = plt.subplots(1, len(data.TOYS), figsize=(3 * len(data.TOYS), 3))
 for ax, name in zip(axes, data.TOYS):
     plot.scatter(data.toy(name, n=1000, seed=seed), ax=ax, title=name)
@@ -181,58 +186,73 @@ print(f"uniform model: {baseline:.2f} nats per image = {metrics.nats_to_bpd(base
 #
 # The book follows one notation throughout; `genlib` uses the same symbols as variable names.
 #
-# Each symbol has one meaning in the whole book.
+# Each symbol has one meaning in the whole book; the *where* column lists the chapters that use it
+# (`tests/test_notation.py` fails on a symbol used outside them, or defined twice).
 #
-# | symbol | meaning | in `genlib` |
-# | --- | --- | --- |
-# | $X$, $Z$ | random variables (data, latent) | — |
-# | $x$, $z$ | their values (realisations) | `x`, `z` |
-# | $x^{(n)}$, $n = 1, \dots, N$ | the $n$-th data point (a superscript in brackets indexes data points) | row `x[n]` |
-# | $x_d$, $z_j$ | one coordinate of a vector: pixel $d$, latent coordinate $j$ (subscripts index coordinates) | `x[:, d]` |
-# | $p(X)$ | a distribution: the whole function | a model object |
-# | $p(x)$ | the probability (density) of one value $x$ | `model.log_prob(x)` returns $\log p(x)$ |
-# | $p_{\text{data}}$ | the distribution the data came from | — |
-# | $p_\theta$ | a model with parameters $\theta$ | `model.parameters()` |
-# | $q_\phi(z \mid x)$ | an approximate posterior (encoder) with parameters $\phi$ | `encoder` |
-# | $\mathbb{E}_{x \sim p}[f(x)]$ | expectation of $f$ under $p$ | a mean over samples |
-# | $\mathrm{KL}(p \,\Vert\, q)$ | Kullback–Leibler divergence | `kl_*` functions |
-# | $\mu$, $\sigma^2$, $\log \sigma^2$ | mean, variance, log-variance | `mu`, `var`, `log_var` |
-# | $\Sigma$, $C$ | a covariance matrix and its Cholesky factor, $\Sigma = C C^\top$ (Chapter 2) | `cov`, `L` |
-# | $\varepsilon$ | standard normal noise, and nothing else | `eps` |
-# | $\eta$ | a step size (Langevin dynamics, Chapters 1 and 3) | `step_size` |
-# | $\rho$ | the floor added to a covariance's diagonal (Chapter 2) | `reg` |
-# | $h$ | the bandwidth of a kernel density estimate (Chapter 1) | `bandwidth` |
-# | $\beta$ | a weight on a KL term (Chapter 4); $\beta_t$, with a subscript, a noise level (Chapter 8) | `beta` |
-# | $N$ | number of data points | `n`, `len(x)` |
-# | $D$ | dimensions of a data point (pixels of an image) | `dims` |
-# | $L$ | dimensions of the latent $z$ | `latent_dim` |
-# | $V$ | grey levels a pixel can take (17 for the digits) | `levels` |
-# | $K$ | components of a mixture (Chapter 2) | `K` |
-# | $S$ | the river generator's number of random turns (Chapter 1) | `n_steps` |
-# | $k$ | importance samples per data point (Chapter 4) | `k` |
-# | $r_{nk}$ | responsibility of component $k$ for data point $n$ (Chapter 2) | `r` |
-# | $w$ | an importance weight $p(x, z)/q(z)$ (Chapter 4) | `log_w` |
-# | $\ell(\theta)$ | the log-likelihood of the training set (Chapter 2) | `history` |
-# | $\Delta(x, \hat x)$ | a reconstruction loss (Chapter 4) | `loss` |
-# | $o_d$ | a decoder's output (logit) for pixel $d$ (Chapter 4) | `logits` |
-# | $E_\theta(x)$, $Z(\theta)$ | an energy and its normaliser $\int e^{-E_\theta(x)}dx$ (Chapter 3) | `model.energy(x)`, `GridDensity.log_z()` |
-# | $T$, $t$ | the number of steps of a chain and the step index: Langevin steps (Chapter 3), diffusion steps (Chapter 8) | `n_steps`, `T`, `t` |
-# | $\lambda$ | the weight of the energy regulariser (Chapter 3) | `reg` |
-# | $G_\theta$, $D_\phi$, $p_g$ | a GAN's generator and discriminator, and the distribution of $G_\theta(z)$ (Chapter 5) | `generator`, `discriminator` |
-# | $V(D, G)$, $D^*$ | the GAN game's value function (always written with its arguments, unlike the grey levels $V$) and the optimal discriminator (Chapter 5) | `discriminator_loss`, `optimal_discriminator` |
-# | $A$ | the size of a next-character model's alphabet (Chapter 6) | `len(vocab)` |
-# | $M$, $h_m$ | the number of layers of a flow and the state after layer $m$ (Chapter 7) | `layers` |
-# | $s(\cdot)$, $t(\cdot)$ | a coupling layer's log-scale and shift networks, always written with their argument (Chapter 7) | `scale`, `shift` |
-# | $\mathbb 1_A$ | a coupling layer's mask: 1 on the kept coordinates $A$ (Chapter 7) | `mask` |
-# | $\bar y_d$, $\tilde y_d$ | a squeezed pixel $\alpha + (1-2\alpha) y_d$ and its logit (Chapter 7) | `y_bar`, `y_tilde` |
-# | $\tau$ | the time of a continuous flow (Chapter 7) | — |
-# | $m_l(k)$ | the degree of unit $k$ of layer $l$ in MADE (Chapter 6) | `made_degrees` |
-# | $n_{\mathrm{ctx}}$ | the context length of the next-character model (Chapter 6) | `context` |
-# | $H$ | the side of a square image (height = width), Chapter 6 | `side` |
-# | $q(u \mid x)$ | a learned dequantisation noise distribution (Chapter 7) | `VariationalDequantizer` |
-# | $\alpha_t = 1-\beta_t$, $\bar\alpha_t = \prod_{s\le t}\alpha_s$ | signal kept by one diffusion step, and kept so far (Chapter 8) | `alpha`, `alpha_bar` |
-# | $\tilde\beta_t$, $\tilde\mu_t$ | variance and mean of the posterior $q(x_{t-1}\mid x_t, x_0)$ (Chapter 8) | `beta_tilde`, `q_posterior` |
-# | $\varepsilon_\theta$, $v_\theta$ | a noise predictor, a flow-matching velocity (Chapter 8) | `model.eps`, `FlowMatching.velocity` |
+# | symbol | meaning | in `genlib` | where |
+# | --- | --- | --- | --- |
+# | $X$, $Z$ | random variables (data, latent) | — | all |
+# | $x$, $z$ | their values (realisations) | `x`, `z` | all |
+# | $x^{(n)}$, $n = 1, \dots, N$ | the $n$-th data point (a superscript in brackets indexes a set of points: $n$ data points, $m$ drawn samples) | row `x[n]` | all |
+# | $\hat x^{(m)}$, $z^{(m)}$, $m = 1, \dots, \hat N$ | the $m$-th sample drawn from a model or a proposal (Monte Carlo) | row `x_hat[m]` | all |
+# | $x_d$, $z_j$ | one coordinate of a vector: pixel $d$, latent coordinate $j$ (subscripts index coordinates and components, never data points) | `x[:, d]` | all |
+# | $x_t$, $x_0$, $x_T$ | a chain's state at time $t$ (Langevin chains, Chapters 1 and 3; the diffusion chain, Chapter 8: $x_0$ clean data, $x_T$ noise); $\tau$ is the continuous time of Chapter 7 | `x`, `t` | all |
+# | $p(X)$ | a distribution: the whole function | a model object | all |
+# | $p(x)$ | the probability (density) of one value $x$ | `model.log_prob(x)` returns $\log p(x)$ | all |
+# | $p_{\text{data}}$ | the distribution the data came from | — | all |
+# | $p_\theta$ | a model with parameters $\theta$ | `model.parameters()` | all |
+# | $q_\phi(z \mid x)$ | an approximate posterior (encoder) with parameters $\phi$ | `encoder` | all |
+# | $\mathbb{E}_{x \sim p}[f(x)]$ | expectation of $f$ under $p$ | a mean over samples | all |
+# | $\mathrm{KL}(p \,\Vert\, q)$ | Kullback–Leibler divergence | `kl_*` functions | all |
+# | $\mu$, $\sigma^2$, $\log \sigma^2$ | mean, variance, log-variance; $\sigma$ is always a standard deviation (also a kernel's bandwidth, Chapter 1), and $\sigma(\cdot)$, written with its argument, the sigmoid | `mu`, `var`, `log_var`, `bandwidth` | all |
+# | $\Sigma$, $C$ | a covariance matrix and its Cholesky factor, $\Sigma = C C^\top$ (Chapter 2); $\bar\Sigma$ the sample covariance | `cov`, `L` | all |
+# | $\Lambda$ | a precision matrix, $\Lambda = \Sigma^{-1}$ | — | 2, 4 |
+# | $\varepsilon$ | standard normal noise, and nothing else (the code name `eps` means this noise only) | `eps` | all |
+# | $\eta$ | a step size: Langevin dynamics (Chapters 1, 3, 8), gradient descent (Chapter 5), an Euler step of an ODE (Chapter 7) | `step_size` | 1, 3, 5, 7, 8 |
+# | $\rho$ | the floor added to a covariance's diagonal | `reg` | 2 |
+# | $\omega$ | the river generator's turn angle | `turn_degrees` | 1 |
+# | $\beta$ | a weight on a KL term (Chapter 4); $\beta_t$, with a subscript, a noise level (Chapter 8) | `beta` | all |
+# | $N$ | number of data points (or of the points in a set of samples being compared); $N_\text{test}$ in a test set | `n`, `len(x)` | all |
+# | $\hat N$ | number of samples drawn from a model or a proposal | `len(x_hat)` | 2, 3 |
+# | $D$ | dimensions of a data point (pixels of an image) | `dims` | all |
+# | $L$ | dimensions of the latent $z$ | `latent_dim` | all |
+# | $V$ | grey levels a pixel can take (17 for the digits) | `levels` | all |
+# | $K$ | components of a mixture (Chapter 2) | `K` | all |
+# | $S$ | the river generator's number of random turns | `n_steps` | 1 |
+# | $k$ | importance samples per data point (Chapter 4) | `k` | all |
+# | $r_{nk}$ | responsibility of component $k$ for data point $n$ (Chapter 2) | `r` | all |
+# | $w$ | an importance weight $p(x, z)/q(z)$ (Chapter 4) | `log_w` | all |
+# | $\zeta$ | a Lagrange multiplier | — | 2 |
+# | $\ell(\theta)$ | the log-likelihood of the training set (Chapter 2) | `history` | all |
+# | $\Delta(x, \hat x)$ | a reconstruction loss (Chapter 4); $\Delta$ alone, the spacing of two grey levels (Chapter 8) | `loss` | all |
+# | $o_d$ | a decoder's output (logit) for pixel $d$ (Chapter 4) | `logits` | all |
+# | $E_\theta(x)$, $Z(\theta)$ | an energy and its normaliser $\int e^{-E_\theta(x)}dx$ (Chapter 3) | `model.energy(x)`, `GridDensity.log_z()` | all |
+# | $T$, $t$ | the number of steps of a chain and the step index: Langevin steps (Chapter 3), diffusion steps (Chapter 8) | `n_steps`, `T`, `t` | all |
+# | $\lambda$ | the weight of a regulariser in a loss: the energy regulariser (Chapter 3), the gradient penalty (Chapter 5) | `reg`, `gp` | 3, 5 |
+# | $\kappa(y \mid x)$ | a Metropolis–Hastings proposal density | — | 3 |
+# | $\nu$, $p_\text{n}$ | noise-contrastive estimation's noise-to-data ratio and noise distribution | — | 3 |
+# | $v$, $h$, $W$ | a restricted Boltzmann machine's visible and hidden units and weights (Chapter 3); $h$ is a hidden state in general: PixelRNN's (Chapter 6), a flow's state after layer $m$ (Chapter 7) | `v`, `h`, `W` | 3, 6, 7 |
+# | $F(v)$ | a restricted Boltzmann machine's free energy | `free_energy` | 3 |
+# | $\delta(\cdot)$ | Dirac's delta | — | 1, 5 |
+# | $G_\theta$, $D_\phi$, $p_g$ | a GAN's generator and discriminator, and the distribution of $G_\theta(z)$ (Chapter 5) | `generator`, `discriminator` | all |
+# | $\bar p$ | the mixture $\tfrac12(p_\text{data} + p_g)$ in the Jensen–Shannon divergence | — | 5 |
+# | $V(D, G)$, $D^*$ | the GAN game's value function (always written with its arguments, unlike the grey levels $V$) and the optimal discriminator (Chapter 5) | `discriminator_loss`, `optimal_discriminator` | all |
+# | $A$ | the size of a next-character model's alphabet (Chapter 6) | `len(vocab)` | all |
+# | $M$ | the number of layers of a flow (its state after layer $m$ is $h_m$) | `layers` | 7 |
+# | $s(\cdot)$, $t(\cdot)$ | a coupling layer's log-scale and shift networks, always written with their argument (Chapter 7) | `scale`, `shift` | all |
+# | $\mathbb 1_A$ | a coupling layer's mask: 1 on the kept coordinates $A$ (Chapter 7) | `mask` | all |
+# | $\bar y_d$, $\tilde y_d$ | a squeezed pixel $\xi + (1-2\xi) y_d$ and its logit | `y_bar`, `y_tilde` | 7 |
+# | $\xi$ | the margin of the squeeze into $(\xi, 1-\xi)$ before the logit | `alpha` | 7 |
+# | $\tau$ | the time of a continuous flow (Chapter 7) | — | all |
+# | $m_l(k)$ | the degree of unit $k$ of layer $l$ in MADE (Chapter 6) | `made_degrees` | all |
+# | $n_{\mathrm{ctx}}$ | the context length of the next-character model (Chapter 6) | `context` | all |
+# | $H$ | the side of a square image (height = width), Chapter 6 | `side` | all |
+# | $q(u \mid x)$ | a learned dequantisation noise distribution (Chapter 7) | `VariationalDequantizer` | all |
+# | $\alpha_t = 1-\beta_t$ | signal kept by one diffusion step | `alpha` | 8 |
+# | $\bar\alpha_t = \prod_{s\le t}\alpha_s$ | signal kept so far; $\mathrm{SNR}_t = \bar\alpha_t/(1-\bar\alpha_t)$ the signal-to-noise ratio | `alpha_bar` | 8 |
+# | $\psi$ | DDIM's time variable $\sqrt{(1-\bar\alpha_t)/\bar\alpha_t}$ | — | 8 |
+# | $\tilde\beta_t$, $\tilde\mu_t$ | variance and mean of the posterior $q(x_{t-1}\mid x_t, x_0)$ (Chapter 8) | `beta_tilde`, `q_posterior` | all |
+# | $\varepsilon_\theta$, $v_\theta$ | a noise predictor, a flow-matching velocity (Chapter 8) | `model.eps`, `FlowMatching.velocity` | all |
 #
 # Shapes are written in comments in the code, e.g. `# (N, D)` for $N$ points of $D$ dimensions.
 # Chapters that add symbols add them here.

@@ -2,6 +2,11 @@
 # jupyter:
 #   jupytext:
 #     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -76,7 +81,7 @@ n_bandwidths = 25  # bandwidths tried in each sweep
 n_images = None  # at most this many images per split (None: the whole split)
 n_steps = 40  # S, the river's number of turns (random bits)
 
-# %%
+# %% tags=["hide-input"]
 import inspect
 import math
 
@@ -163,7 +168,7 @@ if n_images is not None and (isinstance(n_images, bool) or not isinstance(n_imag
 # stand around and where. A procedural generator makes each choice by rolling dice:
 #
 # * **river turns**: $z_1, \dots, z_S \sim \mathrm{Bernoulli}(\tfrac12)$, one for each of $S$ steps. At step $i$ the heading
-#   $\varphi$ turns by a fixed angle $\alpha = 10^\circ$ — right if $z_i = 1$, left if $z_i = 0$ —
+#   $\varphi$ turns by a fixed angle $\omega = 10^\circ$ — right if $z_i = 1$, left if $z_i = 0$ —
 #   and the river advances one unit from the point $p_{i-1}$ to $p_i$;
 # * **grass colour**: $c \sim \mathcal{N}(\mu_c, \sigma_c^2 I)$ in RGB;
 # * **number of trees**: $n_\text{trees} \sim \mathrm{Uniform}\{0, \dots, 10\}$, each at a uniformly random place.
@@ -171,7 +176,7 @@ if n_images is not None and (isinstance(n_images, bool) or not isinstance(n_imag
 # The river's rule, starting from $p_0 = (0, 0)$ and heading $\varphi_0 = 90^\circ$ (upwards), is
 #
 # $$
-# \varphi_i = \varphi_{i-1} - \alpha\,(2 z_i - 1), \qquad
+# \varphi_i = \varphi_{i-1} - \omega\,(2 z_i - 1), \qquad
 # p_i = p_{i-1} + (\cos\varphi_i,\ \sin\varphi_i), \qquad i = 1, \dots, S .
 # $$
 #
@@ -276,7 +281,7 @@ plt.show()
 # any seed of the dice. In the static book, the animation after it plays twelve precomputed draws
 # (use its buttons to step through them).
 
-# %%
+# %% tags=["hide-input"]
 def draw_seed(fig, seed):
     z = procedural.sample_latents(config, generator=torch.Generator().manual_seed(seed))
     draw_landscape(fig.add_subplot(1, 1, 1), z, f"seed {seed}: bits below")
@@ -284,7 +289,7 @@ def draw_seed(fig, seed):
 
 widgets.live(draw_seed, figsize=(3.2, 3.4), seed=(0, 200, 1))
 
-# %%
+# %% tags=["hide-input"]
 widgets.animate(draw_seed, list(range(seed, seed + 12)), figsize=(3.2, 3.4), interval=900)
 
 # %% [markdown]
@@ -433,8 +438,8 @@ print("test log-likelihood is -inf:", bool(torch.isneginf(cabinet_test.mean())))
 # likelihood of held-out **test data**,
 #
 # $$
-# \frac{1}{M} \sum_{m=1}^{M} \log p_\theta\big(x_\text{test}^{(m)}\big), \qquad
-# x_\text{test}^{(m)} \sim p_\text{data},
+# \frac{1}{N_\text{test}} \sum_{n=1}^{N_\text{test}} \log p_\theta\big(x_\text{test}^{(n)}\big), \qquad
+# x_\text{test}^{(n)} \sim p_\text{data},
 # $$
 #
 # measures exactly that: it is an unbiased estimate of $\mathbb{E}_{p_\text{data}}[\log p_\theta(x)]
@@ -447,17 +452,17 @@ print("test log-likelihood is -inf:", bool(torch.isneginf(cabinet_test.mean())))
 # ## A smoothed filing cabinet: the kernel density estimate
 #
 # The cabinet's trouble is that its mass sits on points. Spread each delta into a small Gaussian
-# bump of width $h$ and we get the **kernel density estimate** (KDE), or Parzen window
+# bump of width $\sigma$ and we get the **kernel density estimate** (KDE), or Parzen window
 # {cite:p}`rosenblatt1956remarks,parzen1962estimation,silverman1986density`:
 #
 # $$
-# p_h(x) = \frac{1}{N} \sum_{n=1}^{N} \mathcal{N}\big(x;\ x^{(n)},\ h^2 I\big), \qquad
-# \log p_h(x) = \operatorname{logsumexp}_n \Big[-\frac{\|x - x^{(n)}\|^2}{2h^2}\Big]
-#   - \frac{D}{2}\log(2\pi h^2) - \log N .
+# p_\sigma(x) = \frac{1}{N} \sum_{n=1}^{N} \mathcal{N}\big(x;\ x^{(n)},\ \sigma^2 I\big), \qquad
+# \log p_\sigma(x) = \operatorname{logsumexp}_n \Big[-\frac{\|x - x^{(n)}\|^2}{2\sigma^2}\Big]
+#   - \frac{D}{2}\log(2\pi \sigma^2) - \log N .
 # $$
 #
-# As $h \to 0$ it becomes the cabinet; as $h \to \infty$ it becomes one broad blob that ignores the
-# data. Sampling is still "open a random drawer", followed by adding kernel noise: $x = x^{(n)} + h\,
+# As $\sigma \to 0$ it becomes the cabinet; as $\sigma \to \infty$ it becomes one broad blob that ignores the
+# data. Sampling is still "open a random drawer", followed by adding kernel noise: $x = x^{(n)} + \sigma\,
 # \varepsilon$ with $n \sim \mathrm{Uniform}\{1..N\}$, $\varepsilon \sim \mathcal{N}(0, I)$ — a direct
 # generator whose latents are the drawer number and the noise. `genlib.density.KDE` computes the
 # log-density with a log-sum-exp, in chunks of query points:
@@ -466,7 +471,7 @@ print("test log-likelihood is -inf:", bool(torch.isneginf(cabinet_test.mean())))
 print(inspect.getsource(KDE.log_prob))
 
 # %% [markdown]
-# The bandwidth $h$ is the model's only knob, and it trades memorisation for smoothing. We sweep it
+# The bandwidth $\sigma$ is the model's only knob, and it trades memorisation for smoothing. We sweep it
 # on the 2-D toy, scoring each KDE on its own training points, on a validation set and on a test set
 # (three independent draws of `n_train` points each). `genlib.density.bandwidth_sweep` fits one KDE
 # per bandwidth and scores it on each split:
@@ -486,7 +491,7 @@ print(f"log-likelihood (nats per point): train {toy_curves['train'][best]:.2f}, 
       f"validation {toy_curves['validation'][best]:.2f}, test {toy_test:.2f}")
 print(f"smallest h = {bandwidths[0]:.4f}: train {toy_curves['train'][0]:.2f}, validation {toy_curves['validation'][0]:.1f}")
 
-# %%
+# %% tags=["hide-input"]
 fig, ax = plt.subplots(figsize=(6, 3.4))
 plot.curves(bandwidths, toy_curves, ax=ax, logx=True, xlabel="bandwidth $h$",
             ylabel="mean log-likelihood (nats)", title=f"KDE on {dataset}: over- and under-smoothing")
@@ -498,12 +503,12 @@ ax.set_ylim(low, max(toy_curves["train"]) + 0.5)
 plt.show()
 
 # %% [markdown]
-# The training log-likelihood rises without limit as $h$ shrinks — each training point sits under
-# its own ever-taller spike, and $\log p_h(x^{(n)}) \ge -\log N - \frac{D}{2}\log(2\pi h^2) \to
+# The training log-likelihood rises without limit as $\sigma$ shrinks — each training point sits under
+# its own ever-taller spike, and $\log p_\sigma(x^{(n)}) \ge -\log N - \frac{D}{2}\log(2\pi \sigma^2) \to
 # \infty$. The validation log-likelihood rises too at first (less blur, sharper moons) and then
 # collapses (toward the cabinet's $-\infty$) once the bumps become narrower than the gaps between
 # neighbouring training points; the left edge of the plot is cut off, the smallest bandwidth's
-# validation score is in the printout above. Large $h$ underfits, small $h$ overfits, and the
+# validation score is in the printout above. Large $\sigma$ underfits, small $\sigma$ overfits, and the
 # validation curve picks the compromise. The test score of the chosen model is close to its
 # validation score, as it should be: the test set was not used to choose anything.
 #
@@ -552,7 +557,7 @@ widgets.live(draw_bandwidth, figsize=(10, 3.8),
              h=ipywidgets.SelectionSlider(options=[(f"{h:.3f}", h) for h in bandwidths], value=h_toy,
                                           description="h"))
 
-# %%
+# %% tags=["hide-input"]
 widgets.animate(draw_bandwidth, bandwidths[::2], figsize=(10, 3.8), interval=600)
 
 # %% [markdown]
@@ -561,8 +566,8 @@ widgets.animate(draw_bandwidth, bandwidths[::2], figsize=(10, 3.8), interval=600
 # The KDE gives us a density we can both evaluate and sample, so it can illustrate the two ways of
 # generating from the previous section side by side.
 #
-# * **Direct**: $x = G(n, \varepsilon) = x^{(n)} + h\varepsilon$. One step per sample.
-# * **Indirect**: treat $E(x) = -\log p_h(x)$ as an energy and run **Langevin dynamics**
+# * **Direct**: $x = G(n, \varepsilon) = x^{(n)} + \sigma\varepsilon$. One step per sample.
+# * **Indirect**: treat $E(x) = -\log p_\sigma(x)$ as an energy and run **Langevin dynamics**
 #   {cite:p}`roberts1996exponential`, a Markov chain that needs only the gradient of $E$.
 #
 # A Langevin step moves downhill on the energy and adds a little noise:
@@ -573,7 +578,7 @@ widgets.animate(draw_bandwidth, bandwidths[::2], figsize=(10, 3.8), interval=600
 # $$
 #
 # with a step size $\eta > 0$ (`step_size` in the code).
-# For small steps and many of them, $x_t$ is distributed approximately as $p_h$, wherever it
+# For small steps and many of them, $x_t$ is distributed approximately as $p_\sigma$, wherever it
 # started. The constant $\log N$ and the normaliser drop out of the gradient: an energy known only
 # up to an additive constant is enough, which is why energy-based models (Chapter 3) sample this way.
 #
@@ -605,7 +610,7 @@ plt.show()
 # %% [markdown]
 # The direct sampler is done in one step. The Langevin chains start as a shapeless cloud, slide
 # down the energy onto the data within tens of steps, and then wander along it. Their samples are
-# only approximately from $p_h$: a chain stays near the part of the data it first fell onto (chains
+# only approximately from $p_\sigma$: a chain stays near the part of the data it first fell onto (chains
 # that started far out crowd the nearest ends of the moons, and crossing from one moon to the other
 # is rare), and the quality depends on the step size and the number of steps. That is the price of
 # sampling from a score instead of with a generator.
@@ -618,7 +623,7 @@ plt.show()
 # $p$ on the dequantised images gives a lower bound on the probability of the discrete image,
 # $\log P(x) \ge \mathbb{E}_u[\log p((x + u)/17)] - D \log 17$ (Chapter 2 derives it), which
 # `genlib.metrics.discrete_log_prob` applies. Scores are in **nats per image**; for reference, the
-# uniform distribution over all images scores $-D\log 17 = -181.3$ nats. We choose $h$ on the
+# uniform distribution over all images scores $-D\log 17 = -181.3$ nats. We choose $\sigma$ on the
 # validation split and report the test split once.
 
 # %%
@@ -640,7 +645,7 @@ print(f"nats per image: train {image_curves['train'][best_image]:.1f}, "
       f"validation {image_curves['validation'][best_image]:.1f}, test {image_test:.1f} (uniform: {uniform:.1f})")
 print(f"test: {metrics.nats_to_bpd(-image_test, dims):.3f} bits/dim (uniform: {metrics.nats_to_bpd(-uniform, dims):.3f})")
 
-# %%
+# %% tags=["hide-input"]
 fig, ax = plt.subplots(figsize=(6, 3.4))
 plot.curves(image_bandwidths, image_curves, ax=ax, logx=True, xlabel="bandwidth $h$ (pixel values in [0, 1])",
             ylabel="log-likelihood (nats per image)", title=f"KDE on {image_dataset}")
@@ -669,7 +674,7 @@ plot.image_grid(y_images["train"][:24].cpu(), shape=train_images.shape, nrow=12,
 plt.show()
 
 # %% [markdown]
-# Each sample is a stored training digit with independent noise of standard deviation $h$ added to
+# Each sample is a stored training digit with independent noise of standard deviation $\sigma$ added to
 # every pixel. A single isotropic bandwidth cannot be both small enough to keep the strokes sharp
 # and large enough to cover the gaps between 1000 points in 64 dimensions; the KDE's density is
 # mostly wasted on noisy images that real digits never resemble. Better models (mixtures in Chapter
@@ -846,16 +851,16 @@ plt.show()
 #
 # **1. Counting rivers.** With $S$ bits, how many different rivers can the generator draw, and
 # how probable is each? What is the distribution of the final heading $\varphi_S$? Which bit
-# sequences give a river that ends where it started, for $\alpha = 10^\circ$?
+# sequences give a river that ends where it started, for $\omega = 10^\circ$?
 #
 # ````{admonition} Solution
 # :class: dropdown
 # Every bit sequence gives a different path (the first bit at which two sequences differ turns the
 # two rivers apart — `tests/test_procedural.py` checks that flipping any single bit moves the end
 # point), so there are $2^S$ rivers, each with probability $2^{-S}$. If $R$ of the $S$ bits are 1
-# (right turns), $\varphi_S = \varphi_0 + \alpha (S - 2R)$ with $R \sim \mathrm{Binomial}(S, \tfrac12)$:
+# (right turns), $\varphi_S = \varphi_0 + \omega (S - 2R)$ with $R \sim \mathrm{Binomial}(S, \tfrac12)$:
 # the final heading is a shifted, scaled binomial, centred on the starting heading with standard
-# deviation $\alpha\sqrt{S}$ (about $63^\circ$ for $S = 40$). Returning to the start needs the $S$
+# deviation $\omega\sqrt{S}$ (about $63^\circ$ for $S = 40$). Returning to the start needs the $S$
 # unit steps to cancel. The simplest case is $S = 36$ with all bits equal: the river walks a regular
 # 36-gon, a full circle of $36 \times 10^\circ$ with radius $1/(2\sin 5^\circ)$, which
 # `tests/test_procedural.py` checks. For other sequences, sum the unit vectors and see.
@@ -876,23 +881,23 @@ plt.show()
 # restrictions we put on $p_\theta$ (a parametric family, a bandwidth, a network architecture,
 # early stopping) and from choosing them on held-out data. In a continuous space the situation is
 # worse: the likelihood has no maximum at all, since a density can put arbitrarily tall spikes on
-# the training points (the KDE with $h \to 0$).
+# the training points (the KDE with $\sigma \to 0$).
 # ````
 #
 # **3. Why the training curve always rises.** Show that for the Gaussian KDE,
-# $\log p_h(x^{(n)}) \ge -\log N - \frac{D}{2}\log(2\pi h^2)$ for every *training* point, and that
+# $\log p_\sigma(x^{(n)}) \ge -\log N - \frac{D}{2}\log(2\pi \sigma^2)$ for every *training* point, and that
 # for a point $x$ at distance at least $d > 0$ from every training point,
-# $\log p_h(x) \le -\frac{d^2}{2h^2} - \frac{D}{2}\log(2\pi h^2)$. What happens to both as $h \to 0$?
+# $\log p_\sigma(x) \le -\frac{d^2}{2\sigma^2} - \frac{D}{2}\log(2\pi \sigma^2)$. What happens to both as $\sigma \to 0$?
 # Then modify the sweep to use the **leave-one-out** score $\log \frac{1}{N-1}\sum_{m \ne n}
-# \mathcal{N}(x^{(n)}; x^{(m)}, h^2 I)$ on the training set and compare its best bandwidth with the
+# \mathcal{N}(x^{(n)}; x^{(m)}, \sigma^2 I)$ on the training set and compare its best bandwidth with the
 # validation choice.
 #
 # ````{admonition} Solution
 # :class: dropdown
-# The sum defining $p_h(x^{(n)})$ contains the term $m = n$, equal to $\frac1N (2\pi h^2)^{-D/2}$;
-# all other terms are positive, so the bound follows, and it tends to $+\infty$ as $h \to 0$. For a
-# point at distance $\ge d$ from all centres, every term is at most $\frac1N (2\pi h^2)^{-D/2}
-# e^{-d^2/2h^2}$, and there are $N$ of them; as $h \to 0$ the $-d^2/2h^2$ term wins and the bound
+# The sum defining $p_\sigma(x^{(n)})$ contains the term $m = n$, equal to $\frac1N (2\pi \sigma^2)^{-D/2}$;
+# all other terms are positive, so the bound follows, and it tends to $+\infty$ as $\sigma \to 0$. For a
+# point at distance $\ge d$ from all centres, every term is at most $\frac1N (2\pi \sigma^2)^{-D/2}
+# e^{-d^2/2\sigma^2}$, and there are $N$ of them; as $\sigma \to 0$ the $-d^2/2\sigma^2$ term wins and the bound
 # tends to $-\infty$: the cabinet's limit. Leave-one-out removes the self term, so each training
 # point is scored by a model that did not see it:
 # ```python
@@ -907,14 +912,14 @@ plt.show()
 # print(bandwidths[int(np.argmax(loo))], h_toy)
 # ```
 # Its curve has the same shape as the validation curve and its maximum lands at the same or a
-# neighbouring grid point — a way to choose $h$ without setting data aside, at the cost of an
+# neighbouring grid point — a way to choose $\sigma$ without setting data aside, at the cost of an
 # $N \times N$ computation.
 # ````
 #
 # **4. Rejection sampling with a classifier.** Prove that the samples kept in the last experiment
 # have density $p(x \mid y = k)$ and that the acceptance rate is $p(y = k)$, assuming the classifier
 # and the density are the true $p(y \mid x)$ and $p(x)$. Then use Bayes' rule the other way: build a
-# *generative classifier* from one KDE per class, $\hat y(x) = \arg\max_k\, p_h(x \mid y = k)\, p(y = k)$,
+# *generative classifier* from one KDE per class, $\hat y(x) = \arg\max_k\, p_\sigma(x \mid y = k)\, p(y = k)$,
 # and compare its test accuracy with softmax regression's.
 #
 # ````{admonition} Solution
@@ -933,7 +938,7 @@ plt.show()
 # On the book's digits split it reaches a test accuracy of {glue:text}`kde_classifier_accuracy:.1%`
 # (a hidden cell runs it), against {glue:text}`softmax_accuracy:.1%` for the softmax
 # regression above. It is a nearest-neighbour classifier in disguise, since
-# for small $h$ the log-sum-exp is dominated by the nearest training image of each class — and,
+# for small $\sigma$ the log-sum-exp is dominated by the nearest training image of each class — and,
 # unlike softmax regression, it also knows when an input is unlike every class.
 # ````
 

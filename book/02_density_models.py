@@ -2,6 +2,11 @@
 # jupyter:
 #   jupytext:
 #     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -47,7 +52,7 @@ epochs = 100  # passes over the training set: EM iterations or gradient-ascent s
 n_components = 8  # K, the number of mixture components
 seed = 0
 
-# %%
+# %% tags=["hide-input"]
 import inspect
 import math
 
@@ -103,15 +108,15 @@ bounds = (-4, 4, -4, 4)
 # **The covariance.** It is easiest to differentiate with respect to the precision
 # $\Lambda = \Sigma^{-1}$. Write the quadratic term as a trace,
 # $(x^{(n)}-\mu)^\top\Lambda(x^{(n)}-\mu) = \operatorname{tr}\big(\Lambda (x^{(n)}-\mu)(x^{(n)}-\mu)^\top\big)$, so
-# that with $S = \frac1N\sum_n (x^{(n)}-\hat\mu)(x^{(n)}-\hat\mu)^\top$
+# that with $\bar\Sigma = \frac1N\sum_n (x^{(n)}-\hat\mu)(x^{(n)}-\hat\mu)^\top$
 #
 # $$
-# \ell = \frac N2 \log|\Lambda| - \frac N2 \operatorname{tr}(\Lambda S) + \text{const}.
+# \ell = \frac N2 \log|\Lambda| - \frac N2 \operatorname{tr}(\Lambda \bar\Sigma) + \text{const}.
 # $$
 #
 # The matrix identities $\nabla_\Lambda \log|\Lambda| = \Lambda^{-1}$ and
-# $\nabla_\Lambda \operatorname{tr}(\Lambda S) = S$ (for symmetric matrices) give
-# $\nabla_\Lambda \ell = \frac N2(\Lambda^{-1} - S)$, which vanishes at $\hat\Sigma = \Lambda^{-1} = S$:
+# $\nabla_\Lambda \operatorname{tr}(\Lambda \bar\Sigma) = \bar\Sigma$ (for symmetric matrices) give
+# $\nabla_\Lambda \ell = \frac N2(\Lambda^{-1} - \bar\Sigma)$, which vanishes at $\hat\Sigma = \Lambda^{-1} = \bar\Sigma$:
 # the sample covariance with $1/N$, not the unbiased $1/(N-1)$ {cite:p}`bishop2006prml`. In code:
 
 # %%
@@ -130,7 +135,7 @@ print("Sigma is the biased sample covariance:", np.allclose(gaussian.cov.cpu().n
 print(f"train log-likelihood: {mean_log_prob(gaussian, x_train):.2f} nats per point")
 print(f"validation log-likelihood: {mean_log_prob(gaussian, x_val):.2f} nats per point")
 
-# %%
+# %% tags=["hide-input"]
 fig, axes = plt.subplots(1, 2, figsize=(8, 4))
 plot.scatter(x_train, ax=axes[0], bounds=bounds, title=f"training data ({dataset})")
 plot.density(gaussian.log_prob, ax=axes[1], bounds=bounds, title="maximum-likelihood Gaussian")
@@ -198,32 +203,32 @@ print(inspect.getsource(GaussianMixture.log_prob))
 #
 # Setting the gradient of the mixture's log-likelihood to zero no longer gives a closed form: the
 # log of a sum does not split into one term per component. But suppose someone told us, for every
-# training point, which component $z_n \in \{1, \dots, K\}$ produced it. Then the problem would fall
+# training point, which component $z^{(n)} \in \{1, \dots, K\}$ produced it. Then the problem would fall
 # apart into $K$ separate Gaussian fits — each component would be the maximum-likelihood Gaussian of
 # its own points, and $\pi_k$ the fraction of points it owns. EM {cite:p}`dempster1977em` makes this
 # idea work when the labels are unknown, by replacing the hard labels with *probabilities* of the
 # labels and alternating two steps.
 #
-# **A lower bound.** For each point take any distribution $q_n(k)$ over the components.
+# **A lower bound.** For each point take any distribution $q^{(n)}(k)$ over the components.
 # Multiplying and dividing by it inside the sum and applying Jensen's inequality to the concave
 # $\log$ (the log of an average is at least the average of the logs) gives
 #
 # $$
-# \log p_\theta(x^{(n)}) = \log \sum_k q_n(k) \frac{p_\theta(x^{(n)}, k)}{q_n(k)}
-# \;\ge\; \sum_k q_n(k) \log \frac{p_\theta(x^{(n)}, k)}{q_n(k)} =: \mathcal B_n(q_n, \theta),
+# \log p_\theta(x^{(n)}) = \log \sum_k q^{(n)}(k) \frac{p_\theta(x^{(n)}, k)}{q^{(n)}(k)}
+# \;\ge\; \sum_k q^{(n)}(k) \log \frac{p_\theta(x^{(n)}, k)}{q^{(n)}(k)} =: \mathcal B_n(q^{(n)}, \theta),
 # \qquad p_\theta(x^{(n)}, k) = \pi_k \mathcal N(x^{(n)} \mid \mu_k, \Sigma_k).
 # $$
 #
 # The gap is a KL divergence: using $p_\theta(x^{(n)}, k) = p_\theta(k \mid x^{(n)})\, p_\theta(x^{(n)})$,
 #
 # $$
-# \log p_\theta(x^{(n)}) - \mathcal B_n(q_n, \theta) = \sum_k q_n(k) \log \frac{q_n(k)}{p_\theta(k \mid x^{(n)})}
-# = \mathrm{KL}\big(q_n \,\|\, p_\theta(z \mid x^{(n)})\big) \;\ge 0,
+# \log p_\theta(x^{(n)}) - \mathcal B_n(q^{(n)}, \theta) = \sum_k q^{(n)}(k) \log \frac{q^{(n)}(k)}{p_\theta(k \mid x^{(n)})}
+# = \mathrm{KL}\big(q^{(n)} \,\|\, p_\theta(z \mid x^{(n)})\big) \;\ge 0,
 # $$
 #
-# so the bound is **tight exactly when $q_n$ is the posterior** over the component.
+# so the bound is **tight exactly when $q^{(n)}$ is the posterior** over the component.
 #
-# **E-step** (expectation): with the current parameters $\theta^{\text{old}}$, set $q_n$ to the
+# **E-step** (expectation): with the current parameters $\theta^{\text{old}}$, set $q^{(n)}$ to the
 # posterior, the *responsibility* of component $k$ for point $n$ (Bayes' rule):
 #
 # $$
@@ -247,7 +252,7 @@ print(inspect.getsource(GaussianMixture.log_prob))
 # $$
 #
 # **Why the likelihood never decreases.** Write $\ell(\theta) = \sum_n \log p_\theta(x^{(n)})$ and
-# $\mathcal B(q, \theta) = \sum_n \mathcal B_n(q_n, \theta)$. After an E-step at
+# $\mathcal B(q, \theta) = \sum_n \mathcal B_n(q^{(n)}, \theta)$. After an E-step at
 # $\theta^\text{old}$ and an M-step to $\theta^\text{new}$,
 #
 # $$
@@ -608,7 +613,7 @@ print(f"chosen by validation: {best_key[0]} covariance, K = {best_key[1]} "
       f"({best.n_parameters} parameters for {len(images['train'])} training images)")
 print("the chosen K is the largest K tried:", best_key[1] == max(K_images))
 
-# %%
+# %% tags=["hide-input"]
 fig, ax = plt.subplots(figsize=(6.5, 3.8))
 for covariance, color in (("diag", "C0"), ("full", "C1")):
     ax.plot(K_images, [nll[covariance, K]["train"] for K in K_images], "--", color=color, marker="o", ms=3,
@@ -745,10 +750,10 @@ plt.show()
 #
 # This is a mixture of infinitely many Gaussians, one for every value of $z$, with means lying on the
 # surface traced out by $g_\theta$. The integral has no closed form for a neural-network $g_\theta$,
-# but drawing $M$ latents $z^{(m)} \sim p(z)$ and averaging gives the Monte Carlo estimate
+# but drawing $\hat N$ latents $z^{(m)} \sim p(z)$ and averaging gives the Monte Carlo estimate
 #
 # $$
-# p_\theta(x) \approx \frac1M \sum_{m=1}^M \mathcal N\big(x \mid g_\theta(z^{(m)}), \sigma^2 I\big),
+# p_\theta(x) \approx \frac{1}{\hat N} \sum_{m=1}^{\hat N} \mathcal N\big(x \mid g_\theta(z^{(m)}), \sigma^2 I\big),
 # $$
 #
 # which is an ordinary **finite mixture with equal weights** — exactly the model of this chapter.
@@ -806,9 +811,9 @@ plt.show()
 #
 # ```{admonition} Solution
 # :class: dropdown
-# The Lagrangian is $\sum_k N_k \log \pi_k + \lambda\,(1 - \sum_k \pi_k)$ with $N_k = \sum_n r_{nk}$.
-# Its derivative with respect to $\pi_k$ is $N_k/\pi_k - \lambda$, which vanishes at
-# $\pi_k = N_k/\lambda$. The constraint gives $\lambda = \sum_k N_k = \sum_n \sum_k r_{nk} = N$,
+# The Lagrangian is $\sum_k N_k \log \pi_k + \zeta\,(1 - \sum_k \pi_k)$ with $N_k = \sum_n r_{nk}$.
+# Its derivative with respect to $\pi_k$ is $N_k/\pi_k - \zeta$, which vanishes at
+# $\pi_k = N_k/\zeta$. The constraint gives $\zeta = \sum_k N_k = \sum_n \sum_k r_{nk} = N$,
 # because each row of responsibilities sums to one. Hence $\pi_k = N_k/N$. (The positivity
 # constraints $\pi_k \ge 0$ hold automatically.)
 # ```
@@ -890,27 +895,27 @@ glue("ex3_floor_best", floor_best, display=False)
 glue("ex3_gain", nll["full", full_best_K]["val"] - floor_best, display=False)
 
 # %% [markdown]
-# **Exercise 4 (the KDE is a mixture).** Write Chapter 1's kernel density estimate with bandwidth $h$
+# **Exercise 4 (the KDE is a mixture).** Write Chapter 1's kernel density estimate with bandwidth $\sigma$
 # as a `GaussianMixture` via `GaussianMixture.from_params`, and check that its `log_prob` agrees
 # with `genlib.density.KDE`. Which parameters of the mixture are fitted, and why can the bandwidth
 # not be chosen by training likelihood?
 #
 # ````{admonition} Solution
 # :class: dropdown
-# The KDE is the mixture with $K = N$, $\pi_n = 1/N$, $\mu_n = x^{(n)}$ and $\Sigma_n = h^2 I$:
+# The KDE is the mixture with $K = N$, $\pi_n = 1/N$, $\mu_n = x^{(n)}$ and $\Sigma_n = \sigma^2 I$:
 #
 # ```python
 # from genlib.density import KDE
-# h, N = 0.2, len(x_train)
-# as_mixture = GaussianMixture.from_params(torch.full((N,), 1 / N), x_train, h**2 * torch.eye(2).expand(N, 2, 2))
-# print(torch.allclose(as_mixture.log_prob(x_val), KDE(bandwidth=h).fit(x_train).log_prob(x_val)))
+# sigma, N = 0.2, len(x_train)
+# as_mixture = GaussianMixture.from_params(torch.full((N,), 1 / N), x_train, sigma**2 * torch.eye(2).expand(N, 2, 2))
+# print(torch.allclose(as_mixture.log_prob(x_val), KDE(bandwidth=sigma).fit(x_train).log_prob(x_val)))
 # ```
 #
 # Nothing is fitted by likelihood: the means are the training points themselves and the weights are
-# fixed. Only $h$ is free, and on the training set the likelihood grows without bound as $h \to 0$
+# fixed. Only $\sigma$ is free, and on the training set the likelihood grows without bound as $\sigma \to 0$
 # (each point's own kernel becomes a spike at it) — the collapse of Exercise 2 for every component
 # at once. Held-out points are not at any kernel's centre, so their likelihood has an interior
-# maximum, which is where Chapter 1 sets $h$.
+# maximum, which is where Chapter 1 sets $\sigma$.
 # ````
 
 # %% tags=["remove-cell", "nbval-check-output"]

@@ -44,7 +44,7 @@ jem_epochs = 60           # training epochs of the joint energy model (JEM) of s
 checkpoint = ""           # a file from genlib.train_family: load the main model, skip its training
 seed = 0
 
-# %%
+# %% tags=["hide-input"]
 import math
 import time
 
@@ -165,7 +165,7 @@ print("the normalised density sums to one over the grid:", bool(torch.isclose(
 # the model's samples look exactly like the data, the two averages are equal and the update is
 # zero. We never need $Z$, only samples.
 
-# %%
+# %% tags=["hide-input"]
 fig, axes = plt.subplots(1, 2, figsize=(15, 4.2), gridspec_kw=dict(width_ratios=[2.2, 1]))
 diagrams.draw_cd_loop(axes[0])
 axes[0].set_title("contrastive divergence with persistent chains (training loop)")
@@ -491,7 +491,7 @@ def draw_langevin(fig, t=0):
 
 widgets.live(draw_langevin, figsize=(5, 4.2), t=(0, 100, 1))
 
-# %%
+# %% tags=["hide-input"]
 widgets.animate(draw_langevin, [0, 1, 2, 3, 5, 8, 12, 20, 35, 60, 100], figsize=(5, 4.2), interval=700, dpi=100)
 
 # %% [markdown]
@@ -585,7 +585,7 @@ print(f"mean distance between two of 64 images: test {spread(x_img_test):.1f}, "
       f"buffer {spread(samples_img['buffer (persistent)']):.1f}, {long_steps}-step chains "
       f"{spread(samples_img[f'noise, {long_steps} steps']):.1f}")
 
-# %%
+# %% tags=["hide-input"]
 fig, axes = plt.subplots(1, 4, figsize=(15, 4.3))
 plot.image_grid(x_img_test[:64], shape, nrow=8, ax=axes[0], vmax=1, title="test images")
 for ax, (name, x) in zip(axes[1:], samples_img.items()):
@@ -614,7 +614,7 @@ plt.show()
 # saturated, non-digit shape repeated. That is the real evidence that the energy's deepest minima
 # are not digits. The energy along the long run:
 
-# %%
+# %% tags=["hide-input"]
 fig, ax = plt.subplots(figsize=(6, 3.2))
 ax.plot(np.arange(long_steps + 1), long_energy, color="tab:red", label=r"mean $E_\theta(\hat x_t)$, chains from noise")
 ax.axhline(e_data_img, color="tab:green", ls="--", label=r"mean $E_\theta(x)$, training images")
@@ -666,7 +666,7 @@ for key, name in (("ref", "reference"), ("big", "step 30x larger")):
     glue(f"var_{key}_frechet", variant_quality[name]["frechet"], display=False)
     glue(f"var_{key}_precision", variant_quality[name]["precision"], display=False)
 
-# %%
+# %% tags=["hide-input"]
 fig, axes = plt.subplots(1, len(variants), figsize=(3.2 * len(variants), 3.9))
 for ax, (name, x) in zip(axes, variant_samples.items()):
     plot.image_grid(x[:36], shape, nrow=6, ax=ax, vmax=1,

@@ -2,6 +2,11 @@
 # jupyter:
 #   jupytext:
 #     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -48,7 +53,7 @@ n_images = None         # at most this many images per split (None: the whole sp
 checkpoint = ""         # a file from genlib.train_family: load the main VAE (section 7), skip its training
 seed = 0
 
-# %%
+# %% tags=["hide-input"]
 import math
 import time
 from dataclasses import replace
@@ -310,7 +315,7 @@ plt.show()
 # and so is its posterior,
 #
 # $$
-# p(z\mid x)=\mathcal N\!\big(M^{-1}W^\top(x-b),\; \sigma^2 M^{-1}\big), \qquad M = W^\top W+\sigma^2 I .
+# p(z\mid x)=\mathcal N\!\big(P^{-1}W^\top(x-b),\; \sigma^2 P^{-1}\big), \qquad P = W^\top W+\sigma^2 I .
 # $$
 #
 # We take $D=8$, $L=2$ (so $z$ can be drawn) and $\sigma=0.2$, with two correlated columns of
@@ -345,7 +350,7 @@ print("posterior mean", [round(v, 3) for v in posterior.mean[0].tolist()],
 #
 # $$
 # p_\theta(x)=\mathbb E_{z\sim p(z)}\big[p_\theta(x\mid z)\big]
-# \approx \frac1k\sum_{i=1}^k p_\theta(x\mid z^{(i)}), \qquad z^{(i)}\sim p(z).
+# \approx \frac1k\sum_{m=1}^k p_\theta(x\mid z^{(m)}), \qquad z^{(m)}\sim p(z).
 # $$
 #
 # The average is an unbiased estimate of $p_\theta(x)$ (its expectation is exactly the integral).
@@ -365,7 +370,7 @@ show(vae.log_mean_exp)
 # $$
 # p_\theta(x)=\int q(z)\,\frac{p_\theta(x\mid z)\,p(z)}{q(z)}\,dz
 # = \mathbb E_{z\sim q}\big[w(z)\big],\qquad w(z)=\frac{p_\theta(x\mid z)\,p(z)}{q(z)},
-# \qquad p_\theta(x)\approx \frac1k\sum_{i=1}^k w(z^{(i)}),\; z^{(i)}\sim q .
+# \qquad p_\theta(x)\approx \frac1k\sum_{m=1}^k w(z^{(m)}),\; z^{(m)}\sim q .
 # $$
 #
 # This is unbiased for any $q$ that is positive wherever $p_\theta(x\mid z)p(z)$ is
@@ -459,8 +464,8 @@ print("posterior proposal exact with one sample:",
 
 # %% [markdown]
 # **Interactive.** Move the slider to change the number of samples $k$. Each panel shows the
-# draws in latent space, with marker area proportional to the importance weight $w(z^{(i)})$ (for
-# the prior, $p(x\mid z^{(i)})$), over the posterior's contours (green) for reference; a draw outside
+# draws in latent space, with marker area proportional to the importance weight $w(z^{(m)})$ (for
+# the prior, $p(x\mid z^{(m)})$), over the posterior's contours (green) for reference; a draw outside
 # the window is drawn as a cross on its edge. The title gives the resulting estimate.
 
 # %%
@@ -490,7 +495,7 @@ def draw_tricks(fig, k):
 slider_ks = [1, 3, 10, 30, 100, 300, 1000]
 widgets.live(draw_tricks, figsize=(11, 3.8), k=ipywidgets.SelectionSlider(options=slider_ks, value=10))
 
-# %%
+# %% tags=["hide-input"]
 widgets.animate(draw_tricks, slider_ks, figsize=(11, 3.8), interval=900)
 
 # %% [markdown]
@@ -536,22 +541,22 @@ widgets.animate(draw_tricks, slider_ks, figsize=(11, 3.8), interval=900)
 # $$
 #
 # Let us check the identity numerically on the tractable model. There the ELBO of any Gaussian
-# $q(z)=\mathcal N(m, S)$ has a closed form. The rate $\mathrm{KL}(q\,\|\,p(z))$ is a KL between two
+# $q(z)=\mathcal N(\mu_q, \Sigma_q)$ has a closed form. The rate $\mathrm{KL}(q\,\|\,p(z))$ is a KL between two
 # Gaussians. For the reconstruction term, write
 # $\log p(x\mid z) = -\frac D2\log(2\pi\sigma^2) - \frac{1}{2\sigma^2}\lVert x - Wz - b\rVert^2$
-# and put $z = m + (z - m)$:
+# and put $z = \mu_q + (z - \mu_q)$:
 #
 # $$
-# \lVert x - Wz - b\rVert^2 = \lVert x - Wm - b\rVert^2 - 2\,(x - Wm - b)^\top W (z - m)
-# + (z - m)^\top W^\top W (z - m).
+# \lVert x - Wz - b\rVert^2 = \lVert x - W\mu_q - b\rVert^2 - 2\,(x - W\mu_q - b)^\top W (z - \mu_q)
+# + (z - \mu_q)^\top W^\top W (z - \mu_q).
 # $$
 #
 # Under $q$ the middle term has mean zero and the last has mean
-# $\operatorname{tr}(W^\top W S) = \operatorname{tr}(W S W^\top)$, so
+# $\operatorname{tr}(W^\top W \Sigma_q) = \operatorname{tr}(W \Sigma_q W^\top)$, so
 #
 # $$
 # \mathbb E_q[\log p(x\mid z)] = -\frac D2\log(2\pi\sigma^2)
-# - \frac{\lVert x - Wm - b\rVert^2 + \operatorname{tr}(W S W^\top)}{2\sigma^2} ,
+# - \frac{\lVert x - W\mu_q - b\rVert^2 + \operatorname{tr}(W \Sigma_q W^\top)}{2\sigma^2} ,
 # $$
 #
 # which is what `LinearGaussian.elbo` computes, line for line:
@@ -697,7 +702,7 @@ print(f"d/dmu E[z^2] = 2 mu = {2 * mu_1.item():.2f}; per-draw estimates over {le
 for name, g in per_draw.items():
     print(f"  {name:26s} mean {g.mean().item():5.2f}, standard deviation {g.std().item():5.1f}")
 
-# %%
+# %% tags=["hide-input"]
 fig, ax = plt.subplots(figsize=(6.5, 3.2))
 every = torch.cat(list(per_draw.values()))
 bins = np.linspace(float(every.min()), float(every.max()), 161)  # the whole range: the tails drive the variance
@@ -748,8 +753,8 @@ show(vae.kl_normal_std)
 # pixels (they are independent given $z$):
 #
 # * *Bernoulli* (binary pixels), decoder logits $o_d$:
-#   $\log p_\theta(x\mid z)=\sum_d x_d\log s(o_d)+(1-x_d)\log(1-s(o_d))
-#   =\sum_d x_d o_d-\log(1+e^{o_d})$ with $s(o)=1/(1+e^{-o})$ the logistic sigmoid — the binary cross-entropy.
+#   $\log p_\theta(x\mid z)=\sum_d x_d\log \sigma(o_d)+(1-x_d)\log(1-\sigma(o_d))
+#   =\sum_d x_d o_d-\log(1+e^{o_d})$ with $\sigma(o)=1/(1+e^{-o})$ the logistic sigmoid — the binary cross-entropy.
 # * *Gaussian*, decoder mean $m_d$ and log-variance $v_d$:
 #   $\log p_\theta(x\mid z)=-\tfrac12\sum_d\big[\log 2\pi+v_d+(x_d-m_d)^2e^{-v_d}\big]$; with a fixed
 #   variance this is the squared error of an autoencoder, scaled, plus a constant.
@@ -896,8 +901,8 @@ plt.show()
 # {cite:p}`burda2016iwae`
 #
 # $$
-# \mathcal L_k(x)=\mathbb E_{z^{(1)},\dots,z^{(k)}\sim q_\phi(z\mid x)}\left[\log\frac1k\sum_{i=1}^k
-# \frac{p_\theta(x\mid z^{(i)})\,p(z^{(i)})}{q_\phi(z^{(i)}\mid x)}\right],\qquad
+# \mathcal L_k(x)=\mathbb E_{z^{(1)},\dots,z^{(k)}\sim q_\phi(z\mid x)}\left[\log\frac1k\sum_{m=1}^k
+# \frac{p_\theta(x\mid z^{(m)})\,p(z^{(m)})}{q_\phi(z^{(m)}\mid x)}\right],\qquad
 # \mathrm{ELBO}=\mathcal L_1\le\mathcal L_k\le\mathcal L_{k+1}\le\log p_\theta(x),
 # $$
 #
@@ -1089,7 +1094,7 @@ with torch.no_grad():
 # a circle of radius $1.5$ in the same plane.
 
 
-# %%
+# %% tags=["hide-input"]
 def draw_latent(fig, z1, z2):
     ax = fig.subplots()
     with torch.no_grad():
@@ -1252,7 +1257,7 @@ plt.show()
 # same 16 prior draws decoded by each β-VAE.
 
 
-# %%
+# %% tags=["hide-input"]
 def draw_beta(fig, beta):
     ax = fig.subplots()
     rate, distortion = rate_distortion[beta]
@@ -1263,7 +1268,7 @@ def draw_beta(fig, beta):
 
 widgets.live(draw_beta, figsize=(3.6, 3.8), beta=list(beta_models))
 
-# %%
+# %% tags=["hide-input"]
 widgets.animate(draw_beta, list(beta_models), figsize=(3.6, 3.8), interval=900)
 
 # %% [markdown]
@@ -1328,7 +1333,7 @@ print("shapes: class-conditional samples", tuple(conditional.shape), "| 2-D mani
 # :class: dropdown
 # Repeat `vae.log_p_prior_mc(log_lik, prior, 10, gen)` a few thousand times. The mean of
 # `exp(estimate - log_p_exact)` is close to 1 (within its standard error): $\hat p(x)$ is
-# unbiased, because it is an average of $p(x\mid z^{(i)})$ with $z^{(i)}\sim p(z)$ and
+# unbiased, because it is an average of $p(x\mid z^{(m)})$ with $z^{(m)}\sim p(z)$ and
 # $\mathbb E_{p(z)}[p(x\mid z)]=p(x)$. The mean of the log estimates is well below
 # $\log p(x)$: since $\log$ is concave, Jensen gives
 # $\mathbb E[\log\hat p]\le\log\mathbb E[\hat p]=\log p(x)$, with a gap that grows with the variance

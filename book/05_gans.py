@@ -2,6 +2,11 @@
 # jupyter:
 #   jupytext:
 #     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -38,8 +43,8 @@
 # 11. what makes GANs hard to train and evaluate: the losses, the Fréchet distance's dependence on
 #    the sample size, seed variance, memorisation, and discrete data.
 #
-# The framing follows the GAN parts of the lectures of {cite:t}`isola2024dgm` (generators as direct
-# samplers) and {cite:t}`ororbia2024generative` (GANs as distribution transformers, the objective and
+# The framing follows the GAN parts of the lectures of {cite:t}`isola2024dgm1` (generators as direct
+# samplers) and {cite:t}`ororbia2025generative` (GANs as distribution transformers, the objective and
 # algorithm, conditional GANs, DCGAN, the problems with GANs and their evaluation).
 
 # %% tags=["parameters"]
@@ -58,7 +63,7 @@ hidden = 32             # channels of the first conv layer of the image GAN
 checkpoint = ""         # a file from genlib.train_family: load the main model, skip its training
 seed = 0
 
-# %%
+# %% tags=["hide-input"]
 import json
 import math
 import time
@@ -210,14 +215,14 @@ plt.show()
 # $$
 #
 # **The optimum of the game.** Substitute $D^*$ and add and subtract $\log 4$. With the mixture
-# $M=\tfrac12(p_{\text{data}}+p_g)$, $D^*=p_{\text{data}}/(2M)$ and $1-D^*=p_g/(2M)$, so
+# $\bar p=\tfrac12(p_{\text{data}}+p_g)$, $D^*=p_{\text{data}}/(2\bar p)$ and $1-D^*=p_g/(2\bar p)$, so
 #
 # $$
-# V(D^*,G)=\mathbb E_{p_{\text{data}}}\Big[\log\frac{p_{\text{data}}}{M}\Big]+\mathbb E_{p_g}\Big[\log\frac{p_g}{M}\Big]-\log 4
+# V(D^*,G)=\mathbb E_{p_{\text{data}}}\Big[\log\frac{p_{\text{data}}}{\bar p}\Big]+\mathbb E_{p_g}\Big[\log\frac{p_g}{\bar p}\Big]-\log 4
 # =2\,\mathrm{JS}(p_{\text{data}}\,\|\,p_g)-\log 4,
 # $$
 #
-# where $\mathrm{JS}(p\|q)=\tfrac12\mathrm{KL}(p\|M)+\tfrac12\mathrm{KL}(q\|M)$, $M=\tfrac12(p+q)$, is the Jensen–Shannon
+# where $\mathrm{JS}(p\|q)=\tfrac12\mathrm{KL}(p\|\bar p)+\tfrac12\mathrm{KL}(q\|\bar p)$, $\bar p=\tfrac12(p+q)$, is the Jensen–Shannon
 # divergence. It is non-negative and zero only when $p_g=p_{\text{data}}$: the generator's best
 # move against a perfect discriminator is to reproduce the data distribution, where $D^*=\tfrac12$
 # everywhere and $V=-\log 4$. Where maximum likelihood minimises $\mathrm{KL}(p_{\text{data}}\|p_\theta)$
@@ -293,8 +298,8 @@ print(f"|D - D*| where p_data + p_g > 0.1 (|x| < {np.abs(xs[where]).max():.1f}):
 # steps on the discriminator (each on a fresh minibatch of data and of noise) with one step on
 # the generator, each player with its own optimiser {cite:p}`goodfellow2014gan`:
 #
-# > repeat: for $k$ steps, ascend $\frac1B\sum_i\big[\log D(x_i)+\log(1-D(G(z_i)))\big]$ in $\phi$;
-# > then descend $\frac1B\sum_i\log(1-D(G(z_i)))$ in $\theta$.
+# > repeat: for $k$ steps, ascend $\frac1B\sum_n\big[\log D(x^{(n)})+\log(1-D(G(z^{(n)})))\big]$ in $\phi$;
+# > then descend $\frac1B\sum_n\log(1-D(G(z^{(n)})))$ in $\theta$.
 #
 # genlib writes the losses on the discriminator's logit $a$ ($D=\sigma(a)$, so
 # $\log D=-\operatorname{softplus}(-a)$ and $\log(1-D)=-\operatorname{softplus}(a)$, stable for any $a$).
@@ -551,7 +556,7 @@ fig.suptitle("samples (colour) over the data (grey) at the end of training")
 plt.tight_layout()
 plt.show()
 
-# %%
+# %% tags=["hide-input"]
 fig, axes = plt.subplots(1, 2, figsize=(10, 3.9))
 for name, results in runs.items():
     for i, result in enumerate(results):
@@ -667,12 +672,12 @@ def draw_replay(fig, index):
     fig.subplots_adjust(left=0.07, right=0.99, bottom=0.16, top=0.8, wspace=0.35)  # fixed: no layout search per redraw
 
 
-# %% tags=["nbval-ignore-output"]
+# %% tags=["nbval-ignore-output", "hide-input"]
 widgets.live(draw_replay, figsize=(9, 3.4),
              index=ipywidgets.IntSlider(min=0, max=len(snapshot_steps) - 1, value=len(snapshot_steps) - 1,
                                         description="snapshot"))
 
-# %%
+# %% tags=["hide-input"]
 widgets.animate(draw_replay, list(range(0, len(snapshot_steps), 2)), figsize=(9, 3.4), interval=400)
 
 # %% [markdown]
@@ -1049,7 +1054,7 @@ glue("inversion_verdict", Markdown(
 # loss $-\log D(G(z))$ would be $\log 2$ (dotted lines; the discriminator's loss plotted is the
 # game's, without the R1 penalty).
 
-# %%
+# %% tags=["hide-input"]
 def smooth(values, width=25):
     values = np.asarray(values)
     return np.convolve(values, np.ones(width) / width, mode="valid")
@@ -1278,11 +1283,11 @@ glue("balanced_verdict", Markdown(
 #
 # ```{admonition} Solution
 # :class: dropdown
-# $-\log D^*=\log\frac{p_{\text{data}}+p_g}{p_{\text{data}}}=\log\frac{p_g}{p_{\text{data}}}+\log\frac{2M}{p_g}$
-# with $M=\tfrac12(p_{\text{data}}+p_g)$, so
-# $\mathbb E_{p_g}[-\log D^*]=\mathrm{KL}(p_g\|p_{\text{data}})-\mathrm{KL}(p_g\|M)+\log 2$; since
-# $\mathrm{KL}(p_{\text{data}}\|M)+\mathrm{KL}(p_g\|M)=2\,\mathrm{JS}$, this is
-# $\mathrm{KL}(p_g\|p_{\text{data}})-2\,\mathrm{JS}+\mathrm{KL}(p_{\text{data}}\|M)+\log 2$.
+# $-\log D^*=\log\frac{p_{\text{data}}+p_g}{p_{\text{data}}}=\log\frac{p_g}{p_{\text{data}}}+\log\frac{2\bar p}{p_g}$
+# with $\bar p=\tfrac12(p_{\text{data}}+p_g)$, so
+# $\mathbb E_{p_g}[-\log D^*]=\mathrm{KL}(p_g\|p_{\text{data}})-\mathrm{KL}(p_g\|\bar p)+\log 2$; since
+# $\mathrm{KL}(p_{\text{data}}\|\bar p)+\mathrm{KL}(p_g\|\bar p)=2\,\mathrm{JS}$, this is
+# $\mathrm{KL}(p_g\|p_{\text{data}})-2\,\mathrm{JS}+\mathrm{KL}(p_{\text{data}}\|\bar p)+\log 2$.
 # {cite:t}`arjovsky2017towards` show that its gradient in $\theta$, with $D^*$ held fixed, is that of
 # $\mathrm{KL}(p_g\|p_{\text{data}})-2\,\mathrm{JS}$. The reverse KL
 # $\mathbb E_{p_g}[\log p_g/p_{\text{data}}]$ is an expectation under the *generator*: samples where

@@ -2,6 +2,11 @@
 # jupyter:
 #   jupytext:
 #     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -16,7 +21,7 @@
 # product of one-dimensional conditionals, and learn each conditional with a classifier. That is
 # the probability chain rule, and it is how language models generate text one token at a time and
 # how PixelRNN and PixelCNN {cite:p}`vandenoord2016pixel,vandenoord2016conditional` generate images
-# one pixel at a time. We follow the framing of two lectures {cite:p}`isola2024dgm1,johnson2022lecture19`:
+# one pixel at a time. We follow the framing of two lectures {cite:p}`isola2024dgm1,johnson2022generative`:
 #
 # 1. the chain rule, and next-token prediction as classification ("Once upon a time");
 # 2. images as sequences: PixelRNN's recurrence and its $2H-1$ sequential steps;
@@ -43,7 +48,7 @@ n_images = None         # at most this many images per split (None: the whole sp
 checkpoint = ""         # a file from genlib.train_family: load the main model, skip its training
 seed = 0
 
-# %%
+# %% tags=["hide-input"]
 import itertools
 import json
 import math
@@ -394,7 +399,7 @@ gated_nll, plain_nll = ar.evaluate_nll(gated, test.x), ar.evaluate_nll(plain, te
 for name, nll in (("gated", gated_nll), ("plain", plain_nll)):
     print(f"{name:>8}: test NLL {nll.nats:.2f} nats/image = {metrics.nats_to_bpd(nll.nats, D):.3f} bits/dim ({nll.kind})")
 
-# %%
+# %% tags=["hide-input"]
 fig, ax = plt.subplots(figsize=(6, 3.4))
 for (name, h), color in zip([("gated PixelCNN", gated_history), ("PixelCNN (blind spot)", plain_history)],
                             ["tab:blue", "tab:orange"]):
@@ -872,7 +877,7 @@ for k, side in enumerate(timing_sides):
     print(f"{side:>5}{side * side:>8}{timing['train step'][k]:>28.3f}{timing['naive sampler'][k]:>22.2f}"
           f"{timing['fast sampler'][k]:>21.2f}")
 
-# %%
+# %% tags=["hide-input"]
 fig, ax = plt.subplots(figsize=(6, 3.8))
 for (name, seconds), marker in zip(timing.items(), "so^"):
     ax.loglog(timing_sides, seconds, marker + "-", label=name)
@@ -1011,7 +1016,7 @@ glue("text_epochs_glue", text_epochs, display=False)
 # blue, the earlier pixels it cannot see hatched in orange (the plain model's blind spot, or beyond
 # either model's reach), the later pixels white. In the book, the animation walks through several pixels.
 
-# %%
+# %% tags=["hide-input"]
 def draw_dependency_pair(fig, row, col):
     axes = fig.subplots(1, 2)
     for ax, (name, net) in zip(axes, [("PixelCNN", plain), ("gated PixelCNN", gated)]):
@@ -1057,7 +1062,7 @@ def draw_step(fig, step):
 
 widgets.live(draw_step, figsize=(5.6, 2.4), step=(1, len(trace), 1))
 
-# %%
+# %% tags=["hide-input"]
 # the first frame shows the finished sample, so that the static page opens on a picture, not a blank grid
 widgets.animate(draw_step, [len(trace)] + list(range(1, len(trace) + 1, max(3, len(trace) // 21))),
                 figsize=(5.6, 2.4), interval=250)
@@ -1068,11 +1073,11 @@ widgets.animate(draw_step, [len(trace)] + list(range(1, len(trace) + 1, max(3, l
 # | | autoregressive (PixelRNN/PixelCNN) | VAE (Chapter 4) |
 # | --- | --- | --- |
 # | likelihood | exact $\log p_\theta(x)$, one pass | lower bound (ELBO, IWAE) |
-# | training | parallel (PixelCNN) or $2N-1$ steps (PixelRNN) | parallel |
+# | training | parallel (PixelCNN) or $2H-1$ steps (PixelRNN) | parallel |
 # | sampling | $D$ sequential network calls | one decoder pass |
 # | latent code | none | $z$, usable for editing and features |
 #
-# The lectures' summary {cite:p}`johnson2022lecture19`: the explicit likelihood gives a good
+# The lectures' summary {cite:p}`johnson2022generative`: the explicit likelihood gives a good
 # evaluation metric and a simple, stable training objective, and the samples are good; sequential
 # generation is slow. This chapter implemented PixelCNN++'s discretised logistic mixture output but not
 # its multi-scale structure {cite:p}`salimans2017pixelcnnpp`. Today's language models are
@@ -1158,18 +1163,18 @@ for temperature, key in ((0.2, "ex5_ll_02"), (1.0, "ex5_ll_1"), (2.0, "ex5_ll_2"
 #
 # **4. The fast sampler's window.** `PixelCNN.reach()` says how many rows and columns a pixel may
 # depend on. For the chapter's gated model and for one with `n_layers = 10`, how many pixels does the
-# window of the last pixel hold at $N=8$ and at $N=28$, compared with the $N^2$ pixels of a naive
+# window of the last pixel hold at $H=8$ and at $H=28$, compared with the $H^2$ pixels of a naive
 # pass? What does that predict for the speed-up of the fast sampler?
 #
 # ```{admonition} Solution
 # :class: dropdown
 # With 3x3 kernels the gated model's reach is $m$ = `n_layers` rows up and $m$ columns to each side,
 # so the window of pixel $(i,j)$ is at most $(m+1)\times(2m+1)$ pixels, clipped to the image. For
-# $m=5$ the last pixel's window is $6\times6=36$ of 64 pixels at $N=8$ (it is clipped at the right
-# edge) and $6\times6=36$ of 784 at $N=28$; for $m=10$ it is $8\times8$, the whole image, at $N=8$ and
-# $11\times11=121$ of 784 at $N=28$. (A pixel in the middle of a row has the full $(m+1)\times(2m+1)$
-# window: $66$ and $231$ pixels at $N=28$.) So at $N=8$ the window saves little, and on a CPU the fixed
-# cost of each network call dominates such small inputs anyway; at $N=28$ each call sees roughly
+# $m=5$ the last pixel's window is $6\times6=36$ of 64 pixels at $H=8$ (it is clipped at the right
+# edge) and $6\times6=36$ of 784 at $H=28$; for $m=10$ it is $8\times8$, the whole image, at $H=8$ and
+# $11\times11=121$ of 784 at $H=28$. (A pixel in the middle of a row has the full $(m+1)\times(2m+1)$
+# window: $66$ and $231$ pixels at $H=28$.) So at $H=8$ the window saves little, and on a CPU the fixed
+# cost of each network call dominates such small inputs anyway; at $H=28$ each call sees roughly
 # $784/66$ times fewer pixels for $m=5$ and $784/231$ times fewer for $m=10$. A
 # deeper network pays twice: more work per call and a larger window. Check the windows with
 # `net.reach()` and the times with `ar.sampling_seconds`; the test

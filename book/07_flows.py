@@ -2,6 +2,11 @@
 # jupyter:
 #   jupytext:
 #     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -15,7 +20,7 @@
 # integer images their score is the same dequantisation bound as this chapter's flows); the VAE of
 # Chapter 4 is flexible but only bounds its own likelihood; the autoregressive models of Chapter 6
 # compute $\log p(x)$ exactly but generate one pixel at a time. The taxonomy of the lectures
-# {cite:p}`johnson2022lecture19,goodfellow2016nips` puts a second kind of model next to the
+# {cite:p}`johnson2022generative,goodfellow2016nips` puts a second kind of model next to the
 # autoregressive ones among the densities that *can be computed*: NICE, RealNVP, Glow and FFJORD,
 # the **normalizing flows** {cite:p}`dinh2015nice,dinh2017realnvp,kingma2018glow,papamakarios2021normalizing`.
 #
@@ -53,7 +58,7 @@ timing_images = 256     # images per batch when timing MAF and IAF (section 8; t
 checkpoint = ""         # a file from genlib.train_family: load the digits flow, skip its training
 seed = 0
 
-# %%
+# %% tags=["hide-input"]
 import math
 import time
 from dataclasses import replace
@@ -110,7 +115,7 @@ show = genlib.show_source  # prints a genlib function's source, to read next to 
 #
 # genlib's `MonotoneWarp` is such a map, built by hand: a line plus a few $\tanh$ bumps with
 # non-negative heights,
-# $f(x) = a x + b + \sum_{j=1}^{J} \gamma_j \tanh\big((x - \kappa_j)/\lambda_j\big)$ with $a>0$, $\gamma_j\ge 0$, $\lambda_j > 0$. Its derivative
+# $f(x) = a x + b + \sum_{j=1}^{J} \gamma_j \tanh\big((x - c_j)/w_j\big)$ with $a>0$, $\gamma_j\ge 0$, $w_j > 0$. Its derivative
 # is positive everywhere, and its log-derivative is the log-determinant of the map:
 
 # %%
@@ -199,7 +204,7 @@ print("inverse by bisection recovers x:", torch.allclose(x_back, grid1, atol=1e-
 # *normalizes* the data (turns them into a standard normal), and the inverse *flows* the
 # Gaussian into the data.
 
-# %%
+# %% tags=["hide-input"]
 fig, ax = plt.subplots(figsize=(9, 2.6))
 diagrams.draw_flow_chain(ax)
 plt.show()
@@ -419,7 +424,7 @@ glue("toy_z_std_max", float(z_toy.std(0).max()), display=False)
 # after $m$ layers, $h_m$; the right panel shows Gaussian samples after $m$ inverse layers. (In
 # JupyterLab the slider is live; the book shows the same frames as an animation.)
 
-# %% tags=["nbval-ignore-output"]
+# %% tags=["nbval-ignore-output", "hide-input"]
 def draw_layers(fig, m):
     axes = fig.subplots(1, 2)
     for ax, path, colour, title in ((axes[0], forward_path, colour_data, f"data after {m} layers: $h_{{{m}}}$"),
@@ -433,7 +438,7 @@ def draw_layers(fig, m):
 
 widgets.live(draw_layers, figsize=(8, 4), m=ipywidgets.IntSlider(min=0, max=M, step=1, value=0))
 
-# %%
+# %% tags=["hide-input"]
 widgets.animate(draw_layers, list(range(M + 1)), figsize=(8, 4), interval=700)
 
 # %% [markdown]
@@ -454,8 +459,8 @@ widgets.animate(draw_layers, list(range(M + 1)), figsize=(8, 4), interval=700)
 # squeezed pixel, itself a bijection whose log-determinant must be counted:
 #
 # $$
-# \tilde y_d = \operatorname{logit}(\bar y_d),\quad \bar y_d = \alpha + (1-2\alpha)\,y_d,\qquad
-# \log\Big|\det\frac{\partial \tilde y}{\partial y}\Big| = \sum_d \big[\log(1-2\alpha) - \log \bar y_d - \log(1-\bar y_d)\big].
+# \tilde y_d = \operatorname{logit}(\bar y_d),\quad \bar y_d = \xi + (1-2\xi)\,y_d,\qquad
+# \log\Big|\det\frac{\partial \tilde y}{\partial y}\Big| = \sum_d \big[\log(1-2\xi) - \log \bar y_d - \log(1-\bar y_d)\big].
 # $$
 #
 # So the number we report for one image is, with every term spelled out,
@@ -468,7 +473,7 @@ widgets.animate(draw_layers, list(range(M + 1)), figsize=(8, 4), interval=700)
 # averaged over draws of $u$ (a sample of the bound). The logit is the first layer of genlib's image
 # flows, so `Flow.log_density` includes its Jacobian, and `Flow.log_prob` adds the noise and the
 # $-D\log V$ (through `genlib.metrics.discrete_log_prob`). The logit maps $[0,1]$ onto
-# $[\operatorname{logit}\alpha, \operatorname{logit}(1-\alpha)]$, so the Gaussian mass beyond that range
+# $[\operatorname{logit}\xi, \operatorname{logit}(1-\xi)]$, so the Gaussian mass beyond that range
 # is wasted: the discrete model then sums to less than one, which only makes the bound conservative.
 
 # %%

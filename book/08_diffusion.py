@@ -2,6 +2,11 @@
 # jupyter:
 #   jupytext:
 #     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -19,7 +24,7 @@
 # of that corruption, applied over and over to pure noise, produces new images.
 #
 # The framing of this chapter follows the MIT 6.7960 lecture on deep generative models
-# {cite:p}`isola2024generative1`: the forward and reverse processes, the stripped-down training
+# {cite:p}`isola2024dgm1`: the forward and reverse processes, the stripped-down training
 # algorithm ("train a denoiser to reverse these sequences"), and generative modelling as a
 # *sequence of supervised problems*. We then meet the parts that make diffusion work in practice:
 # predicting the noise instead of the image, the score view, a likelihood bound in nats, fewer
@@ -65,7 +70,7 @@ ode_steps = 40          # Heun steps of that ODE
 checkpoint = ""         # a file from genlib.train_family: load the digits U-Net, skip its training
 seed = 0
 
-# %%
+# %% tags=["hide-input"]
 import json
 import math
 import time
@@ -601,9 +606,9 @@ plt.show()
 # those of {cite:t}`ho2020ddpm`:
 #
 # * the $V$ grey levels ($V$ = {glue:text}`levels` here) are scaled to $[-1,1]$, $y=2x/(V-1)-1$, so
-#   neighbouring levels are $\delta=2/(V-1)$ apart;
+#   neighbouring levels are $\Delta=2/(V-1)$ apart;
 # * the last step is a **discretised Gaussian** decoder: $P_\theta(x_0\mid x_1)$ is the mass that
-#   $\mathcal N(\mu_\theta(x_1,1),\beta_1)$ puts on each pixel's bin $[y-\delta/2,\,y+\delta/2]$ (the end
+#   $\mathcal N(\mu_\theta(x_1,1),\beta_1)$ puts on each pixel's bin $[y-\Delta/2,\,y+\Delta/2]$ (the end
 #   bins extend to $\pm\infty$, so the $V$ masses sum to one), and $L_0=-\log P_\theta(x_0\mid x_1)$;
 # * the sum over $t$ is estimated without bias by **stratified** Monte Carlo: the steps $2..T$ are cut
 #   into at most `bound_strata` strata with log-spaced edges (the smallest $t$ get a stratum each),
@@ -670,7 +675,7 @@ glue("uniform_nll", uniform_nll, display=False)
 # $\sigma_1=\sqrt{\beta_1}$ = {glue:text}`naive_sigma1:.3f` sits {glue:text}`half_bin_in_sigmas:.0f` standard
 # deviations inside half a bin of our {glue:text}`levels` levels ({glue:text}`half_bin:.4f`). So
 # $L_0$ = {glue:text}`naive_l0:.2f` nats: the last step is free. But for every $t$ with
-# $\sigma_t<\delta/2$ the clean image can be read off $x_t$ by rounding each pixel to the nearest
+# $\sigma_t<\Delta/2$ the clean image can be read off $x_t$ by rounding each pixel to the nearest
 # level, and the optimal noise estimate is then a sawtooth,
 # $\mathbb E[\varepsilon\mid x_t]\approx(x_t-\sqrt{\bar\alpha_t}\,\mathrm{round}(x_t))/\sqrt{1-\bar\alpha_t}$,
 # which jumps at every bin edge. A smooth network does not learn it; it misses $\varepsilon$ by
@@ -719,7 +724,7 @@ glue("predicted_naive", predicted_naive, display=False)
 # %% [markdown]
 # Up to $t$ = {glue:text}`t_half_naive` — the steps before the noise reaches half a bin — the
 # terms add up to {glue:text}`lattice_cost_naive:.0f` nats, {glue:text}`lattice_cost_fraction:.0%` of the
-# sum, against the rough estimate $\tfrac D2(\log\mathrm{SNR}_1-\log\mathrm{SNR}_{\delta/2})$ =
+# sum, against the rough estimate $\tfrac D2(\log\mathrm{SNR}_1-\log\mathrm{SNR}_{\Delta/2})$ =
 # {glue:text}`predicted_naive:.0f`. It is not the dropped weights of $L_{\text{simple}}$ (those cost a
 # few hundredths of a bit per dimension on CIFAR-10 {cite:p}`ho2020ddpm`); it is a schedule that spends
 # its first steps where our data has nothing left to denoise. The same terms also explain why a few
@@ -727,7 +732,7 @@ glue("predicted_naive", predicted_naive, display=False)
 # which the log strata give one stratum each.
 #
 # **The fix: a schedule matched to the lattice.** Start the chain where the noise is a fraction
-# `bin_fraction` of a bin, $\sigma_1=$ `bin_fraction`$\cdot\delta$, and let $\log\mathrm{SNR}_t$ fall on a
+# `bin_fraction` of a bin, $\sigma_1=$ `bin_fraction`$\cdot\Delta$, and let $\log\mathrm{SNR}_t$ fall on a
 # straight line to the linear schedule's end (the `snr` schedule of section 1,
 # {cite:t}`kingma2021variational`'s fixed schedule). Two things change. The steps where a network
 # would have to learn the sawtooth are gone; in exchange the last step must jump a good part of a
@@ -950,8 +955,8 @@ glue("oracle_heun_err_10", heun_error[10], display=False)
 # it, as the law of total variance $\operatorname{Var}x_0=\operatorname{Var}\mathbb E[x_0\mid x_t]+\mathbb E\operatorname{Var}[x_0\mid x_t]$
 # says.
 #
-# DDIM is an ODE solver: in $y=x/\sqrt{\bar\alpha_t}$ and $\rho=\sqrt{(1-\bar\alpha_t)/\bar\alpha_t}$ its step
-# is an Euler step of $dy/d\rho=\varepsilon_\theta(x,t)$ {cite:p}`song2021ddim`. A second-order method,
+# DDIM is an ODE solver: in $y=x/\sqrt{\bar\alpha_t}$ and $\psi=\sqrt{(1-\bar\alpha_t)/\bar\alpha_t}$ its step
+# is an Euler step of $dy/d\psi=\varepsilon_\theta(x,t)$ {cite:p}`song2021ddim`. A second-order method,
 # Heun's {cite:p}`karras2022elucidating` (`Diffusion.sample_heun`: an Euler step, then the average of
 # the slopes at both ends, two network evaluations per step), should reach the ODE's end point with
 # fewer evaluations. For the Gaussian oracle the end point is known, and the last lines above give
@@ -1402,7 +1407,7 @@ def draw_chains(fig, fraction):
 widgets.live(draw_chains, figsize=(13, 3.4),
              fraction=ipywidgets.SelectionSlider(options=slider_fractions, value=0.25, description="t / T"))
 
-# %%
+# %% tags=["hide-input"]
 # first frame: data and finished samples; then the chain from noise (t = T) back to t = 0
 widgets.animate(draw_chains, [0.0] + slider_fractions, figsize=(13, 3.4), interval=700)
 
@@ -1514,7 +1519,7 @@ glue("ex4_half_bin_logsnr", dm.lattice_logsnr_max(levels), display=False)
 # Section 8: each term costs about $\tfrac12$ nat per pixel per unit of squared noise error per unit
 # of $\log\mathrm{SNR}$, and below half a bin (there $\log\mathrm{SNR}$ = {glue:text}`ex4_half_bin_logsnr:.1f`
 # for the digits) a smooth network errs by about one unit per pixel. So the wasted part of the bound is
-# about $\tfrac D2(\log\mathrm{SNR}_1-\log\mathrm{SNR}_{\delta/2})$, and only the schedule's first point
+# about $\tfrac D2(\log\mathrm{SNR}_1-\log\mathrm{SNR}_{\Delta/2})$, and only the schedule's first point
 # matters. The linear schedule with $T=1000$ starts at $\log\mathrm{SNR}_1$ = {glue:text}`ex4_lin1000_logsnr:.1f`
 # (about {glue:text}`ex4_lin1000_excess:.0f` nats wasted). With $T=200$ genlib rescales $\beta_1$ by five,
 # $\log\mathrm{SNR}_1$ = {glue:text}`ex4_lin200_logsnr:.1f` and the waste falls to about

@@ -2,6 +2,11 @@
 # jupyter:
 #   jupytext:
 #     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -39,7 +44,7 @@ dataset = "digits"      # the scoreboard's data: the book's split of the 8x8 dig
 results = "../results/scoreboard.json"  # the scoreboard file (relative to book/), written by benchmarks/scoreboard.py
 seed = 0                # the seed whose samples are shown (one of the file's seeds)
 
-# %%
+# %% tags=["hide-input"]
 import math
 
 import matplotlib.pyplot as plt
@@ -193,7 +198,7 @@ print("the file agrees with the classes:", all(live[k] == by_key[k]["capabilitie
 # one in one direction (section 4). Third, "has latents" is a property of the model *and* of the code
 # we wrote: a flow's $z=f(x)$ and a mixture's responsibilities are codes; the diffusion model's $x_T$
 # is a latent of the same size as the image, but reaching it from an image needs the deterministic
-# sampler (DDIM, $\eta=0$ in chapter 8) run backwards, which genlib does not do; and the GAN has
+# sampler (DDIM without added noise, chapter 8) run backwards, which genlib does not do; and the GAN has
 # latents but no encoder to reach them.
 
 # %% [markdown]
@@ -327,7 +332,7 @@ if "gmm" in by_key:
 # %% [markdown]
 # ## 5. Sampling: quality against time
 
-# %%
+# %% tags=["hide-input"]
 def label_points(ax, xs, ys, labels, step=10, size=8):
     """Write each label to the right of its point; a label whose box (estimated from its length) would
     overlap a marker or a label already written is moved up or down in steps of ``step`` points, with a

@@ -40,7 +40,7 @@ LOCAL_HOSTS = {"127.0.0.1", "localhost"}
 PAGE_PROBE = r"""
 (async () => {
   const out = {rawTex: [], mathErrors: [], images: [], animations: [], widgets: [], wideEquations: [],
-               links: [], title: document.title};
+               wideCode: [], links: [], title: document.title};
   const skip = "script, style, pre, code, textarea, mjx-container, .highlight, .cell_input, .headerlink";
   const tex = /\\[()\[\]]|\$\$|\\(frac|mathbb|mathcal|mathrm|mathbf|operatorname|sum|prod|int|log|exp|left|right|begin|end|alpha|beta|gamma|theta|mu|sigma|lambda|partial|nabla|cdot|text|hat|bar|tilde|mid|sim|leq?|geq?|in|top|mathop|qquad|quad)(?![a-zA-Z])/;
   const main = document.querySelector("main") || document.body;
@@ -87,6 +87,16 @@ PAGE_PROBE = r"""
     if (eq.scrollWidth > eq.clientWidth + 1 || (column && column.scrollWidth > column.clientWidth + 1))
       out.wideEquations.push(`${eq.scrollWidth}px in ${eq.clientWidth}px: ` +
           (eq.querySelector("mjx-assistive-mml") || eq).textContent.slice(0, 60));
+  });
+  // a code block whose text is wider than its box: a line is cut off at the column (behind a scrollbar);
+  // collapsed (hide-input) cells count too: the reader who opens one sees the same column
+  (document.querySelector("main") || document.body).querySelectorAll("div.highlight pre").forEach(pre => {
+    if (pre.scrollWidth > pre.clientWidth + 1) {
+      const blocks = Array.from(pre.querySelectorAll("span.genlib-line"), b => b.textContent);
+      const lines = blocks.length ? blocks : pre.textContent.split("\n");
+      const longest = lines.reduce((a, b) => (b.length > a.length ? b : a), "");
+      out.wideCode.push(`${pre.scrollWidth}px in ${pre.clientWidth}px: ${longest.trim().slice(0, 60)}`);
+    }
   });
   document.querySelectorAll("a[href]").forEach(a => out.links.push(a.href));
   return out;
@@ -224,6 +234,7 @@ def check_page(page, url: str, base: str, built: Path, shot: Path | None) -> tup
             problems.append(f"animation {anim['id']}: the frame does not change when stepped")
     problems += probe["widgets"]
     problems += [f"display equation wider than its column: {w}" for w in probe["wideEquations"]]
+    problems += [f"code line cut off at the column: {w}" for w in probe["wideCode"]]
     problems += link_problems(probe["links"], base, built)
     problems += network_problems(page.events)
     if shot is not None:

@@ -78,10 +78,15 @@ def test_the_check_fails_on_a_broken_page(built_book, tmp_path):
     _break(page, "</head>", '<link rel="stylesheet" href="https://cdn.jsdelivr.net/npm/x@1/x.css">\n'
                             '<script>const GENLIB_TWICE = 1;</script><script>const GENLIB_TWICE = 1;</script>\n</head>')
     wide = " + ".join(f"x_{{{i}}}^{{2}}" for i in range(160))
+    long_line = "genlib.some_function(" + ", ".join(f"argument_{i}=value_{i}" for i in range(30)) + ")"
     body = (f'<div class="math notranslate nohighlight">\\[{wide}\\]</div>'
             '<p><a href="01_generative_models.html#no-such-section">a</a> <a href="no_such_page.html">b</a></p>'
             '<div class="output"><script type="application/vnd.jupyter.widget-view+json">'
-            '{"model_id": "0", "version_major": 2, "version_minor": 0}</script></div>')
+            '{"model_id": "0", "version_major": 2, "version_minor": 0}</script></div>'
+            # a code line too long for the column: wrapped by the book's CSS (not reported), and the same
+            # line where the wrapping is switched off (reported: it is cut off behind a scrollbar)
+            f'<div class="cell_input"><div class="highlight"><pre>wrapped = {long_line}</pre></div></div>'
+            f'<div class="highlight"><pre style="white-space: pre">cut_off = {long_line}</pre></div>')
     _break(page, '<section id="', body + '<section id="')
     _break(page, ".next_frame()", ".pause_animation()")
     report = check.check_book(broken, None, pages=["book/00_preface.html"], search=False)
@@ -91,8 +96,9 @@ def test_the_check_fails_on_a_broken_page(built_book, tmp_path):
                      "uncaught exception: SyntaxError", "display equation wider than its column",
                      "broken link (no anchor): book/01_generative_models.html#no-such-section",
                      "broken link (no file): book/no_such_page.html", "the frame does not change when stepped",
-                     "widget snapshot", "HTTP 404"):
+                     "widget snapshot", "HTTP 404", "code line cut off at the column: "):
         assert expected in found, f"not reported: {expected}\n{found}"
+    assert found.count("code line cut off at the column") == 1 and "cut_off = genlib" in found, found
 
 
 def test_a_redirect_is_checked_by_its_target(built_book, tmp_path):

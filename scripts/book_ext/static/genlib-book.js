@@ -96,4 +96,25 @@
     };
   }
   document.addEventListener("DOMContentLoaded", patchSearch);
+
+  /* 3. Long code lines wrap at the column (genlib-book.css); each source line becomes a block with
+        a hanging indent, so a wrapped continuation is indented under its line instead of
+        starting at the margin like a new statement. Pygments' markup is only <span>s: a span
+        open at the end of a line is closed there and reopened on the next line. */
+  function hangCodeLines() {
+    document.querySelectorAll("div.highlight pre").forEach(function (pre) {
+      if (pre.dataset.genlibLines) return;
+      var lines = pre.innerHTML.replace(/\n$/, "").split("\n"), open = [], out = [];
+      lines.forEach(function (line) {
+        var html = open.join("") + line;
+        (line.match(/<span[^>]*>|<\/span>/g) || []).forEach(function (tag) {
+          if (tag === "</span>") { open.pop(); } else { open.push(tag); }
+        });
+        out.push('<span class="genlib-line">' + html + "</span>".repeat(open.length) + "</span>");
+      });
+      pre.innerHTML = out.join("");  // the blocks break the lines (copying keeps them)
+      pre.dataset.genlibLines = "1";
+    });
+  }
+  document.addEventListener("DOMContentLoaded", hangCodeLines);
 })();
