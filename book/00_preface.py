@@ -224,7 +224,7 @@ print(f"uniform model: {baseline:.2f} nats per image = {metrics.nats_to_bpd(base
 # | $w$ | an importance weight $p(x, z)/q(z)$ (Chapter 4) | `log_w` | all |
 # | $\zeta$ | a Lagrange multiplier | — | 2 |
 # | $\ell(\theta)$ | the log-likelihood of the training set (Chapter 2) | `history` | all |
-# | $\Delta(x, \hat x)$ | a reconstruction loss (Chapter 4); $\Delta$ alone, the spacing of two grey levels (Chapter 8) | `loss` | all |
+# | $\Delta(x, \hat x)$ | a reconstruction loss (Chapter 4); $\Delta$ alone, the spacing of two grey levels (Chapters 6 and 8) | `loss` | all |
 # | $o_d$ | a decoder's output (logit) for pixel $d$ (Chapter 4) | `logits` | all |
 # | $E_\theta(x)$, $Z(\theta)$ | an energy and its normaliser $\int e^{-E_\theta(x)}dx$ (Chapter 3) | `model.energy(x)`, `GridDensity.log_z()` | all |
 # | $T$, $t$ | the number of steps of a chain and the step index: Langevin steps (Chapter 3), diffusion steps (Chapter 8) | `n_steps`, `T`, `t` | all |

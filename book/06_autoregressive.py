@@ -555,13 +555,13 @@ glue("made_seconds", made_seconds, display=False)
 # order of the grey levels — that level 7 lies between 6 and 8 must be learned from data, and for
 # $V=256$ (8-bit images) the softmax is also a large output layer. PixelCNN++
 # {cite:p}`salimans2017pixelcnnpp` replaces it by a continuous density *discretised* onto the levels. Put
-# level $v\in\{0,\dots,V-1\}$ at $c_v = 2v/(V-1) - 1$ in $[-1, 1]$, a bin of half-width
-# $\delta = 1/(V-1)$ around it, and give each pixel a mixture of $K$ logistic distributions with weights
+# level $v\in\{0,\dots,V-1\}$ at $c_v = 2v/(V-1) - 1$ in $[-1, 1]$, a bin of width
+# $\Delta = 2/(V-1)$ (the spacing of two levels) around it, and give each pixel a mixture of $K$ logistic distributions with weights
 # $\pi_k$, means $\mu_k$ and scales $b_k$; level $v$ gets the mass of its bin,
 #
 # $$
-# P(x_d = v) = \sum_{k=1}^{K} \pi_k\Big[\mathrm{sigmoid}\Big(\frac{c_v+\delta-\mu_k}{b_k}\Big)
-#   - \mathrm{sigmoid}\Big(\frac{c_v-\delta-\mu_k}{b_k}\Big)\Big],
+# P(x_d = v) = \sum_{k=1}^{K} \pi_k\Big[\mathrm{sigmoid}\Big(\frac{c_v+\Delta/2-\mu_k}{b_k}\Big)
+#   - \mathrm{sigmoid}\Big(\frac{c_v-\Delta/2-\mu_k}{b_k}\Big)\Big],
 # $$
 #
 # with the first and the last bin stretched to $-\infty$ and $+\infty$, so that the $V$ masses sum to one

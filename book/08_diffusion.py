@@ -44,8 +44,8 @@
 # label-conditional model of section 12, sampled at each classifier-free guidance scale of
 # `guidance_grid`; `ode_images` and `ode_steps` set the test images and Heun steps of the
 # probability-flow ODE's likelihood in section 11. `checkpoint`
-# names a file written by `python -m genlib.train_family diffusion` (the same digits U-Net, trained
-# outside the notebook, e.g. on a GPU): section 5 then loads it instead of training it.
+# names a file written by `python -m genlib.train_family diffusion` (section 8's lattice-matched U-Net,
+# trained outside the notebook, e.g. on a GPU): section 8 then loads it instead of training it.
 
 # %% tags=["parameters"]
 device = "cpu"          # "auto", "cpu", "cuda" or "mps"
@@ -67,7 +67,7 @@ guided_epochs = 10      # passes for the label-conditional model of section 12
 guidance_grid = [0.0, 0.5, 1.0, 2.0, 4.0]  # classifier-free guidance scales compared in section 12
 ode_images = 4          # test images for the probability-flow ODE likelihood of section 11
 ode_steps = 40          # Heun steps of that ODE
-checkpoint = ""         # a file from genlib.train_family: load the digits U-Net, skip its training
+checkpoint = ""         # a file from genlib.train_family: load the lattice-matched U-Net, skip its training
 seed = 0
 
 # %% tags=["hide-input"]
@@ -419,14 +419,8 @@ print(f"k-NN precision on the 2-D points (higher is better): stripped-down {qual
 show(dm.UNet.forward)
 
 
-def train_unet():
-    model = dm.Diffusion(image_config)
-    return model, train_model(model, x_train, None, epochs, 64, 2e-3)
-
-
-# with a checkpoint from `python -m genlib.train_family diffusion ...` (e.g. trained on a GPU): load, do not train
-unet, _ = train_family.load_or_train(checkpoint, "diffusion", train_unet, device=dev,
-                                     expect={"dataset": dataset, "T": T, "schedule": schedule, "width": width})
+unet = dm.Diffusion(image_config)
+train_model(unet, x_train, None, epochs, 64, 2e-3)
 print(f"U-Net: {sum(p.numel() for p in unet.parameters()):,} parameters")
 
 # %% [markdown]
@@ -743,8 +737,18 @@ glue("predicted_naive", predicted_naive, display=False)
 
 # %%
 fixed_config = replace(image_config, schedule="snr", logsnr_max=dm.lattice_logsnr_max(levels, bin_fraction))
-fixed = dm.Diffusion(fixed_config)
-train_model(fixed, x_train, None, fixed_epochs, 64, 2e-3, note=", snr schedule")
+
+
+def train_fixed():
+    model = dm.Diffusion(fixed_config)
+    return model, train_model(model, x_train, None, fixed_epochs, 64, 2e-3, note=", snr schedule")
+
+
+# with a checkpoint from `python -m genlib.train_family diffusion ...` (e.g. trained on a GPU), this model
+# (the family's DDPM, the one Chapter 9 compares) is loaded instead of trained
+fixed, _ = train_family.load_or_train(checkpoint, "diffusion", train_fixed, device=dev,
+                                      expect={"dataset": dataset, "T": T, "width": width, "bin_fraction": bin_fraction})
+fixed = fixed.to(dev)
 fixed_row = measure_bound(fixed, f"snr schedule, sigma_1 = {bin_fraction} bin")
 fixed_t, fixed_cum = cumulative_terms(fixed)
 
@@ -1105,20 +1109,20 @@ for key, name in [("anc", "ancestral"), ("ddim", "DDIM"), ("heun", "Heun (DDIM O
 # exact end point.
 #
 # **DDIM is an Euler solver of this ODE.** Substitute $\varepsilon$ for the score and change variables
-# to $y=x/\sqrt{\bar\alpha_\tau}$ and $\rho=\sqrt{(1-\bar\alpha_\tau)/\bar\alpha_\tau}$ (section 10's
-# pair; $\rho=1/\sqrt{\mathrm{SNR}}$). With $\beta=-d\log\bar\alpha/d\tau$,
+# to $y=x/\sqrt{\bar\alpha_\tau}$ and $\psi=\sqrt{(1-\bar\alpha_\tau)/\bar\alpha_\tau}$ (section 10's
+# pair; $\psi=1/\sqrt{\mathrm{SNR}}$). With $\beta=-d\log\bar\alpha/d\tau$,
 # $dy/d\tau=\tfrac12\beta\,\varepsilon/\sqrt{\bar\alpha(1-\bar\alpha)}$ and
-# $d\rho/d\tau=\tfrac12\beta/\sqrt{\bar\alpha(1-\bar\alpha)}$, so the ODE is simply
+# $d\psi/d\tau=\tfrac12\beta/\sqrt{\bar\alpha(1-\bar\alpha)}$, so the ODE is simply
 #
 # $$
-# \frac{dy}{d\rho}=\varepsilon_\theta(x,\tau),
+# \frac{dy}{d\psi}=\varepsilon_\theta(x,\tau),
 # $$
 #
-# and an Euler step from $\rho_t$ to $\rho_s$, $y_s=y_t+(\rho_s-\rho_t)\,\varepsilon_\theta$, multiplied by
+# and an Euler step from $\psi_t$ to $\psi_s$, $y_s=y_t+(\psi_s-\psi_t)\,\varepsilon_\theta$, multiplied by
 # $\sqrt{\bar\alpha_s}$, is exactly the DDIM step $x_s=\sqrt{\bar\alpha_s}\,\hat x_0+\sqrt{1-\bar\alpha_s}\,\varepsilon_\theta$
 # {cite:p}`song2021ddim,karras2022elucidating` — the third check. That is why Heun's method applies
 # to it (section 10), and why DDIM's answer depends on the schedule only through the grid of
-# $\rho$ it visits.
+# $\psi$ it visits.
 
 # %% tags=["nbval-check-output"]
 sum_beta = image_schedule.beta[1:].sum().item()
@@ -1197,7 +1201,7 @@ print("conversions and error identities hold at every t:", identities)
 # **A likelihood from the ODE.** The probability-flow ODE is a continuous normalising flow
 # (Chapter 7): it maps each $x$ to one $x_T$ and carries densities along, by the instantaneous change
 # of variables $\frac{d}{d\tau}\log p_\tau(x_\tau)=-\nabla\cdot f(x_\tau,\tau)$ for $dx/d\tau=f$
-# {cite:p}`grathwohl2019ffjord,song2021score`. In the $(y,\rho)$ coordinates above $f$ is $\varepsilon_\theta$,
+# {cite:p}`grathwohl2019ffjord,song2021score`. In the $(y,\psi)$ coordinates above $f$ is $\varepsilon_\theta$,
 # and at $D$ = {glue:text}`ode_dims` the divergence $\sum_i\partial\varepsilon_{\theta,i}/\partial x_i$ is
 # exact and cheap: one pass of the network over $D$ copies of each image and one backward pass
 # (`Diffusion.ode_log_density`). The ODE's density is continuous, so to compare it with the bound of
@@ -1209,7 +1213,7 @@ print("conversions and error identities hold at every t:", identities)
 # $$
 #
 # with the same discretised decoder as $L_0$ (`Diffusion.ode_bound`). The integral is solved with
-# `ode_steps` Heun steps on a log-spaced grid of $\rho$ — and the answer depends on that number: a
+# `ode_steps` Heun steps on a log-spaced grid of $\psi$ — and the answer depends on that number: a
 # coarse solver does not follow the flow, and its "likelihood" is no bound at all (too few steps can
 # even give a negative number of nats). The cell computes it on the first `ode_images` test images of
 # the lattice-matched model at half and at all of `ode_steps`, beside the variational bound of the same images.
@@ -1437,7 +1441,7 @@ print("shapes: digit trajectory", len(digit_path), "states of", tuple(digit_path
 #   Gaussian-path diffusion: its Euler step is DDIM's step on a straight path.
 # * In continuous time the forward process is the VP SDE; running it backwards needs only the score,
 #   and the probability-flow ODE has the same marginals without noise. DDIM is Euler's method on it,
-#   in $y=x/\sqrt{\bar\alpha}$ against $\rho=1/\sqrt{\mathrm{SNR}}$; the ODE also gives a likelihood, if it
+#   in $y=x/\sqrt{\bar\alpha}$ against $\psi=1/\sqrt{\mathrm{SNR}}$; the ODE also gives a likelihood, if it
 #   is solved finely enough. Predicting $\varepsilon$, $x_0$ or $v$ is one regression weighted
 #   differently over $\mathrm{SNR}$.
 # * Classifier-free guidance mixes a conditional and an unconditional noise estimate from one

@@ -34,7 +34,7 @@ SMOKE_BUDGET_S = 60
 CHECKPOINTS = {"03_energy_models": "ebm", "04_vae": "vae", "05_gans": "gan", "06_autoregressive": "pixelcnn",
                "07_flows": "flow", "08_diffusion": "diffusion"}
 # A line the chapter prints only when it trains its main model itself.
-TRAINED_LINE = {"07_flows": "trained: ", "08_diffusion": "Diffusion (unet, eps): trained"}
+TRAINED_LINE = {"07_flows": "trained: ", "08_diffusion": "Diffusion (unet, eps, snr schedule): trained"}
 TIMES: dict[str, float] = {}  # chapter -> seconds, printed by tests/conftest.py
 
 
