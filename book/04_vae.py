@@ -801,15 +801,14 @@ print(f"shapes: x {tuple(x_batch.shape)}, mu {tuple(mu.shape)}, z {tuple(z.shape
 # ## 7. A VAE on the digits
 
 # %%
-if checkpoint:  # trained elsewhere (python -m genlib.train_family vae ...): load it, do not train
-    vae_model, _ = train_family.load(checkpoint, "vae", device=device,
-                                     expect={"dataset": dataset, "model": model, "latent_dim": latent_dim})
-    vae_history = train_family.load_history(checkpoint)
-    print(f"loaded {checkpoint}: {vae_history.epochs} epochs, best validation -ELBO "
-          f"{vae_history.best:.2f} nats per image (epoch {vae_history.best_epoch + 1})")
-else:
-    vae_model = vae.VAE(config)
-    vae_history = train_model(vae_model, (x_train,), (x_val,), "-ELBO")
+def train_vae():
+    new_vae = vae.VAE(config)
+    return new_vae, train_model(new_vae, (x_train,), (x_val,), "-ELBO")
+
+
+# trained elsewhere (python -m genlib.train_family vae ...) when `checkpoint` is given: load it, do not train
+vae_model, vae_history = train_family.load_or_train(checkpoint, "vae", train_vae, device=device,
+                                                    expect={"dataset": dataset, "model": model, "latent_dim": latent_dim})
 plot.history(vae_history, ylabel="negative ELBO (nats per image)", title="VAE training")
 plt.show()
 

@@ -284,7 +284,7 @@ def test_a_stop_in_the_first_phase_skips_the_diffusion_cooldown(monkeypatch):
         calls.append(1)
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(diffusion, "batch_loss", interrupted)
+    monkeypatch.setattr(diffusion.training, "batch_loss", interrupted)
     history = diffusion.fit_with_cooldown(nn.Linear(3, 3), torch.zeros(8, 3), settings=diffusion.TrainConfig(epochs=2),
                                           progress=False)
     assert history.interrupted and history.epochs == 0 and calls == [1]
