@@ -892,8 +892,8 @@ plt.show()
 # {cite:p}`johnson2022generative,ororbia2025generative`. That holds for large images and models; at
 # this book's scale, measured by Chapter 9's scoreboard (the Fréchet distance of the samples to the
 # test digits in a classifier's features, lower is closer; median and range over
-# {glue:text}`board_seeds` seeds), the VAE scores {glue:text}`board_vae_fd` and the class-conditional
-# GAN {glue:text}`board_gan_fd`: {glue:text}`board_verdict`.
+# {glue:text}`board_seeds` seeds), the VAE scores {glue:text}`board_vae_fd` and Chapter 5's
+# unconditional DCGAN {glue:text}`board_gan_fd`: {glue:text}`board_verdict`.
 #
 # **Test log-likelihood.** The ELBO is a lower bound on $\log p_\theta(x)$. Trick 2 with the
 # encoder as proposal gives tighter ones: the importance-weighted bound
