@@ -243,8 +243,9 @@ print(f"AE codes: distance of their mean from the origin {float(codes_test.mean(
 
 # %%
 centre = x_train.float().mean(0)
-_, singular, principal_axes = torch.linalg.svd(x_train.float() - centre, full_matrices=False)  # axes: (D, D)
-pixel_spectrum = singular.pow(2) / (len(x_train) - 1)  # (D,) variance along each principal axis
+_, singular, principal_axes = torch.linalg.svd(x_train.float() - centre)  # axes: (D, D), a full basis
+pixel_spectrum = singular.pow(2) / (len(x_train) - 1)  # variance along each principal axis
+pixel_spectrum = torch.cat([pixel_spectrum, pixel_spectrum.new_zeros(D - len(singular))])  # (D,): 0 past the rank
 explained = (pixel_spectrum.cumsum(0) / pixel_spectrum.sum()).tolist()
 
 
@@ -1400,7 +1401,7 @@ print("shapes: class-conditional samples", tuple(conditional.shape), "| 2-D mani
 
 # %% tags=["remove-input"]
 # Exercise 4's solution, run: β = 0.1 and β = 8 trained and measured like the collapse table above
-ex4_epochs = min(epochs, 30)
+ex4_epochs = min(epochs, 15)
 glue("ex4_epochs", ex4_epochs, display=False)
 glue("ex4_latents", config.latent_dim, display=False)
 for beta, name in ((0.1, "01"), (8.0, "8")):

@@ -966,7 +966,7 @@ glue("bench_mlp_text", bench_quote("mlp-text"), display=False)
 # repeats, `genlib.bench.seconds`; the cost does not depend on the weights):
 
 # %% tags=["nbval-check-output"]
-cache_lengths = [32, 64, 128, 256]
+cache_lengths = [32, 64, 128]
 prompt_codes = vocab.encode(sentence)
 cache_times = {c: [bench.seconds(lambda: transformer.sample(prompt_codes, n - len(prompt_codes) - 1, cache=c,
                                                              generator=torch.Generator().manual_seed(0)),

@@ -1146,7 +1146,7 @@ print(f"probability-flow ODE: largest distance to the exact end point {(x_ode - 
 
 ddim_gen = torch.Generator().manual_seed(4)
 x_chk, e_chk = torch.randn(5, 3, generator=ddim_gen, dtype=torch.float64), torch.randn(5, 3, generator=ddim_gen, dtype=torch.float64)
-t_a, s_a = 700, 400
+t_a, s_a = 7 * T // 10, 4 * T // 10  # 700 and 400 at T = 1000
 rho_ = lambda t_: math.sqrt((1 - image_schedule.alpha_bar[t_].item()) / image_schedule.alpha_bar[t_].item())
 euler_rho = math.sqrt(image_schedule.alpha_bar[s_a].item()) * (x_chk / math.sqrt(image_schedule.alpha_bar[t_a].item())
                                                                + (rho_(s_a) - rho_(t_a)) * e_chk)
@@ -1180,7 +1180,7 @@ param_gen = torch.Generator().manual_seed(5)
 x0_p = x_test[:64].double()
 print(f"{'t':>5} {'log SNR':>8} {'eps error':>10} {'x0 error':>9} {'v error':>8}   (mean squared error per image)")
 identities = True
-for t_p in (50, 300, 600, 900):
+for t_p in (T // 20, 3 * T // 10, 6 * T // 10, 9 * T // 10):  # 50, 300, 600, 900 at T = 1000
     e_p = torch.randn(x0_p.shape, generator=param_gen, dtype=torch.float64)
     ab_p = fixed.schedule.alpha_bar[t_p].item()
     a_p, s_p = math.sqrt(ab_p), math.sqrt(1 - ab_p)

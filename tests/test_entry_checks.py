@@ -71,8 +71,8 @@ CASES = [
     ("pixelcnn u NaN", lambda: M["pixelcnn"].sample(2, y=torch.tensor([0, 1]), u=torch.full((2, 3, 3), NAN)), ValueError, "u has NaN"),
     ("pixelcnn u 5", lambda: M["pixelcnn"].sample(2, y=torch.tensor([0, 1]), u=U + 4), ValueError, r"u must lie in \[0, 1\]"),
     ("pixelcnn u shape", lambda: M["pixelcnn"].sample(2, y=torch.tensor([0, 1]), u=torch.rand(2, 4)), ValueError, r"u must have shape \(2, 9\) or \(2, 3, 3\)"),
-    ("pixelcnn known shape", lambda: M["pixelcnn"].sample(y=torch.tensor([0, 1]), observed=torch.zeros(2, 9, dtype=torch.long),
-                                                           known=torch.ones(2, 5, dtype=torch.bool)), ValueError, "known must have shape"),
+    ("pixelcnn known shape", lambda: M["pixelcnn"].complete(torch.zeros(2, 9, dtype=torch.long), y=torch.tensor([0, 1]),
+                                                             known=torch.ones(2, 5, dtype=torch.bool)), ValueError, "known must have shape"),
 ]
 
 

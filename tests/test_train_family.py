@@ -63,7 +63,7 @@ def _ebm_is_the_chapters(model, params, history):
 def _gan_is_the_chapters(model, params, history):
     from genlib import gan
 
-    assert isinstance(model, gan.GAN) and model.config.n_classes == 10 and model.config.latent_dim == 4
+    assert isinstance(model, gan.GAN) and model.config.n_classes == 0 and model.config.latent_dim == 4  # unconditional, as the scoreboard
     assert len(history.log["g_loss"]) == 16 == len(history.log["d_real"])  # 1000 images / 64: 16 generator steps
 
 
@@ -117,7 +117,7 @@ def test_chapter_7_and_8_parameters_are_resolved():
 
 @pytest.mark.parametrize("family, overrides, cls, epochs", [
     ("flow", ["epochs=1", "n_layers=2", "hidden=8"], "Flow", 1),
-    ("diffusion", ["epochs=1", "T=10", "width=4"], "Diffusion", 2),  # 1 epoch + 1 cool-down epoch at lr/10
+    ("diffusion", ["fixed_epochs=1", "T=10", "width=4"], "Diffusion", 2),  # 1 epoch + 1 cool-down epoch at lr/10
     ("flow_matching", ["epochs=1", "T=10", "width=4"], "FlowMatching", 2),
 ])
 def test_chapter_7_and_8_round_trip(tmp_path, capsys, family, overrides, cls, epochs):
