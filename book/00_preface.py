@@ -213,13 +213,15 @@ print(f"uniform model: {baseline:.2f} nats per image = {metrics.nats_to_bpd(base
 # | $\omega$ | the river generator's turn angle | `turn_degrees` | 1 |
 # | $\beta$ | a weight on a KL term (Chapter 4); $\beta_t$, with a subscript, a noise level (Chapter 8) | `beta` | all |
 # | $N$ | number of data points (or of the points in a set of samples being compared); $N_\text{test}$ in a test set | `n`, `len(x)` | all |
-# | $\hat N$ | number of samples drawn from a model or a proposal | `len(x_hat)` | 2, 3 |
+# | $\hat N$ | number of samples drawn from a model or a proposal, including a VAE's importance samples per data point (Chapter 4's $\mathcal L_{\hat N}$, the IWAE paper's *k*) | `len(x_hat)`, `k` | 2, 3, 4, 9 |
 # | $D$ | dimensions of a data point (pixels of an image) | `dims` | all |
 # | $L$ | dimensions of the latent $z$ | `latent_dim` | all |
 # | $V$ | grey levels a pixel can take (17 for the digits) | `levels` | all |
-# | $K$ | components of a mixture (Chapter 2) | `K` | all |
+# | $K$ | components of a mixture (Chapters 2, 4, 6, 9) | `K`, `n_components` | 2, 4, 6, 9 |
 # | $S$ | the river generator's number of random turns | `n_steps` | 1 |
-# | $k$ | importance samples per data point (Chapter 4) | `k` | all |
+# | $k = 1, \dots, K$ | an index over a finite set, never a count: a mixture's component (Chapters 2, 4, 6), a class (Chapter 1), a hidden unit of MADE (Chapter 6), a stage of annealed importance sampling (Chapter 3) | `k` in loops | 1, 2, 3, 4, 6 |
+# | $n_D$ | discriminator steps per generator step (Chapter 5) | `TrainConfig.k` | all |
+# | $n_{\text{nn}}$ | the neighbours that set a sample's radius in nearest-neighbour precision and recall (the distance to the $n_{\text{nn}}$-th nearest) | `k` of `metrics.precision_recall` | all |
 # | $r_{nk}$ | responsibility of component $k$ for data point $n$ (Chapter 2) | `r` | all |
 # | $w$ | an importance weight $p(x, z)/q(z)$ (Chapter 4) | `log_w` | all |
 # | $\zeta$ | a Lagrange multiplier | — | 2 |
@@ -227,7 +229,7 @@ print(f"uniform model: {baseline:.2f} nats per image = {metrics.nats_to_bpd(base
 # | $\Delta(x, \hat x)$ | a reconstruction loss (Chapter 4); $\Delta$ alone, the spacing of two grey levels (Chapters 6 and 8) | `loss` | all |
 # | $o_d$ | a decoder's output (logit) for pixel $d$ (Chapter 4) | `logits` | all |
 # | $E_\theta(x)$, $Z(\theta)$ | an energy and its normaliser $\int e^{-E_\theta(x)}dx$ (Chapter 3) | `model.energy(x)`, `GridDensity.log_z()` | all |
-# | $T$, $t$ | the number of steps of a chain and the step index: Langevin steps (Chapter 3), diffusion steps (Chapter 8) | `n_steps`, `T`, `t` | all |
+# | $T$, $t$ | the number of steps of a chain and the step index: Langevin steps and contrastive divergence's CD-$T$ (Chapter 3), diffusion steps (Chapter 8) | `n_steps`, `T`, `t` | all |
 # | $\lambda$ | the weight of a regulariser in a loss: the energy regulariser (Chapter 3), the gradient penalty (Chapter 5) | `reg`, `gp` | 3, 5 |
 # | $\kappa(y \mid x)$ | a Metropolis–Hastings proposal density | — | 3 |
 # | $\nu$, $p_\text{n}$ | noise-contrastive estimation's noise-to-data ratio and noise distribution | — | 3 |

@@ -288,12 +288,13 @@ show(ebm.cd_loss)
 
 # %% [markdown]
 # Where do the $\hat x$ come from? Running Langevin chains to convergence for every update would
-# cost thousands of steps. **Contrastive divergence** CD-$k$ {cite:p}`hinton2002training` starts
-# $k$ steps of MCMC *at the data points of the batch* (it was invented for Boltzmann machines, whose
-# block Gibbs sampler makes each step cheap). What this chapter trains is different: **persistent** chains
-# {cite:p}`tieleman2008training` that never start at the data and do not restart: each update
-# continues chains from earlier updates and pays for $T$ steps. The chains live in a **replay
-# buffer**; a fraction $0.05$ of each batch restarts from uniform noise, so that the buffer keeps
+# cost thousands of steps. **Contrastive divergence** {cite:p}`hinton2002training` runs
+# $T$ steps of MCMC *started at the data points of the batch* (CD-$T$; CD-1 is the usual choice). It
+# was invented for Boltzmann machines, whose block Gibbs sampler makes each step cheap. What this
+# chapter trains is different: **persistent** chains {cite:p}`tieleman2008training` that never start
+# at the data and do not restart: each update continues chains from earlier updates and pays for $T$
+# steps. The chains live in a **replay buffer**; a fraction $0.05$ of each batch restarts from
+# uniform noise, so that the buffer keeps
 # exploring new regions {cite:p}`du2019implicit` — and so that no chain is very old: the buffer
 # records each chain's age, measured after training below. `ContrastiveDivergence` is the loss that genlib's one training loop,
 # `genlib.train.fit`, minimises: it draws chains from the model's buffer, advances them, puts them
@@ -603,8 +604,8 @@ plt.show()
 # {glue:text}`img_floor_precision:.2f`: fewer than half of them fall inside the neighbourhoods of the
 # test digits. Their recall, {glue:text}`img_buffer_recall:.2f`, is *above* the floor's
 # {glue:text}`img_floor_recall:.2f`; that does not mean better coverage than real digits. Recall
-# counts the test images that fall within some sample's distance to its $k$-th nearest sample
-# ($k=3$), and with only $300$ noisy, spread-out samples those balls are large, so they swallow test
+# counts the test images that fall within some sample's distance to its $n_{\text{nn}}$-th nearest
+# sample ($n_{\text{nn}}=3$), and with only $300$ noisy, spread-out samples those balls are large, so they swallow test
 # images easily — with few samples, recall rewards spread as much as coverage. Fresh chains tell a
 # different story. After `n_steps` steps from noise they are grey, blotchy and only vaguely
 # digit-like — the model never had to learn to turn noise into digits in one short run, because its
@@ -897,8 +898,8 @@ plt.show()
 # other is a product of independent Bernoullis, $p(h_j=1\mid v)=\sigma(c_j+(v^\top W)_j)$ and
 # $p(v_d=1\mid h)=\sigma(b_d+(Wh)_d)$, so one step of block Gibbs sampling updates all units at once.
 # Summing $h$ out gives the free energy $F(v)=-b^\top v-\sum_j\operatorname{softplus}(c_j+(v^\top W)_j)$,
-# an energy on pixels, and the likelihood gradient of section 2 with $F$ in place of $E$. **CD-$k$**
-# runs $k$ Gibbs sweeps *starting at each data point*; **PCD** {cite:p}`tieleman2008training` keeps
+# an energy on pixels, and the likelihood gradient of section 2 with $F$ in place of $E$. **CD-$T$**
+# runs $T$ Gibbs sweeps *starting at each data point*; **PCD** {cite:p}`tieleman2008training` keeps
 # $100$ chains running between updates instead. With $H=16$ hidden units, $\log Z$ is an exact sum
 # over the $2^{16}$ hidden states, so we can score both on held-out binarised digits, next to the
 # model that treats pixels as independent (the best "no interactions" model):
@@ -1066,7 +1067,7 @@ for steps in (n_steps, long_steps):
 #   grid, exactly and with samples.
 # * Langevin dynamics samples from $\nabla_x E_\theta$ alone; with $\sigma=\sqrt{2\eta}$ it recovers a
 #   known Gaussian's moments, with less noise it samples a colder distribution.
-# * Persistent short-run chains (a replay buffer; not CD-$k$, which starts at the data) train an EBM
+# * Persistent short-run chains (a replay buffer; not CD-$T$, which starts at the data) train an EBM
 #   through the same `fit` loop as every other model; by the end of training the two gradient terms
 #   cancel down to minibatch noise.
 # * On digits, the buffer's chains are the best samples but still far from the floor, short chains
@@ -1078,7 +1079,7 @@ for steps in (n_steps, long_steps):
 #   matching fits the noised data: it is Chapter 8's objective at one noise level.
 # * MALA makes Langevin exact with a Metropolis test; AIS estimates $\log Z$ beyond the grid; energies
 #   add into products of experts.
-# * CD-$k$ comes from Boltzmann machines, where block Gibbs sampling is cheap and a small RBM's
+# * CD-$T$ comes from Boltzmann machines, where block Gibbs sampling is cheap and a small RBM's
 #   likelihood is exact by enumeration; any classifier is an energy model (JEM), and energies score
 #   inputs, with the blind spots of likelihoods.
 #

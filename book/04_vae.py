@@ -351,7 +351,7 @@ print("posterior mean", [round(v, 3) for v in posterior.mean[0].tolist()],
 #
 # $$
 # p_\theta(x)=\mathbb E_{z\sim p(z)}\big[p_\theta(x\mid z)\big]
-# \approx \frac1k\sum_{m=1}^k p_\theta(x\mid z^{(m)}), \qquad z^{(m)}\sim p(z).
+# \approx \frac1{\hat N}\sum_{m=1}^{\hat N} p_\theta(x\mid z^{(m)}), \qquad z^{(m)}\sim p(z).
 # $$
 #
 # The average is an unbiased estimate of $p_\theta(x)$ (its expectation is exactly the integral).
@@ -371,7 +371,7 @@ show(vae.log_mean_exp)
 # $$
 # p_\theta(x)=\int q(z)\,\frac{p_\theta(x\mid z)\,p(z)}{q(z)}\,dz
 # = \mathbb E_{z\sim q}\big[w(z)\big],\qquad w(z)=\frac{p_\theta(x\mid z)\,p(z)}{q(z)},
-# \qquad p_\theta(x)\approx \frac1k\sum_{m=1}^k w(z^{(m)}),\; z^{(m)}\sim q .
+# \qquad p_\theta(x)\approx \frac1{\hat N}\sum_{m=1}^{\hat N} w(z^{(m)}),\; z^{(m)}\sim q .
 # $$
 #
 # This is unbiased for any $q$ that is positive wherever $p_\theta(x\mid z)p(z)$ is
@@ -392,7 +392,7 @@ show(vae.importance_log_weights)
 # %% [markdown]
 # We compare three proposals on the tractable model: the prior (trick 1), a *mismatched* Gaussian
 # (centred one posterior standard deviation off and twice as wide, as a learned proposal might be),
-# and the exact posterior. For each number of samples $k$ we repeat the estimate 100 times with
+# and the exact posterior. For each number of samples $\hat N$ we repeat the estimate 100 times with
 # fresh draws and record the mean and the spread of $\log \hat p(x)$.
 
 # %%
@@ -449,7 +449,7 @@ plt.show()
 # The left panel shows why trick 1 struggles: the prior's draws (blue) are spread over the
 # whole plane while the posterior (green) — the only region that explains $x$ — is small. With a
 # few draws the prior estimate is far too low and wildly variable; it needs thousands to settle.
-# The mismatched proposal converges much faster, and the exact posterior is exact at $k=1$.
+# The mismatched proposal converges much faster, and the exact posterior is exact at $\hat N=1$.
 #
 # Note that the curves approach the truth *from below* on average. Each $\hat p(x)$ is unbiased for
 # $p(x)$, but $\log$ is concave, so by Jensen's inequality
@@ -464,7 +464,7 @@ print("posterior proposal exact with one sample:",
       torch.allclose(results["posterior p(z|x)"][1], log_p_exact.expand(repeats), atol=1e-9))
 
 # %% [markdown]
-# **Interactive.** Move the slider to change the number of samples $k$. Each panel shows the
+# **Interactive.** Move the slider to change the number of samples $\hat N$. Each panel shows the
 # draws in latent space, with marker area proportional to the importance weight $w(z^{(m)})$ (for
 # the prior, $p(x\mid z^{(m)})$), over the posterior's contours (green) for reference; a draw outside
 # the window is drawn as a cross on its edge. The title gives the resulting estimate.
@@ -901,20 +901,21 @@ plt.show()
 # {cite:p}`burda2016iwae`
 #
 # $$
-# \mathcal L_k(x)=\mathbb E_{z^{(1)},\dots,z^{(k)}\sim q_\phi(z\mid x)}\left[\log\frac1k\sum_{m=1}^k
+# \mathcal L_{\hat N}(x)=\mathbb E_{z^{(1)},\dots,z^{(\hat N)}\sim q_\phi(z\mid x)}\left[\log\frac1{\hat N}\sum_{m=1}^{\hat N}
 # \frac{p_\theta(x\mid z^{(m)})\,p(z^{(m)})}{q_\phi(z^{(m)}\mid x)}\right],\qquad
-# \mathrm{ELBO}=\mathcal L_1\le\mathcal L_k\le\mathcal L_{k+1}\le\log p_\theta(x),
+# \mathrm{ELBO}=\mathcal L_1\le\mathcal L_{\hat N}\le\mathcal L_{\hat N+1}\le\log p_\theta(x),
 # $$
 #
-# which approaches $\log p_\theta(x)$ as $k\to\infty$. `VAE.log_weights` draws the $k$ weights per
-# image; `VAE.iwae_bound` is their `log_mean_exp`, one draw of $\mathcal L_k$'s estimator; and
+# which approaches $\log p_\theta(x)$ as $\hat N\to\infty$ (the paper's *k*, and genlib's
+# argument `k`). `VAE.log_weights` draws the $\hat N$ weights per image; `VAE.iwae_bound` is
+# their `log_mean_exp`, one draw of $\mathcal L_{\hat N}$'s estimator; and
 # `vae.evaluate_nll` averages it over a data set in batches, in nats per discrete image. Asked for
-# several $k$ at once, it draws the largest number of weights once and splits them into disjoint
-# groups for the smaller $k$: each group is one draw of that $\mathcal L_k$'s estimator, so one pass
-# gives every row of the table below. `vae.evaluate_elbo` does the same for the ELBO (over several
+# several $\hat N$ at once, it draws the largest number of weights once and splits them into disjoint
+# groups for the smaller $\hat N$: each group is one draw of that $\mathcal L_{\hat N}$'s estimator, so
+# one pass gives every row of the table below. `vae.evaluate_elbo` does the same for the ELBO (over several
 # draws of $z$ per image). `VAE.log_prob` returns the same estimate: an
 # *estimate* of $\log p_\theta(x)$ that is a lower bound only in expectation. We report the negative
-# bounds for a few $k$ up to $k_{\text{iwae}}$, in nats per image and bits per dimension, next to
+# bounds for a few $\hat N$ up to `k_iwae`, in nats per image and bits per dimension, next to
 # the uniform model that gives every image the same probability.
 
 # %%
@@ -949,12 +950,12 @@ for name, value in nll.items():
     print(f"{name:28}{value:12.1f}{metrics.nats_to_bpd(value, D):10.2f}")
 
 # %% [markdown]
-# Every bound is far below the uniform model's cost. The $k=1$ row is the ELBO again (estimated
-# with a sampled rather than an analytic KL), and each tenfold increase in $k$ tightens the bound.
+# Every bound is far below the uniform model's cost. The $\hat N=1$ row is the ELBO again (estimated
+# with a sampled rather than an analytic KL), and each tenfold increase in $\hat N$ tightens the bound.
 # The true $-\log p_\theta(x)$ lies below the last row; the shrinking steps suggest that the
 # remaining gap is small, although the bounds alone cannot say how small. For reference, when we
 # re-ran the public VAE code that accompanies {cite:t}`tomczak2022dgm` (MLP, 16 latents, categorical
-# decoder) on the same split, it reached about 96.6 nats (ELBO) and 93.5 nats (IWAE, $k=1000$).
+# decoder) on the same split, it reached about 96.6 nats (ELBO) and 93.5 nats (IWAE, $\hat N=1000$).
 # These are **our re-run of a public implementation, not published results**, measured once; the
 # book's own `benchmarks/vae_digits.py` trains the book's model without this chapter's epoch limit
 # and reports medians and ranges over seeds.
@@ -1313,7 +1314,7 @@ print("shapes: class-conditional samples", tuple(conditional.shape), "| 2-D mani
 # * Jensen's inequality on trick 2 gives the ELBO, and Bayes' rule shows its gap:
 #   $\log p_\theta(x)-\mathrm{ELBO}=\mathrm{KL}(q_\phi(z\mid x)\,\|\,p_\theta(z\mid x))$. Encoder
 #   and decoder maximise the same objective; reparameterisation makes it differentiable.
-# * With $k$ importance samples the bound tightens (IWAE); test likelihoods are reported with it.
+# * With $\hat N$ importance samples the bound tightens (IWAE); test likelihoods are reported with it.
 # * Gradients cannot pass through an ordinary sample; the score-function estimator avoids that but
 #   is far noisier than the reparameterised gradient on the same problem.
 # * $\beta$ trades rate against distortion; when the rate falls below what the data need (here
@@ -1326,7 +1327,7 @@ print("shapes: class-conditional samples", tuple(conditional.shape), "| 2-D mani
 # ## Exercises
 #
 # **1. Unbiased, but biased in the log.** On the tractable model, estimate $\mathbb E[\hat p(x)]$
-# and $\mathbb E[\log\hat p(x)]$ for trick 1 with $k=10$ from many repetitions, and compare them with
+# and $\mathbb E[\log\hat p(x)]$ for trick 1 with $\hat N=10$ from many repetitions, and compare them with
 # $p(x)$ and $\log p(x)$. Which one is biased, in which direction, and why?
 #
 # ```{admonition} Solution

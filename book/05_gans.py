@@ -294,17 +294,17 @@ print(f"|D - D*| where p_data + p_g > 0.1 (|x| < {np.abs(xs[where]).max():.1f}):
 # %% [markdown]
 # ## 3. The algorithm, and the non-saturating loss
 #
-# In practice the inner maximisation is not run to convergence. Training alternates $k$ gradient
+# In practice the inner maximisation is not run to convergence. Training alternates $n_D$ gradient
 # steps on the discriminator (each on a fresh minibatch of data and of noise) with one step on
 # the generator, each player with its own optimiser {cite:p}`goodfellow2014gan`:
 #
-# > repeat: for $k$ steps, ascend $\frac1B\sum_n\big[\log D(x^{(n)})+\log(1-D(G(z^{(n)})))\big]$ in $\phi$;
+# > repeat: for $n_D$ steps, ascend $\frac1B\sum_n\big[\log D(x^{(n)})+\log(1-D(G(z^{(n)})))\big]$ in $\phi$;
 # > then descend $\frac1B\sum_n\log(1-D(G(z^{(n)})))$ in $\theta$.
 #
 # genlib writes the losses on the discriminator's logit $a$ ($D=\sigma(a)$, so
 # $\log D=-\operatorname{softplus}(-a)$ and $\log(1-D)=-\operatorname{softplus}(a)$, stable for any $a$).
 # `AdversarialStep` is the step that `genlib.train.fit` calls on every minibatch in place of its
-# usual update (the `step=` hook): a discriminator step always, a generator step every $k$-th call.
+# usual update (the `step=` hook): a discriminator step always, a generator step every $n_D$-th call.
 
 # %%
 show(gan.generator_loss)
@@ -354,7 +354,7 @@ print(f"where D(G(z)) < 0.05, the non-saturating gradient is at least "
 #
 # **Training with each loss.** The plot is about one number; what matters is whether training
 # stalls. We train the same small GAN on the ring of section 5 twice from the same seed, once with
-# each generator loss, with $k=5$ discriminator steps per generator step so that the discriminator
+# each generator loss, with $n_D=5$ discriminator steps per generator step so that the discriminator
 # gets ahead early, as it does on real data, and record the mean $D(G(z))$ and the norm of the
 # generator's gradient at every generator step (`AdversarialStep.log`).
 
@@ -1256,7 +1256,7 @@ glue("balanced_verdict", Markdown(
 #   distributions with densities) its optimum is $D^*=p_{\text{data}}/(p_{\text{data}}+p_g)$, and the
 #   game's value at $D^*$ is $2\,\mathrm{JS}(p_{\text{data}}\|p_g)-\log 4$, minimised exactly by
 #   $p_g=p_{\text{data}}$; on disjoint supports JS is stuck at $\log 2$.
-# * Training alternates $k$ discriminator steps with a generator step; the non-saturating generator
+# * Training alternates $n_D$ discriminator steps with a generator step; the non-saturating generator
 #   loss $-\log D(G(z))$ keeps gradients alive where $D(G(z))\to 0$.
 # * Gradient steps on a game orbit its equilibrium (the Dirac-GAN); a gradient penalty (R1) damps
 #   the orbit.

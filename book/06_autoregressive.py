@@ -676,8 +676,9 @@ glue("floor_recall", floor["recall"], display=False)
 # real images, says that many samples fall outside the region of real digits. Their recall,
 # {glue:text}`q_recall:.2f`, is *higher* than the floor's {glue:text}`floor_recall:.2f`: not better
 # coverage than real images, but an artefact of the metric — recall asks whether each test image lies
-# within the $k$-nearest-neighbour radius of some sample, and scattered, noisy samples have large
-# radii that cover much of feature space. Read the two numbers together.
+# within the nearest-neighbour radius of some sample (the distance to its third-nearest
+# sample, $n_{\text{nn}}=3$), and scattered, noisy samples have large radii that cover much of
+# feature space. Read the two numbers together.
 
 # %% [markdown]
 # **Class-conditional samples.** A label $y$ can enter every layer as a learned vector (Section 4),

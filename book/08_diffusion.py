@@ -397,7 +397,7 @@ print(f"k-NN precision on the 2-D points (higher is better): stripped-down {qual
       f"noise prediction {quality_eps['precision']:.1f}")
 
 # %% [markdown]
-# The titles give the $k$-NN precision (the fraction of samples that land among fresh data points:
+# The titles give the nearest-neighbour precision (the fraction of samples that land among fresh data points:
 # quality) and recall (the fraction of data points that the samples cover: diversity) of
 # `genlib.metrics`, computed on the 2-D coordinates themselves. (A Fréchet distance would be
 # useless here: it compares only means and covariances, and a round blob has the roll's.) Which

@@ -121,7 +121,7 @@ glue("wall_minutes", board.get("rows_seconds", board["wall_seconds"]) / 60, disp
 #   published FIDs. Three measures: the Fréchet distance (FD), the kernel distance (KID: an unbiased
 #   estimate of a squared maximum mean discrepancy, which has no bias at small $N$ and can be
 #   slightly negative) {cite:p}`binkowski2018demystifying`, and precision and recall by
-#   $k$-nearest-neighbour manifolds {cite:p}`kynkaanniemi2019improved`.
+#   nearest-neighbour manifolds ($n_{\text{nn}}=3$ neighbours) {cite:p}`kynkaanniemi2019improved`.
 # * **The floor** is real images measured like a model's samples: disjoint subsets of the training
 #   and validation images, each as large as the test set, against the test images. FD and
 #   precision/recall depend on the number of images, so a floor at another $N$ could not be
@@ -316,8 +316,8 @@ if "gmm" in by_key:
 # **What is and is not comparable.** A bound can be compared with an exact number in one direction
 # only: a model whose *bound* beats another's *exact* NLL is certainly better, but a bound that
 # loses may hide a better model. The mixture's and the flow's numbers are dequantisation bounds
-# (chapters 2 and 7); the VAE's is $-\mathrm{IWAE}_k$ (chapter 4), which approaches the true NLL
-# from above as $k$ grows; the diffusion model's is its variational bound over all the test images,
+# (chapters 2 and 7); the VAE's is $-\mathrm{IWAE}_{\hat N}$ (chapter 4), which approaches the true NLL
+# from above as $\hat N$ grows; the diffusion model's is its variational bound over all the test images,
 # its sum over timesteps estimated by chapter 8's stratified estimator (one random step per stratum,
 # weighted by the stratum's size: unbiased; the strata and the standard error are in its notes; its
 # two lines share one trained model and one bound).
@@ -597,14 +597,14 @@ print(f"widest FD range over the seeds: {short[widest]} ({spread[widest]:.2f})")
 # rows of one group cannot be read from one seed, which is why every number here carries its range.
 # ```
 #
-# **2. Tighter bounds.** The VAE's NLL is $-\mathrm{IWAE}_k$ with $k=1000$. What would $k=1$ give,
+# **2. Tighter bounds.** The VAE's NLL is $-\mathrm{IWAE}_{\hat N}$ with $\hat N=1000$. What would $\hat N=1$ give,
 # and where in chapter 4 is the difference measured? Is the gap between the VAE and an exact model
 # in section 4 larger or smaller than the gap between $\mathrm{ELBO}$ and $\mathrm{IWAE}_{1000}$?
 #
 # ```{admonition} Solution
 # :class: dropdown
-# $k=1$ is the ELBO itself; the row's notes print the $-\mathrm{ELBO}$ next to the
-# $-\mathrm{IWAE}_{1000}$ that the table uses, and chapter 4's section 7 measures it for several $k$.
+# $\hat N=1$ is the ELBO itself; the row's notes print the $-\mathrm{ELBO}$ next to the
+# $-\mathrm{IWAE}_{1000}$ that the table uses, and chapter 4's section 7 measures it for several $\hat N$.
 # Compare that difference, printed in the notes, with the gaps between the groups of the likelihood
 # ranking: where it is smaller, the comparison stands with the ELBO too; where it is of the size of a
 # gap, the ELBO alone would make the VAE look further behind than it is.

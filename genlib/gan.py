@@ -16,7 +16,7 @@ log(1 − D) = −softplus(a)), each to be *minimised*:
 * generator, minimax:        E[log(1 − D(G(z)))]                            (saturates when D(G(z)) ≈ 0)
 * generator, non-saturating: −E[log D(G(z))]                                (same fixed point, strong gradient)
 
-Training alternates k discriminator steps with one generator step (:class:`AdversarialStep`, a
+Training alternates n_D discriminator steps (``TrainConfig.k``) with one generator step (:class:`AdversarialStep`, a
 ``step=`` for :func:`genlib.train.fit`). Two counters to mode collapse are options of the
 discriminator: a *minibatch feature* (``minibatch_std``: the batch's standard deviation is one more
 input, as in Karras et al. 2018, a simple form of Salimans et al. 2016's minibatch discrimination),
@@ -293,7 +293,7 @@ def batch_loss(model: GAN, batch) -> torch.Tensor:
 class TrainConfig:
     """How the two players are trained (Adam with β1 = 0.5, as DCGAN)."""
 
-    k: int = 1                          # discriminator steps per generator step
+    k: int = 1                          # n_D: discriminator steps per generator step
     lr_g: float = 1e-3
     lr_d: float = 1e-3
     betas: tuple[float, float] = (0.5, 0.999)
@@ -328,7 +328,7 @@ class Snapshot:
 class AdversarialStep:
     """One optimisation step of a GAN on one minibatch, for ``fit(..., step=...)``.
 
-    Every call takes a discriminator step on the minibatch; every k-th call also takes a
+    Every call takes a discriminator step on the minibatch; every n_D-th call (n_D = ``k``) also takes a
     generator step, so there are k discriminator steps per generator step. The two players have
     their own Adam optimisers (created here). Returns the discriminator's loss (−V) of the batch.
     ``log`` keeps, per generator step, both losses, the mean D on real and on generated points (for

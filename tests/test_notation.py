@@ -35,12 +35,12 @@ PREFACE = ROOT / "book" / "00_preface.py"
 CHAPTERS = sorted((ROOT / "book").glob("[0-9][0-9]_*.py"))
 
 CHECKED = {
-    "M", "S", "N", r"\hat N", "h", "H",
+    "M", "S", "N", r"\hat N", "h", "H", "k", "K",
     r"\lambda", r"\eta", r"\alpha", r"\bar\alpha", r"\rho", r"\delta", r"\Lambda", r"\nu", r"\kappa",
     r"\omega", r"\zeta", r"\xi",
 }
 
-_ACCENT = r"\\(?:hat|bar|tilde|widehat|widetilde|overline)"
+_ACCENT = r"\\(?:hat|bar|tilde|widehat|widetilde|overline|mathbf|boldsymbol)"  # \mathbf k (a key) is not k
 _TOKEN = re.compile(rf"({_ACCENT})\s*\{{?\s*(\\[A-Za-z]+|[A-Za-z])\s*\}}?|\\[A-Za-z]+|[A-Za-z]")
 _DROP = re.compile(r"\\(?:text|mathrm|operatorname|textrm|mathtt|texttt|mathcal|mathbb|mathsf|textbf|"
                    r"textit|mbox|begin|end|label|tag)\s*\{[^{}]*\}|\\(?:mathcal|mathbb)\s*[A-Za-z]")
@@ -50,8 +50,8 @@ _CODE_DIRECTIVES = {"{code-block}", "{code}", "{code-cell}", "{literalinclude}",
 _MATH = re.compile(r"\$\$(.+?)\$\$|(?<![\\$])\$(?!\$)(.+?)(?<![\\$])\$", re.S)
 _BRACKET_SUP = re.compile(r"\^\{?\(\s*([A-Za-z])\s*\)")
 _DATA_SUBSCRIPT = re.compile(r"(?<![A-Za-z\\])([xzq])_\{?n\b(?![A-Za-z])")
-_ALLOWED_BRACKET = {"n": "a data point", "m": "a drawn sample", "N": "the last data point",
-                   "k": "the last of k importance samples"}
+_ALLOWED_BRACKET = {"n": "a data point", "m": "a drawn sample", "N": "the last data point"}
+_INDEX = re.compile(r"[_^](?:\{[^{}]*\}|\\[A-Za-z]+|[A-Za-z0-9*])|\([^()]*\)")  # x_{nk}, m_l(k): indices, arguments
 
 
 def tokens(math: str) -> list[str]:
@@ -130,6 +130,9 @@ def parse_glossary(source: str):
         defined = set()
         for m in _MATH.finditer(row["symbol"]):
             lhs = re.split(r"=|\\in\b|\\sim\b|\\le\b", m.group(2) or m.group(1))[0]
+            lhs = _DROP.sub(" ", lhs)
+            while _INDEX.search(lhs):  # r_{nk} defines r, not k; m_l(k) defines m
+                lhs = _INDEX.sub(" ", lhs)
             defined.update(tokens(lhs))
         where = row.get("where", "")
         chapters = "all" if where.strip() == "all" else {int(c) for c in re.findall(r"\d+", where)}
@@ -211,7 +214,8 @@ def test_the_check_fails_on_a_planted_clash(tmp_path):
     assert "05_planted.py:2: $M$" in text and "05_planted.py:2: $h$" in text, text
     assert "05_planted.py:4: bracketed superscript (i)" in text, text
     assert "05_planted.py:4: q_n" in text, text
-    assert len(problems) == 4, text
+    assert "05_planted.py:4: $k$" in text, text  # k is an index over K things; importance samples are \hat N
+    assert len(problems) == 5, text
 
     source = PREFACE.read_text(encoding="utf-8")
     row = next(l for l in source.splitlines() if l.startswith("# | $\\eta$"))
