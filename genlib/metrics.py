@@ -6,6 +6,7 @@ turned back into log-probabilities of the integer image with :func:`discrete_log
 """
 from __future__ import annotations
 
+import hashlib
 import math
 from functools import lru_cache
 from pathlib import Path
@@ -162,11 +163,22 @@ def classifier(dataset: str = "digits", verbose: bool = True) -> FeatureNet:
     return model
 
 
+_FEATURES: dict = {}  # (dataset, shape, digest of the pixels) -> features: the few sets a chapter scores against
+
+
 @torch.no_grad()
 def features(x: torch.Tensor, dataset: str = "digits") -> np.ndarray:
-    """Feature-network features ``(N, 128)`` of images ``x`` ``(N, D)`` or ``(N, H, W)`` scaled to [0, 1]."""
-    model = classifier(dataset, verbose=False)
-    return model.features(x.detach().cpu().float().flatten(1)).double().numpy()
+    """Feature-network features ``(N, 128)`` of images ``x`` ``(N, D)`` or ``(N, H, W)`` scaled to [0, 1].
+
+    The last few sets are remembered by a digest of their pixels, so a reference set scored against many
+    sample sets (a chapter's sweep over steps or scales) goes through the network once."""
+    x = x.detach().cpu().float().flatten(1).contiguous()
+    key = (dataset, tuple(x.shape), hashlib.blake2b(x.numpy().tobytes(), digest_size=16).digest())
+    if key not in _FEATURES:
+        if len(_FEATURES) >= 8:
+            _FEATURES.pop(next(iter(_FEATURES)))  # the oldest
+        _FEATURES[key] = classifier(dataset, verbose=False).features(x).double().numpy()
+    return _FEATURES[key].copy()
 
 
 def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
@@ -205,10 +217,24 @@ def precision_recall(real: np.ndarray, fake: np.ndarray, k: int = 3) -> tuple[fl
 def _coverage(manifold: np.ndarray, queries: np.ndarray, k: int) -> float:
     from scipy.spatial.distance import cdist
 
-    within = cdist(manifold, manifold)
-    radii = np.sort(within, axis=1)[:, k]  # column 0 is the point itself
-    inside = cdist(queries, manifold) <= radii[None, :]
+    inside = cdist(queries, manifold) <= _radii(manifold, k)[None, :]
     return float(inside.any(axis=1).mean())
+
+
+_RADII: dict = {}  # (k, digest of the features) -> radii, as _FEATURES
+
+
+def _radii(manifold: np.ndarray, k: int) -> np.ndarray:
+    """Each point's distance to its k-th nearest neighbour within the set (N,)."""
+    from scipy.spatial.distance import cdist
+
+    manifold = np.ascontiguousarray(manifold)
+    key = (k, manifold.shape, hashlib.blake2b(manifold.tobytes(), digest_size=16).digest())
+    if key not in _RADII:
+        if len(_RADII) >= 8:
+            _RADII.pop(next(iter(_RADII)))
+        _RADII[key] = np.sort(cdist(manifold, manifold), axis=1)[:, k]  # column 0 is the point itself
+    return _RADII[key]
 
 
 def kernel_distance(a: np.ndarray, b: np.ndarray) -> float:

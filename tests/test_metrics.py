@@ -183,3 +183,23 @@ def test_metrics_does_not_import_the_training_loop():
     code = "import sys, genlib.metrics; print(sorted(m for m in sys.modules if m in ('genlib.train', 'genlib.longrun')))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_remembered_features_and_radii_are_what_a_fresh_computation_gives():
+    from scipy.spatial.distance import cdist
+
+    x = torch.rand(40, 64, generator=torch.Generator().manual_seed(0))
+    first = metrics.features(x)
+    first[:] = 0  # a caller writing into the result does not change what is remembered
+    again = metrics.features(x)
+    model = metrics.classifier("digits", verbose=False)
+    with torch.no_grad():
+        assert np.array_equal(again, model.features(x).double().numpy())
+    x[0, 0] += 0.5  # an in-place edit is a new set: its digest differs
+    with torch.no_grad():
+        assert np.array_equal(metrics.features(x), model.features(x).double().numpy())
+    assert not np.array_equal(metrics.features(x)[0], again[0])
+    f = again.copy()
+    assert np.array_equal(metrics._radii(f, 3), np.sort(cdist(f, f), axis=1)[:, 3])
+    assert np.array_equal(metrics._radii(f, 3), metrics._radii(f.copy(), 3))
+    assert not np.array_equal(metrics._radii(f, 3), metrics._radii(f, 1))
