@@ -15,8 +15,8 @@ $(STAMP): pyproject.toml requirements-lock.txt vendor/package-lock.json scripts/
 	touch $(STAMP)
 
 # Main job: every chapter through papermill (book profile) into _build/executed, then the HTML book.
-# Two chapters at once, one thread each: measured 3 min 52 s for every chapter on 2 cores, against
-# 10 min 24 s one chapter at a time with two threads.
+# Two chapters at once, one thread each: every chapter in 4 min 08 s on 2 cores (2026-12-05). When this was
+# chosen, the same chapters took 3 min 52 s this way against 10 min 24 s one at a time with two threads.
 book: $(STAMP)
 	OMP_NUM_THREADS=1 $(PY) -m genlib.run --all --jobs 2 --out _build/executed
 	$(PY) scripts/build_book.py --executed _build/executed
@@ -33,12 +33,10 @@ run: $(STAMP)
 # 1 two-threaded one); each prints its output when it ends. Screenshots land in _build/browser-check/,
 # the widget redraw times are printed at the end.
 # The split (rebalance here when a part grows): stream A = unit tests + nbval on NB_A, stream B = the
-# smoke profile + nbval on the other chapters. On a quiet machine (2026-12-04, main): A 605 s, B 932 s, of
-# which the smoke chapters 717 s (chapter 6 alone 286 s). The smoke cuts since (chapter 6: 100 images per
-# split, 3 layers, timing sides 8 and 16; chapter 4: 300 images per split; chapter 7: MAF/IAF timed on 16
-# images; chapter 8: T = 250) and the committed mnist5k feature network (a fresh clone trained it first)
-# should bring B to about A's 600 s: keep the split while both stay near 10 min; move an nbval chapter
-# across when one grows.
+# smoke profile + nbval on the other chapters. From a fresh clone on a quiet machine (2026-12-05, main,
+# `bash .ci/run` 12 min 37 s with setup): A 10 min 48 s, B 11 min 13 s, of which the smoke chapters
+# 444 s (chapters 6 and 8 about 105 s each, cut since). Keep the split while both stay near 11 min; move
+# an nbval chapter across when one grows.
 # A chapter added later lands in stream B (nbval) until it is listed here.
 NB_A := $(wildcard book/00_*.ipynb book/04_*.ipynb book/05_*.ipynb book/07_*.ipynb book/08_*.ipynb book/09_*.ipynb)
 NB_B := $(filter-out $(NB_A),$(sort $(wildcard book/[0-9][0-9]_*.ipynb)))

@@ -329,11 +329,13 @@ class AdversarialStep:
     """One optimisation step of a GAN on one minibatch, for ``fit(..., step=...)``.
 
     Every call takes a discriminator step on the minibatch; every n_D-th call (n_D = ``k``) also takes a
-    generator step, so there are k discriminator steps per generator step. The two players have
+    generator step, so there are n_D discriminator steps per generator step. The two players have
     their own Adam optimisers (created here). Returns the discriminator's loss (−V) of the batch.
     ``log`` keeps, per generator step, both losses, the mean D on real and on generated points (for
     a critic, σ of its score) and the norm of the generator's gradient;
-    ``snapshots`` keeps G(z_fixed) every ``snapshot_every`` generator steps (and at step 0).
+    ``snapshots`` keeps G(z_fixed) every ``snapshot_every`` generator steps (and at step 0);
+    ``history`` is the per-epoch :class:`~genlib.train.History` of the :func:`fit_gan` run that drove
+    this step (None until then), its ``log`` this step's ``log``.
     """
 
     def __init__(self, model: GAN, config: TrainConfig | None = None,
@@ -345,6 +347,7 @@ class AdversarialStep:
         self.calls = self.steps = 0
         self.log: dict[str, list[float]] = {"d_loss": [], "g_loss": [], "d_real": [], "d_fake": [], "g_grad": []}
         self.snapshots: list[Snapshot] = []
+        self.history = None  # set by fit_gan when its run ends
         self._ema = ({k: v.detach().clone() for k, v in model.generator.state_dict().items()}
                      if config.ema else None)
         self._z = model.noise(config.snapshot_size, generator) if config.snapshot_every else None
@@ -451,10 +454,11 @@ def fit_gan(model: GAN, data: torch.Tensor | tuple, *, epochs: int, batch_size: 
 
     model.to(device)
     step = AdversarialStep(model, config, generator)
-    step.history = fit(model, batch_loss, data, epochs=epochs, batch_size=batch_size, device=device,
-                       generator=generator, progress=progress, step=step)
+    history = fit(model, batch_loss, data, epochs=epochs, batch_size=batch_size, device=device,
+                  generator=generator, progress=progress, step=step)
     step.finish(model)
-    step.history.log = step.log
+    history.log = step.log  # the series per generator step, in the History every family's train returns
+    step.history = history
     return step
 
 
