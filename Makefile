@@ -34,9 +34,9 @@ run: $(STAMP)
 # the widget redraw times are printed at the end.
 # The split (rebalance here when a part grows): stream A = unit tests + nbval on NB_A, stream B = the
 # smoke profile + nbval on the other chapters. From a fresh clone on a quiet machine (2026-12-05, main,
-# `bash .ci/run` 12 min 37 s with setup): A 10 min 48 s, B 11 min 13 s, of which the smoke chapters
-# 444 s (chapters 6 and 8 about 105 s each, cut since). Keep the split while both stay near 11 min; move
-# an nbval chapter across when one grows.
+# `bash .ci/run` 11 min 50 s with setup): A 10 min 07 s, B 9 min 50 s, of which the smoke chapters 368 s
+# (chapter 6 87 s, chapter 8 68 s). Keep the split while both stay near 10 min; move an nbval chapter
+# across when one grows.
 # A chapter added later lands in stream B (nbval) until it is listed here.
 NB_A := $(wildcard book/00_*.ipynb book/04_*.ipynb book/05_*.ipynb book/07_*.ipynb book/08_*.ipynb book/09_*.ipynb)
 NB_B := $(filter-out $(NB_A),$(sort $(wildcard book/[0-9][0-9]_*.ipynb)))

@@ -154,7 +154,8 @@ def fit(
 
     ``step(model, batch)``, if given, replaces the default update (``loss`` → backward → Adam step)
     on each training batch and returns the batch's loss; it owns its optimisers (a GAN's two
-    players), which the checkpoint does not hold. It runs in a single process only.
+    players). If it has ``state_dict``/``load_state_dict`` (as :class:`genlib.gan.AdversarialStep`),
+    the checkpoint holds that state too, and a resumed run continues it. It runs in a single process only.
 
     ``loss`` and ``step`` keep extra series (a GAN's two losses, a VAE's two terms) with
     :func:`record`; they land in ``history.log``.
@@ -178,7 +179,7 @@ def fit(
     autocast = _autocast(device, precision)
     progress = progress and rank == 0
     checkpoint_writer = checkpoint if rank == 0 else None
-    history, best_state = _resume(checkpoint, resume, model, optimizer, generator)
+    history, best_state = _resume(checkpoint, resume, model, optimizer, generator, step)
     start = history.epochs
     if patience is not None and history.best_epoch >= 0 and start - 1 - history.best_epoch >= patience:
         history.stopped_early, start = True, epochs  # it had already stopped early: nothing to add
@@ -192,7 +193,7 @@ def fit(
             val_loss = None if val is None else evaluate(model, loss, val, device=device)
             best_state = _record(history, epoch, train_loss, val_loss, time.perf_counter() - tic, model, best_state)
             if checkpoint_writer is not None:
-                save_checkpoint(checkpoint_writer, model, optimizer, history, best_state, generator)
+                save_checkpoint(checkpoint_writer, model, optimizer, history, best_state, generator, step)
             _describe(bar, history)
             if patience is not None and epoch - history.best_epoch >= patience:
                 history.stopped_early = True
@@ -219,11 +220,11 @@ def _check_settings(epochs, batch_size, lr, weight_decay, patience, precision) -
     checks.choice("precision", precision, PRECISIONS)
 
 
-def _resume(checkpoint, resume: bool, model: nn.Module, optimizer, generator) -> tuple[History, dict | None]:
+def _resume(checkpoint, resume: bool, model: nn.Module, optimizer, generator, step=None) -> tuple[History, dict | None]:
     """The history and best weights to continue from: the checkpoint's (loaded into ``model``,
-    ``optimizer`` and the random states) when ``resume`` and it exists, else a fresh start."""
+    ``optimizer``, ``step`` and the random states) when ``resume`` and it exists, else a fresh start."""
     if checkpoint is not None and resume and Path(checkpoint).exists():
-        return load_checkpoint(checkpoint, model, optimizer, generator)
+        return load_checkpoint(checkpoint, model, optimizer, generator, step)
     return History(), None
 
 
@@ -335,12 +336,14 @@ def _autocast(device: torch.device, precision: str):
 
 def save_checkpoint(path: str | Path, model: nn.Module, optimizer: torch.optim.Optimizer,
                     history: History, best_state: dict[str, torch.Tensor] | None = None,
-                    generator: torch.Generator | None = None) -> None:
-    """Write weights, optimiser state, history, the best weights so far and every random state the
-    next epoch will use (``generator``'s, torch's, NumPy's, Python's) to ``path``, atomically
-    (temp file + rename), so that a resumed run continues exactly as an uninterrupted one."""
+                    generator: torch.Generator | None = None, step=None) -> None:
+    """Write weights, optimiser state, history, the best weights so far, a custom ``step``'s state (if it
+    has ``state_dict``) and every random state the next epoch will use (``generator``'s, torch's,
+    NumPy's, Python's) to ``path``, atomically (temp file + rename), so that a resumed run continues
+    exactly as an uninterrupted one."""
     state = {"format": CHECKPOINT_FORMAT, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-             "history": asdict(history), "best_model": best_state, "rng": _rng_state(generator)}
+             "history": asdict(history), "best_model": best_state, "rng": _rng_state(generator),
+             "step": step.state_dict() if hasattr(step, "state_dict") else None}
     save_atomically(state, path)
 
 
@@ -359,10 +362,11 @@ CHECKPOINT_FORMAT = "genlib.train/2"
 
 
 def load_checkpoint(path: str | Path, model: nn.Module, optimizer: torch.optim.Optimizer | None = None,
-                    generator: torch.Generator | None = None) -> tuple[History, dict | None]:
-    """Load a checkpoint (``weights_only=True``) into ``model`` (and ``optimizer``), restore the random
-    states, and return its history and best weights. A file that is not a genlib checkpoint, or one
-    written for a model of another shape, raises a one-line :class:`CheckpointError`."""
+                    generator: torch.Generator | None = None, step=None) -> tuple[History, dict | None]:
+    """Load a checkpoint (``weights_only=True``) into ``model`` (and ``optimizer``, and a custom ``step``
+    that has ``load_state_dict``), restore the random states, and return its history and best weights.
+    A file that is not a genlib checkpoint, or one written for a model of another shape, raises a
+    one-line :class:`CheckpointError`."""
     path = Path(path)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
@@ -373,10 +377,15 @@ def load_checkpoint(path: str | Path, model: nn.Module, optimizer: torch.optim.O
     if fields[0] != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{path} was written by another version of genlib.train ({short(fields[0])}); "
                               f"delete it to start over")
+    if hasattr(step, "load_state_dict") and state.get("step") is None:
+        raise CheckpointError(f"{path} holds no state for this run's custom step (a run without one wrote it); "
+                              f"delete it to start over")
     try:
         model.load_state_dict(state["model"])
         if optimizer is not None:
             optimizer.load_state_dict(state["optimizer"])
+        if hasattr(step, "load_state_dict"):
+            step.load_state_dict(state["step"])
     except (RuntimeError, ValueError, KeyError) as err:
         first = str(err).strip().splitlines()
         detail = next((line.strip() for line in first if "size mismatch" in line or "Missing" in line), first[0])

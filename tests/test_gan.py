@@ -349,3 +349,36 @@ def test_adversarial_step_state_round_trip_continues_exactly():
         assert torch.allclose(a, b)
     with pytest.raises(ValueError, match="weight average"):
         gan.AdversarialStep(resumed, gan.TrainConfig()).load_state_dict(saved)
+
+
+def test_a_gan_resumed_from_fits_checkpoint_is_the_uninterrupted_run(tmp_path):
+    # train.fit's checkpoint holds the AdversarialStep's state (both Adam states, the average, the log)
+    x = data.toy("8gaussians", 64)
+
+    def run(epochs, path=None, model=None, step=None):
+        from genlib.train import fit
+
+        model = model or gan.GAN(gan.GANConfig(hidden=8))
+        step = step or gan.AdversarialStep(model, gan.TrainConfig(ema=0.5), gen)
+        fit(model, gan.batch_loss, x, epochs=epochs, batch_size=16, checkpoint=path, generator=gen,
+            progress=False, step=step)
+        return model, step
+
+    torch.manual_seed(0)
+    gen = torch.Generator().manual_seed(1)
+    full, full_step = run(3)
+    torch.manual_seed(0)
+    gen = torch.Generator().manual_seed(1)
+    run(2, tmp_path / "g.pt")
+    torch.manual_seed(5)  # the fresh model's own weights and Adam states are all replaced
+    resumed = gan.GAN(gan.GANConfig(hidden=8))
+    resumed, resumed_step = run(3, tmp_path / "g.pt", resumed, gan.AdversarialStep(resumed, gan.TrainConfig(ema=0.5), gen))
+    assert resumed_step.steps == full_step.steps == 12 and resumed_step.log == full_step.log
+    for a, b in zip(_params(resumed), _params(full)):
+        assert torch.equal(a, b)
+    plain = gan.GAN(gan.GANConfig(hidden=8))  # a file written without a step's state is refused for one
+    from genlib import train
+
+    train.fit(plain, gan.batch_loss, x, epochs=1, checkpoint=tmp_path / "p.pt", progress=False)
+    with pytest.raises(train.CheckpointError, match="no state for this run's custom step"):
+        train.load_checkpoint(tmp_path / "p.pt", plain, step=gan.AdversarialStep(plain))

@@ -80,7 +80,8 @@ def test_checkpoints_load_with_weights_only(tmp_path):
     model = nn.Linear(3, 1)
     train.fit(model, mse, regression(), epochs=1, checkpoint=tmp_path / "c.pt", progress=False)
     state = torch.load(tmp_path / "c.pt", weights_only=True)
-    assert set(state) == {"format", "model", "optimizer", "history", "best_model", "rng"}
+    assert set(state) == {"format", "model", "optimizer", "history", "best_model", "rng", "step"}
+    assert state["step"] is None  # no custom step
     assert torch.equal(state["model"]["weight"], model.weight.detach())
 
 
