@@ -16,9 +16,9 @@ log(1 − D) = −softplus(a)), each to be *minimised*:
 * generator, minimax:        E[log(1 − D(G(z)))]                            (saturates when D(G(z)) ≈ 0)
 * generator, non-saturating: −E[log D(G(z))]                                (same fixed point, strong gradient)
 
-Training alternates n_D discriminator steps (``TrainConfig.k``) with one generator step (:class:`AdversarialStep`, a
-``step=`` for :func:`genlib.train.fit`). Two counters to mode collapse are options of the
-discriminator: a *minibatch feature* (``minibatch_std``: the batch's standard deviation is one more
+Training alternates n_D discriminator steps (``TrainConfig.k``) with one generator step
+(:class:`AdversarialStep`, a ``step=`` for :func:`genlib.train.fit`). Two counters to mode collapse
+are options of the discriminator: a *minibatch feature* (``minibatch_std``: the batch's standard deviation is one more
 input, as in Karras et al. 2018, a simple form of Salimans et al. 2016's minibatch discrimination),
 and *packing* (``pack``, PacGAN, Lin et al. 2018: ``pack`` samples judged at once, all real or all
 generated). Either way a generator that repeats itself is easy to spot.

@@ -372,7 +372,8 @@ def test_a_gan_resumed_from_fits_checkpoint_is_the_uninterrupted_run(tmp_path):
     run(2, tmp_path / "g.pt")
     torch.manual_seed(5)  # the fresh model's own weights and Adam states are all replaced
     resumed = gan.GAN(gan.GANConfig(hidden=8))
-    resumed, resumed_step = run(3, tmp_path / "g.pt", resumed, gan.AdversarialStep(resumed, gan.TrainConfig(ema=0.5), gen))
+    fresh_step = gan.AdversarialStep(resumed, gan.TrainConfig(ema=0.5), gen)
+    resumed, resumed_step = run(3, tmp_path / "g.pt", resumed, fresh_step)
     assert resumed_step.steps == full_step.steps == 12 and resumed_step.log == full_step.log
     for a, b in zip(_params(resumed), _params(full)):
         assert torch.equal(a, b)
