@@ -163,7 +163,22 @@ def classifier(dataset: str = "digits", verbose: bool = True) -> FeatureNet:
     return model
 
 
-_FEATURES: dict = {}  # (dataset, shape, digest of the pixels) -> features: the few sets a chapter scores against
+def _digest(array: np.ndarray) -> bytes:
+    return hashlib.blake2b(np.ascontiguousarray(array).tobytes(), digest_size=16).digest()
+
+
+def _remembered(store: dict, key: tuple, compute):
+    """``store[key]``, computing it first if absent; a store keeps its 8 latest keys (a chapter's few
+    reference sets, scored against many sample sets)."""
+    if key not in store:
+        if len(store) >= 8:
+            store.pop(next(iter(store)))  # the oldest
+        store[key] = compute()
+    return store[key]
+
+
+_FEATURES: dict = {}  # (dataset, shape, digest of the pixels) -> features
+_RADII: dict = {}  # (k, shape, digest of the features) -> each point's k-th neighbour distance
 
 
 @torch.no_grad()
@@ -172,13 +187,10 @@ def features(x: torch.Tensor, dataset: str = "digits") -> np.ndarray:
 
     The last few sets are remembered by a digest of their pixels, so a reference set scored against many
     sample sets (a chapter's sweep over steps or scales) goes through the network once."""
-    x = x.detach().cpu().float().flatten(1).contiguous()
-    key = (dataset, tuple(x.shape), hashlib.blake2b(x.numpy().tobytes(), digest_size=16).digest())
-    if key not in _FEATURES:
-        if len(_FEATURES) >= 8:
-            _FEATURES.pop(next(iter(_FEATURES)))  # the oldest
-        _FEATURES[key] = classifier(dataset, verbose=False).features(x).double().numpy()
-    return _FEATURES[key].copy()
+    x = x.detach().cpu().float().flatten(1)
+    f = _remembered(_FEATURES, (dataset, tuple(x.shape), _digest(x.numpy())),
+                    lambda: classifier(dataset, verbose=False).features(x).double().numpy())
+    return f.copy()  # a caller may write into it
 
 
 def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
@@ -221,20 +233,12 @@ def _coverage(manifold: np.ndarray, queries: np.ndarray, k: int) -> float:
     return float(inside.any(axis=1).mean())
 
 
-_RADII: dict = {}  # (k, digest of the features) -> radii, as _FEATURES
-
-
 def _radii(manifold: np.ndarray, k: int) -> np.ndarray:
     """Each point's distance to its k-th nearest neighbour within the set (N,)."""
     from scipy.spatial.distance import cdist
 
-    manifold = np.ascontiguousarray(manifold)
-    key = (k, manifold.shape, hashlib.blake2b(manifold.tobytes(), digest_size=16).digest())
-    if key not in _RADII:
-        if len(_RADII) >= 8:
-            _RADII.pop(next(iter(_RADII)))
-        _RADII[key] = np.sort(cdist(manifold, manifold), axis=1)[:, k]  # column 0 is the point itself
-    return _RADII[key]
+    return _remembered(_RADII, (k, manifold.shape, _digest(manifold)),  # column 0 below is the point itself
+                       lambda: np.sort(cdist(manifold, manifold), axis=1)[:, k])
 
 
 def kernel_distance(a: np.ndarray, b: np.ndarray) -> float:
