@@ -392,8 +392,9 @@ show(vae.importance_log_weights)
 # %% [markdown]
 # We compare three proposals on the tractable model: the prior (trick 1), a *mismatched* Gaussian
 # (centred one posterior standard deviation off and twice as wide, as a learned proposal might be),
-# and the exact posterior. For each number of samples $\hat N$ we repeat the estimate 100 times with
-# fresh draws and record the mean and the spread of $\log \hat p(x)$.
+# and the exact posterior. For each number of samples $\hat N$ (`k` in the code, as in genlib's
+# arguments) we repeat the estimate 100 times with fresh draws and record the mean and the spread
+# of $\log \hat p(x)$.
 
 # %%
 post_std = posterior.variance.sqrt()
@@ -414,7 +415,7 @@ def estimates(q, k):
 
 results = {name: {k: estimates(q, k) for k in ks} for name, q in proposals.items()}
 print(f"estimates of log p(x) (exact {log_p_exact.item():.3f}): mean ± standard deviation over {repeats} runs")
-print(f"{'k':>6}" + "".join(f"{name:>26}" for name in proposals))
+print(f"{'N̂':>7}" + "".join(f"{name:>26}" for name in proposals))  # N̂: two code points, one column
 for k in ks:
     cells = [f"{results[name][k].mean():9.3f} ± {results[name][k].std():7.3f}" for name in proposals]
     print(f"{k:>6}" + "".join(f"{c:>26}" for c in cells))
@@ -440,7 +441,7 @@ for (name, per_k), color in zip(results.items(), ["C0", "C1", "C2"]):
     axes[1].fill_between(ks, mean - std, mean + std, color=color, alpha=0.2)
 axes[1].axhline(log_p_exact.item(), color="k", ls=":", label="exact log p(x)")
 axes[1].set_xscale("log"), axes[1].set_ylim(log_p_exact.item() - 8, log_p_exact.item() + 2)
-axes[1].set_xlabel("number of samples k"), axes[1].set_ylabel(r"estimate of $\log p(x)$ (mean ± sd)")
+axes[1].set_xlabel(r"number of samples $\hat N$"), axes[1].set_ylabel(r"estimate of $\log p(x)$ (mean ± sd)")
 axes[1].set_title("trick 1 vs trick 2"), axes[1].legend(frameon=False, fontsize=8)
 plt.tight_layout()
 plt.show()
@@ -459,7 +460,7 @@ plt.show()
 
 # %% tags=["nbval-check-output"]
 for name in proposals:
-    print(f"{name:>18}: k=1: {results[name][1][0].item():9.3f}   k=1000: {results[name][1000].mean().item():8.3f}")
+    print(f"{name:>18}: N̂=1: {results[name][1][0].item():9.3f}   N̂=1000: {results[name][1000].mean().item():8.3f}")
 print("posterior proposal exact with one sample:",
       torch.allclose(results["posterior p(z|x)"][1], log_p_exact.expand(repeats), atol=1e-9))
 
@@ -489,12 +490,12 @@ def draw_tricks(fig, k):
         ax.scatter(edge[:, 0], edge[:, 1], marker="x", s=30, color="C0")
         estimate = vae.log_mean_exp(log_w, 0).item()
         ax.set_xlim(-3, 3), ax.set_ylim(-3, 3), ax.set_aspect("equal"), ax.set_xlabel("$z_1$")
-        ax.set_title(f"{name}, k = {k}\nlog p̂ = {estimate:.2f} (exact {log_p_exact.item():.2f})", fontsize=9)
+        ax.set_title(f"{name}, N̂ = {k}\nlog p̂ = {estimate:.2f} (exact {log_p_exact.item():.2f})", fontsize=9)
     axes[0].set_ylabel("$z_2$")
 
 
 slider_ks = [1, 3, 10, 30, 100, 300, 1000]
-widgets.live(draw_tricks, figsize=(11, 3.8), k=ipywidgets.SelectionSlider(options=slider_ks, value=10))
+widgets.live(draw_tricks, figsize=(11, 3.8), k=ipywidgets.SelectionSlider(options=slider_ks, value=10, description="N̂"))
 
 # %% tags=["hide-input"]
 widgets.animate(draw_tricks, slider_ks, figsize=(11, 3.8), interval=900)
@@ -940,7 +941,7 @@ nll = {"uniform model": metrics.uniform_nats(D, train.levels),
        "-ELBO (analytic KL)": vae.evaluate_elbo(vae_model, x_test.to(dev), batch_size=64, generator=gen, samples=10).nats}
 ks_shown = [k for k in (1, 10, 100) if k_iwae % k == 0 and k < k_iwae] + [k_iwae]
 for k, bound in vae.evaluate_nll(vae_model, x_test.to(dev), k=tuple(ks_shown), batch_size=64, generator=gen).items():
-    nll[f"-IWAE bound, k = {k}"] = bound.nats  # bound.kind: "estimate" (a bound in expectation)
+    nll[f"-IWAE bound, {k} sample" + "s" * (k > 1)] = bound.nats  # bound.kind: "estimate" (a bound in expectation)
 print(f"(IWAE bounds with up to {k_iwae} importance samples per test image in {time.perf_counter() - tic:.1f} s)")
 
 # %% tags=["nbval-check-output"]
@@ -950,8 +951,9 @@ for name, value in nll.items():
     print(f"{name:28}{value:12.1f}{metrics.nats_to_bpd(value, D):10.2f}")
 
 # %% [markdown]
-# Every bound is far below the uniform model's cost. The $\hat N=1$ row is the ELBO again (estimated
-# with a sampled rather than an analytic KL), and each tenfold increase in $\hat N$ tightens the bound.
+# Every bound is far below the uniform model's cost. The one-sample row ($\hat N=1$) is the ELBO again
+# (estimated with a sampled rather than an analytic KL), and each tenfold increase in $\hat N$ tightens
+# the bound.
 # The true $-\log p_\theta(x)$ lies below the last row; the shrinking steps suggest that the
 # remaining gap is small, although the bounds alone cannot say how small. For reference, when we
 # re-ran the public VAE code that accompanies {cite:t}`tomczak2022dgm` (MLP, 16 latents, categorical
